@@ -1,0 +1,10 @@
+//! cmarchive's archive layer: the on-disk format (a tar of JSON objects behind zstd and age), the manifest that
+//! orders a restore, and everything cmarchive knows about cert-manager, as pure functions over JSON.
+//!
+//! Nothing in this crate talks to a cluster, so every rule here can be tested without one.
+#![warn(missing_docs)]
+
+pub mod certmanager;
+pub mod manifest;
+pub mod object;
+pub mod plan;

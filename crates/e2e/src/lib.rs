@@ -1,0 +1,4 @@
+//! End-to-end harness for cmarchive: cluster providers (local processes, kind, k3s), fixtures, scenarios,
+//! and the assertion that a restore reissued nothing.
+
+pub mod provider;

@@ -1,0 +1,63 @@
+//! The seam between scenarios and clusters: a scenario asks a [`Provider`] for a cluster with cert-manager
+//! running and never learns whether it got local processes, kind or k3s.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+
+/// Boxed future, so providers stay object-safe (`Box<dyn Provider>` chosen at run time from the environment).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a scenario needs from a cluster before it starts.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Short name, used for temp dirs, kind cluster names and logs (`source`, `target`, …).
+    pub name: String,
+    /// cert-manager version to run, e.g. `v1.21.2`; `None` = the pinned default.
+    pub cert_manager_version: Option<String>,
+    /// Controller flag `--cluster-resource-namespace`.
+    pub cluster_resource_namespace: String,
+    /// Controller flag `--enable-certificate-owner-ref`.
+    pub enable_certificate_owner_ref: bool,
+    /// Extra controller feature gates, `name=true|false`.
+    pub feature_gates: Vec<String>,
+}
+
+impl ClusterSpec {
+    /// A spec with cert-manager's Helm-chart defaults (cluster resource namespace `cert-manager`).
+    pub fn named(name: &str) -> ClusterSpec {
+        ClusterSpec {
+            name: name.to_owned(),
+            cert_manager_version: None,
+            cluster_resource_namespace: "cert-manager".to_owned(),
+            enable_certificate_owner_ref: false,
+            feature_gates: Vec::new(),
+        }
+    }
+}
+
+/// A running cluster with cert-manager. Dropping it tears the cluster down.
+pub trait Cluster: Send + Sync {
+    /// A client with cluster-admin rights.
+    fn client(&self) -> kube::Client;
+    /// Path of an admin kubeconfig, for running `cmarchive` and `kubectl` against the cluster.
+    fn kubeconfig(&self) -> &Path;
+    /// The spec the cluster was started with.
+    fn spec(&self) -> &ClusterSpec;
+    /// The cert-manager version actually running.
+    fn cert_manager_version(&self) -> &str;
+    /// Stops the cert-manager controller (scale to zero / stop the process) so a test can act without it.
+    fn stop_controller(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Starts the cert-manager controller again and waits until it is healthy.
+    fn start_controller(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Where process or cluster logs are collected, for printing on failure.
+    fn log_dir(&self) -> &Path;
+}
+
+/// Creates clusters of one kind.
+pub trait Provider: Send + Sync {
+    /// `local`, `kind` or `k3s`.
+    fn name(&self) -> &'static str;
+    /// Starts a cluster and returns once cert-manager is ready to issue.
+    fn start<'a>(&'a self, spec: &'a ClusterSpec) -> BoxFuture<'a, anyhow::Result<Box<dyn Cluster>>>;
+}
