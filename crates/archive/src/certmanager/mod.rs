@@ -1,2 +1,27 @@
 //! cert-manager knowledge: which Secrets an object references, what a backup selects, how objects are
 //! sanitized, which phase each belongs to, and whether a restore will make cert-manager reissue.
+//!
+//! Everything here is a pure function over `serde_json::Value`, checked against cert-manager v1.21's API types and
+//! controllers. Entry points: [`plan`] (objects → archive content), [`secret_refs`] / [`referenced_secrets`]
+//! (which Secrets to fetch), [`prepare_for_restore`] (restore-time transform) and [`predict`] (will a restore
+//! reissue).
+
+pub mod certinfo;
+pub mod keys;
+pub mod kinds;
+pub mod phases;
+pub mod predict;
+pub mod sanitize;
+pub mod secret_refs;
+pub mod select;
+
+pub use certinfo::{LeafCertificate, certificate_facts, find_secret};
+pub use kinds::{DEFAULT_CLUSTER_RESOURCE_NAMESPACE, Kind, classify};
+pub use phases::{phase_of, plan};
+pub use predict::{Outcome, Prediction, predict, predict_plan};
+pub use sanitize::{RestoreOptions, prepare_for_restore, sanitize};
+pub use secret_refs::{
+    FoundBy, REFERENCE_TABLE, RefContext, SecretRef, ServiceAccountRef, referenced_secrets,
+    secret_refs, secret_refs_in, service_account_refs,
+};
+pub use select::{SelectOptions, Selected, Selection, select};

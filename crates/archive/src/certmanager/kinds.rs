@@ -1,0 +1,125 @@
+//! What an object is, as far as a cert-manager backup cares, and small readers for the JSON fields every rule
+//! needs. Classification goes by API group and kind only, so any served version of the CRDs is understood.
+
+use serde_json::Value;
+
+/// API group of Issuers, ClusterIssuers, Certificates and CertificateRequests.
+pub const CERT_MANAGER_GROUP: &str = "cert-manager.io";
+/// API group of Orders and Challenges.
+pub const ACME_GROUP: &str = "acme.cert-manager.io";
+/// API group of CustomResourceDefinitions.
+pub const CRD_GROUP: &str = "apiextensions.k8s.io";
+/// Where ClusterIssuer Secrets live when nothing better is known: the namespace the Helm chart installs into.
+pub const DEFAULT_CLUSTER_RESOURCE_NAMESPACE: &str = "cert-manager";
+
+/// The kinds the selection rules tell apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `cert-manager.io` Issuer.
+    Issuer,
+    /// `cert-manager.io` ClusterIssuer.
+    ClusterIssuer,
+    /// `cert-manager.io` Certificate.
+    Certificate,
+    /// `cert-manager.io` CertificateRequest.
+    CertificateRequest,
+    /// `acme.cert-manager.io` Order.
+    Order,
+    /// `acme.cert-manager.io` Challenge.
+    Challenge,
+    /// Core Secret.
+    Secret,
+    /// Core Namespace.
+    Namespace,
+    /// Core ServiceAccount.
+    ServiceAccount,
+    /// `apiextensions.k8s.io` CustomResourceDefinition.
+    CustomResourceDefinition,
+    /// Anything else (maybe an external issuer; the selection decides).
+    Other,
+}
+
+/// Classifies an object by API group and kind.
+pub fn classify(object: &Value) -> Kind {
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match (api_group(object), kind) {
+        (CERT_MANAGER_GROUP, "Issuer") => Kind::Issuer,
+        (CERT_MANAGER_GROUP, "ClusterIssuer") => Kind::ClusterIssuer,
+        (CERT_MANAGER_GROUP, "Certificate") => Kind::Certificate,
+        (CERT_MANAGER_GROUP, "CertificateRequest") => Kind::CertificateRequest,
+        (ACME_GROUP, "Order") => Kind::Order,
+        (ACME_GROUP, "Challenge") => Kind::Challenge,
+        ("", "Secret") => Kind::Secret,
+        ("", "Namespace") => Kind::Namespace,
+        ("", "ServiceAccount") => Kind::ServiceAccount,
+        (CRD_GROUP, "CustomResourceDefinition") => Kind::CustomResourceDefinition,
+        _ => Kind::Other,
+    }
+}
+
+/// The API group of an object (empty for the core group).
+pub fn api_group(object: &Value) -> &str {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match api_version.split_once('/') {
+        Some((group, _)) => group,
+        None => "",
+    }
+}
+
+/// Reads a string at a path of object keys; `None` when absent, not a string, or empty.
+pub(crate) fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut at = value;
+    for key in path {
+        at = at.get(key)?;
+    }
+    at.as_str().filter(|s| !s.is_empty())
+}
+
+/// `metadata.name` (empty when missing).
+pub(crate) fn name(object: &Value) -> &str {
+    str_at(object, &["metadata", "name"]).unwrap_or_default()
+}
+
+/// `metadata.namespace`; `None` for cluster-scoped objects.
+pub(crate) fn namespace(object: &Value) -> Option<&str> {
+    str_at(object, &["metadata", "namespace"])
+}
+
+/// One annotation's value; present-but-empty is `Some("")`, which matters for cert-manager's issuer check.
+pub(crate) fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object
+        .get("metadata")?
+        .get("annotations")?
+        .get(key)?
+        .as_str()
+}
+
+/// One label's value.
+pub(crate) fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object.get("metadata")?.get("labels")?.get(key)?.as_str()
+}
+
+/// The `ownerReferences` entry marked `controller: true`, if any.
+pub(crate) fn controller_owner(object: &Value) -> Option<&Value> {
+    object
+        .get("metadata")?
+        .get("ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+}
+
+/// A Certificate's `spec.issuerRef` as (name, kind, group) with cert-manager's defaults applied
+/// (kind `Issuer`, group `cert-manager.io`), the way cert-manager compares them.
+pub(crate) fn issuer_ref(certificate: &Value) -> (String, String, String) {
+    let name = str_at(certificate, &["spec", "issuerRef", "name"]).unwrap_or_default();
+    let kind = str_at(certificate, &["spec", "issuerRef", "kind"]).unwrap_or("Issuer");
+    let group = str_at(certificate, &["spec", "issuerRef", "group"]).unwrap_or(CERT_MANAGER_GROUP);
+    (name.to_owned(), kind.to_owned(), group.to_owned())
+}

@@ -1,0 +1,599 @@
+//! Selection: from everything a dump or cluster holds, what an archive must hold (each with the reasons), what is
+//! left out on purpose (each with the reason) and what a person must know (warnings). DESIGN §4.
+//!
+//! Filtering the cluster LIST by namespace or label selector happens before this, in the cluster code; selection
+//! works on whatever it is given.
+
+use super::kinds::{self, ACME_GROUP, CERT_MANAGER_GROUP, Kind};
+use super::secret_refs::{self, FoundBy, RefContext, SecretRef, ServiceAccountRef};
+use crate::manifest::{Exclusion, PhaseName, Warning};
+use crate::object::ObjectKey;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Label cert-manager puts on the temporary Secret holding the next private key during an issuance.
+pub const NEXT_PRIVATE_KEY_LABEL: &str = "cert-manager.io/next-private-key";
+/// Secret type the token controller manages; a copy is deleted in the target (UID mismatch) and its JWT was
+/// signed by the source cluster.
+pub const SERVICE_ACCOUNT_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
+
+/// Warning codes, stable for scripts.
+pub mod codes {
+    /// A referenced Secret is not in the input.
+    pub const MISSING_SECRET: &str = "MissingSecret";
+    /// A Secret reference was found by shape, not by the reference table.
+    pub const HEURISTIC_SECRET_REFERENCE: &str = "HeuristicSecretReference";
+    /// An issuer authenticates with a ServiceAccount that must exist (with RBAC and external trust) in the target.
+    pub const SERVICE_ACCOUNT_REQUIRED: &str = "ServiceAccountRequired";
+    /// A referenced Secret is a service-account token, which cannot be copied between clusters.
+    pub const SERVICE_ACCOUNT_TOKEN_SECRET: &str = "ServiceAccountTokenSecret";
+    /// A Certificate's issuer is not in the input.
+    pub const MISSING_ISSUER: &str = "MissingIssuer";
+    /// CertificateRequests were included on request; they are unreliable to restore.
+    pub const CERTIFICATE_REQUESTS_INCLUDED: &str = "CertificateRequestsIncluded";
+    /// An input object has no apiVersion, kind or name.
+    pub const UNIDENTIFIED_OBJECT: &str = "UnidentifiedObject";
+    /// A Certificate's Secret could not be read as a certificate.
+    pub const UNREADABLE_CERTIFICATE: &str = "UnreadableCertificate";
+}
+
+/// What the selection is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelectOptions {
+    /// cert-manager's `--cluster-resource-namespace` in the source cluster: where ClusterIssuer Secrets live.
+    pub cluster_resource_namespace: String,
+    /// Archive CertificateRequests too (off by default: identity fields and approval make them unreliable).
+    pub include_certificate_requests: bool,
+    /// Archive the CRDs of cert-manager and of the external issuers in use.
+    pub include_crds: bool,
+}
+
+impl Default for SelectOptions {
+    fn default() -> Self {
+        SelectOptions {
+            cluster_resource_namespace: kinds::DEFAULT_CLUSTER_RESOURCE_NAMESPACE.to_owned(),
+            include_certificate_requests: false,
+            include_crds: false,
+        }
+    }
+}
+
+/// One object the archive will hold, not yet sanitized.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selected {
+    /// The object as given.
+    pub object: Value,
+    /// Restore phase it belongs to.
+    pub phase: PhaseName,
+    /// Why it is archived.
+    pub reasons: Vec<String>,
+}
+
+/// The result of [`select`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
+    /// Objects to archive, in input order.
+    pub selected: Vec<Selected>,
+    /// Objects left out on purpose, sorted.
+    pub excluded: Vec<Exclusion>,
+    /// Things to read before restoring, sorted.
+    pub warnings: Vec<Warning>,
+}
+
+/// Owner kinds through which ingress-shim and gateway-shim create Certificates, by API group.
+const SHIM_OWNER_GROUPS: &[&str] = &[
+    "networking.k8s.io",
+    "extensions",
+    "gateway.networking.k8s.io",
+    "gateway.networking.x-k8s.io",
+];
+
+/// Decides what an archive holds. `objects` is everything the source holds (any kinds; `List`s flattened by the
+/// caller); duplicates by identity keep the first.
+pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
+    let mut state = State::default();
+    let mut seen = BTreeSet::new();
+    let mut inputs: Vec<(ObjectKey, &Value)> = Vec::new();
+    for object in objects {
+        match ObjectKey::of(object) {
+            Some(key) if seen.insert(key.clone()) => inputs.push((key, object)),
+            Some(_) => {}
+            None => state.warn(
+                codes::UNIDENTIFIED_OBJECT,
+                None,
+                "an input object without apiVersion, kind or metadata.name was skipped".into(),
+            ),
+        }
+    }
+    let all: Vec<Value> = inputs.iter().map(|(_, o)| (*o).clone()).collect();
+
+    // Certificates first: they decide which issuers, external issuer kinds and TLS Secrets matter.
+    let certificates: Vec<&(ObjectKey, &Value)> = inputs
+        .iter()
+        .filter(|(_, o)| kinds::classify(o) == Kind::Certificate)
+        .collect();
+    let mut shim_owned = BTreeSet::new();
+    for (key, crt) in &certificates {
+        match shim_owner(crt) {
+            Some(owner) => {
+                shim_owned.insert(key.clone());
+                state.exclude(
+                    key,
+                    format!(
+                        "created by cert-manager's ingress-/gateway-shim for {owner}: cert-manager recreates it \
+                         from that object and adopts its archived TLS Secret"
+                    ),
+                );
+            }
+            None => state.keep(
+                key,
+                PhaseName::Certificates,
+                "cert-manager Certificate".into(),
+            ),
+        }
+    }
+
+    // Issuers: cert-manager's own kinds, and external issuers matched by group and kind of an issuerRef.
+    let external_kinds = external_issuer_kinds(&certificates, &inputs);
+    for (key, object) in &inputs {
+        match kinds::classify(object) {
+            Kind::Issuer | Kind::ClusterIssuer => state.keep(
+                key,
+                PhaseName::Issuers,
+                format!("cert-manager {}", key.kind),
+            ),
+            Kind::Other => {
+                let group_kind = (key.group().to_owned(), key.kind.clone());
+                if let Some(users) = external_kinds.get(&group_kind) {
+                    let reason = match users.first() {
+                        Some(user) => {
+                            format!("external issuer ({}) used by {user}", key.api_version)
+                        }
+                        None => format!(
+                            "external issuer ({}): kind named like an issuer",
+                            key.api_version
+                        ),
+                    };
+                    state.keep(key, PhaseName::Issuers, reason);
+                }
+            }
+            _ => {}
+        }
+    }
+    warn_missing_issuers(&mut state, &certificates, &inputs);
+
+    // Secrets and ServiceAccounts referenced by what is kept (and by shim Certificates, whose Secrets stay).
+    let mut references: Vec<SecretRef> = Vec::new();
+    let mut accounts: Vec<ServiceAccountRef> = Vec::new();
+    for (key, object) in &inputs {
+        let referencing = state.kept.contains_key(key) || shim_owned.contains(key);
+        let kind = kinds::classify(object);
+        if !referencing
+            || !matches!(
+                kind,
+                Kind::Issuer | Kind::ClusterIssuer | Kind::Certificate | Kind::Other
+            )
+        {
+            continue;
+        }
+        let namespaces = secret_refs::challenge_namespaces(object, &all);
+        let context = RefContext {
+            cluster_resource_namespace: &options.cluster_resource_namespace,
+            challenge_namespaces: &namespaces,
+        };
+        references.extend(secret_refs::secret_refs_in(object, &context));
+        accounts.extend(secret_refs::service_account_refs(object, &context));
+    }
+    let next_private_keys: BTreeSet<(String, String)> = certificates
+        .iter()
+        .filter_map(|(key, crt)| {
+            let name = kinds::str_at(crt, &["status", "nextPrivateKeySecretName"])?;
+            Some((key.namespace.clone().unwrap_or_default(), name.to_owned()))
+        })
+        .collect();
+    select_secrets(
+        &mut state,
+        &inputs,
+        &references,
+        &shim_owned,
+        &next_private_keys,
+    );
+    warn_service_accounts(&mut state, &accounts);
+
+    // One-shot and opt-in kinds.
+    for (key, object) in &inputs {
+        match kinds::classify(object) {
+            Kind::CertificateRequest if options.include_certificate_requests => {
+                state.keep(key, PhaseName::Certificaterequests, "included on request".into())
+            }
+            Kind::CertificateRequest => state.exclude(
+                key,
+                "CertificateRequests are one-shot: a restored one is approved and signed again with the \
+                 restorer's identity (include on request)"
+                    .into(),
+            ),
+            Kind::Order | Kind::Challenge => state.exclude(
+                key,
+                "point-in-time ACME state: cert-manager creates Orders and Challenges when it needs them".into(),
+            ),
+            _ => {}
+        }
+    }
+    if options.include_certificate_requests
+        && state
+            .kept
+            .values()
+            .any(|k| k.phase == PhaseName::Certificaterequests)
+    {
+        state.warn(
+            codes::CERTIFICATE_REQUESTS_INCLUDED,
+            None,
+            "CertificateRequests are archived: on restore their identity fields are rewritten to the restorer's \
+             and the approver may sign them again; delete them if issuers misbehave"
+                .into(),
+        );
+    }
+
+    select_crds(&mut state, &inputs, options, &external_kinds);
+    select_namespaces(&mut state, &inputs);
+
+    // Everything not decided yet is not cert-manager configuration.
+    for (key, _) in &inputs {
+        if !state.kept.contains_key(key) && !state.excluded.contains_key(key) {
+            state.exclude(
+                key,
+                format!("{} is not part of a cert-manager backup", key.kind),
+            );
+        }
+    }
+    state.finish(&inputs)
+}
+
+/// The shim owner (`Kind/name`) of a Certificate, if ingress-shim or gateway-shim created it.
+fn shim_owner(certificate: &Value) -> Option<String> {
+    let owner = kinds::controller_owner(certificate)?;
+    let api_version = owner
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let group = api_version.split_once('/').map_or("", |(g, _)| g);
+    if !SHIM_OWNER_GROUPS.contains(&group) {
+        return None;
+    }
+    let kind = owner
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = owner
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Some(format!("{kind}/{name}"))
+}
+
+/// External issuer (group, kind) → Certificates using one, plus kinds outside cert-manager named `*Issuer`.
+fn external_issuer_kinds(
+    certificates: &[&(ObjectKey, &Value)],
+    inputs: &[(ObjectKey, &Value)],
+) -> BTreeMap<(String, String), Vec<String>> {
+    let mut kinds_in_use: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for (key, crt) in certificates {
+        let (_, kind, group) = kinds::issuer_ref(crt);
+        if group != CERT_MANAGER_GROUP {
+            kinds_in_use
+                .entry((group, kind))
+                .or_default()
+                .push(key.to_string());
+        }
+    }
+    for (key, object) in inputs {
+        let group = key.group();
+        let own_group = group == CERT_MANAGER_GROUP || group == ACME_GROUP || group.is_empty();
+        if kinds::classify(object) == Kind::Other && !own_group && key.kind.ends_with("Issuer") {
+            kinds_in_use
+                .entry((group.to_owned(), key.kind.clone()))
+                .or_default();
+        }
+    }
+    kinds_in_use
+}
+
+fn warn_missing_issuers(
+    state: &mut State,
+    certificates: &[&(ObjectKey, &Value)],
+    inputs: &[(ObjectKey, &Value)],
+) {
+    for (key, crt) in certificates {
+        let (name, kind, group) = kinds::issuer_ref(crt);
+        let found = inputs.iter().any(|(other, _)| {
+            other.group() == group
+                && other.kind == kind
+                && other.name == name
+                && (other.namespace.is_none() || other.namespace == key.namespace)
+        });
+        if !found {
+            state.warn(
+                codes::MISSING_ISSUER,
+                Some((*key).clone()),
+                format!(
+                    "{key} is issued by {kind}.{group}/{name}, which is not in the input: it will not become \
+                     Ready after a restore until that issuer exists"
+                ),
+            );
+        }
+    }
+}
+
+fn select_secrets(
+    state: &mut State,
+    inputs: &[(ObjectKey, &Value)],
+    references: &[SecretRef],
+    shim_owned: &BTreeSet<ObjectKey>,
+    next_private_keys: &BTreeSet<(String, String)>,
+) {
+    let mut by_secret: BTreeMap<(String, String), Vec<&SecretRef>> = BTreeMap::new();
+    for reference in references {
+        by_secret
+            .entry((reference.namespace.clone(), reference.name.clone()))
+            .or_default()
+            .push(reference);
+    }
+    let mut present = BTreeSet::new();
+    for (key, secret) in inputs
+        .iter()
+        .filter(|(_, o)| kinds::classify(o) == Kind::Secret)
+    {
+        let id = (key.namespace.clone().unwrap_or_default(), key.name.clone());
+        present.insert(id.clone());
+        let referenced_by = by_secret.get(&id);
+        if kinds::label(secret, NEXT_PRIVATE_KEY_LABEL) == Some("true")
+            || next_private_keys.contains(&id)
+        {
+            state.exclude(
+                key,
+                "temporary private key of an issuance in progress (status.nextPrivateKeySecretName): \
+                 cert-manager deletes it and makes a new one"
+                    .into(),
+            );
+            continue;
+        }
+        if secret.get("type").and_then(Value::as_str) == Some(SERVICE_ACCOUNT_TOKEN_TYPE) {
+            state.exclude(
+                key,
+                "service-account token: the target's token controller deletes copies; recreate it from its \
+                 ServiceAccount"
+                    .into(),
+            );
+            for reference in referenced_by.into_iter().flatten() {
+                let sa = kinds::annotation(secret, "kubernetes.io/service-account.name")
+                    .unwrap_or("<unknown>");
+                state.warn(
+                    codes::SERVICE_ACCOUNT_TOKEN_SECRET,
+                    Some(reference.holder.clone()),
+                    format!(
+                        "{} references service-account token Secret {}/{} at {}: in the target, create a Secret \
+                         of type {SERVICE_ACCOUNT_TOKEN_TYPE} with annotation kubernetes.io/service-account.name: \
+                         {sa} and let the token controller fill it (and trust the new cluster's tokens in Vault)",
+                        reference.holder, id.0, id.1, reference.path
+                    ),
+                );
+            }
+            continue;
+        }
+        match referenced_by {
+            Some(refs) => {
+                for reference in refs {
+                    let reason = if reference.found_by == FoundBy::Heuristic {
+                        format!(
+                            "referenced by {} at {} (found by heuristic)",
+                            reference.holder, reference.path
+                        )
+                    } else if shim_owned.contains(&reference.holder) {
+                        format!(
+                            "TLS Secret of {} (created by ingress-/gateway-shim, not archived): cert-manager \
+                             recreates the Certificate and adopts this Secret",
+                            reference.holder
+                        )
+                    } else {
+                        format!("referenced by {} at {}", reference.holder, reference.path)
+                    };
+                    state.keep(key, PhaseName::Secrets, reason);
+                }
+            }
+            None => state.exclude(key, "not referenced by any archived object".into()),
+        }
+    }
+    for ((namespace, name), refs) in &by_secret {
+        for reference in refs {
+            if reference.found_by == FoundBy::Heuristic {
+                state.warn(
+                    codes::HEURISTIC_SECRET_REFERENCE,
+                    Some(reference.holder.clone()),
+                    format!(
+                        "{} at {} looks like a reference to Secret {namespace}/{name}; it is archived, but check \
+                         that the issuer really reads it from that namespace",
+                        reference.holder, reference.path
+                    ),
+                );
+            }
+            if present.contains(&(namespace.clone(), name.clone())) {
+                continue;
+            }
+            let consequence = if reference.path == ".spec.secretName" {
+                "the Certificate will be issued anew after a restore"
+            } else {
+                "issuance through it fails until the Secret exists in the target"
+            };
+            state.warn(
+                codes::MISSING_SECRET,
+                Some(reference.holder.clone()),
+                format!(
+                    "{} references Secret {namespace}/{name} at {}, which does not exist: {consequence}",
+                    reference.holder, reference.path
+                ),
+            );
+        }
+    }
+}
+
+/// ServiceAccounts are not archived, only announced. Justification: a ServiceAccount holds no key material; what
+/// makes Kubernetes auth work is the RBAC letting cert-manager create tokens for it and the trust the external
+/// side (Vault role, AWS IAM OIDC provider) places in the *source* cluster's token issuer. Neither survives a copy
+/// of the ServiceAccount, so archiving it would make a restore look complete while issuance still fails; the
+/// warning says what to recreate instead. Format v1 also has no phase for ServiceAccounts and RBAC.
+fn warn_service_accounts(state: &mut State, accounts: &[ServiceAccountRef]) {
+    for account in accounts {
+        state.warn(
+            codes::SERVICE_ACCOUNT_REQUIRED,
+            Some(account.holder.clone()),
+            format!(
+                "{} authenticates as ServiceAccount {}/{} ({}): create it in the target with RBAC allowing \
+                 cert-manager to create serviceaccounts/token for it, and make the external side (Vault role, \
+                 AWS IAM trust) accept the target cluster's service-account issuer",
+                account.holder, account.namespace, account.name, account.path
+            ),
+        );
+    }
+}
+
+fn select_crds(
+    state: &mut State,
+    inputs: &[(ObjectKey, &Value)],
+    options: &SelectOptions,
+    external_kinds: &BTreeMap<(String, String), Vec<String>>,
+) {
+    let mut groups: BTreeSet<&str> = [CERT_MANAGER_GROUP, ACME_GROUP].into_iter().collect();
+    groups.extend(external_kinds.keys().map(|(group, _)| group.as_str()));
+    for (key, crd) in inputs
+        .iter()
+        .filter(|(_, o)| kinds::classify(o) == Kind::CustomResourceDefinition)
+    {
+        let group = kinds::str_at(crd, &["spec", "group"]).unwrap_or_default();
+        if !groups.contains(group) {
+            state.exclude(
+                key,
+                "not a CRD of cert-manager or of an external issuer in use".into(),
+            );
+        } else if options.include_crds {
+            state.keep(
+                key,
+                PhaseName::Crds,
+                format!("CRD of {group} (included on request; restored only when missing)"),
+            );
+        } else {
+            state.exclude(
+                key,
+                "CRDs are archived only on request (--include-crds)".into(),
+            );
+        }
+    }
+}
+
+/// Every namespace an archived object lives in gets a Namespace object: the input's when present, else a minimal
+/// one, so that restore can create what is missing without guessing.
+fn select_namespaces(state: &mut State, inputs: &[(ObjectKey, &Value)]) {
+    let mut needed: BTreeMap<String, usize> = BTreeMap::new();
+    for key in state.kept.keys() {
+        if let Some(namespace) = &key.namespace {
+            *needed.entry(namespace.clone()).or_default() += 1;
+        }
+    }
+    for (key, _) in inputs
+        .iter()
+        .filter(|(_, o)| kinds::classify(o) == Kind::Namespace)
+    {
+        match needed.remove(&key.name) {
+            Some(count) => state.keep(
+                key,
+                PhaseName::Namespaces,
+                format!("holds {count} archived object(s)"),
+            ),
+            None => state.exclude(key, "no archived object lives in it".into()),
+        }
+    }
+    for (namespace, count) in needed {
+        let object =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+        let key = ObjectKey::of(&object).expect("synthesized Namespace has an identity");
+        state.synthesized.push(object);
+        state.keep(
+            &key,
+            PhaseName::Namespaces,
+            format!("holds {count} archived object(s); not in the input, synthesized"),
+        );
+    }
+}
+
+#[derive(Default)]
+struct State {
+    kept: BTreeMap<ObjectKey, Keep>,
+    excluded: BTreeMap<ObjectKey, String>,
+    warnings: Vec<Warning>,
+    synthesized: Vec<Value>,
+}
+
+struct Keep {
+    phase: PhaseName,
+    reasons: Vec<String>,
+}
+
+impl State {
+    fn keep(&mut self, key: &ObjectKey, phase: PhaseName, reason: String) {
+        let entry = self.kept.entry(key.clone()).or_insert_with(|| Keep {
+            phase,
+            reasons: Vec::new(),
+        });
+        if !entry.reasons.contains(&reason) {
+            entry.reasons.push(reason);
+        }
+    }
+
+    fn exclude(&mut self, key: &ObjectKey, reason: String) {
+        self.excluded.entry(key.clone()).or_insert(reason);
+    }
+
+    fn warn(&mut self, code: &str, object: Option<ObjectKey>, message: String) {
+        let warning = Warning {
+            code: code.to_owned(),
+            object,
+            message,
+        };
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
+    }
+
+    fn finish(mut self, inputs: &[(ObjectKey, &Value)]) -> Selection {
+        let mut selected = Vec::new();
+        let objects = inputs
+            .iter()
+            .map(|(_, o)| (*o).clone())
+            .chain(std::mem::take(&mut self.synthesized));
+        for object in objects {
+            let Some(key) = ObjectKey::of(&object) else {
+                continue;
+            };
+            if let Some(keep) = self.kept.remove(&key) {
+                selected.push(Selected {
+                    object,
+                    phase: keep.phase,
+                    reasons: keep.reasons,
+                });
+            }
+        }
+        let excluded = self
+            .excluded
+            .into_iter()
+            .map(|(key, reason)| Exclusion { key, reason })
+            .collect();
+        let mut warnings = self.warnings;
+        warnings.sort_by(|a, b| {
+            (&a.code, &a.object, &a.message).cmp(&(&b.code, &b.object, &b.message))
+        });
+        Selection {
+            selected,
+            excluded,
+            warnings,
+        }
+    }
+}
