@@ -1,0 +1,274 @@
+//! Server-side apply of archived objects, a phase at a time. SSA makes a re-run after a failure safe: applying the
+//! same object again changes nothing and creates no duplicate. Conflicts with another field manager are reported
+//! and left alone unless the person asks for `--force-conflicts`.
+
+use crate::cluster::discovery::CertManagerApis;
+use crate::cluster::error::{api_message, is_code};
+use crate::cluster::raw::{Resource, resource_version};
+use anyhow::{Context as _, Result, bail};
+use futures::{StreamExt as _, stream};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use tokio::sync::Mutex;
+
+/// The field manager every cmarchive write uses, so `kubectl get --show-managed-fields` says who set a field.
+pub const FIELD_MANAGER: &str = "cmarchive";
+/// Applies in flight within one phase.
+pub const CONCURRENT_APPLIES: usize = 16;
+
+/// What happened (or, in a dry run, would happen) to one object.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase", tag = "result", content = "detail")]
+pub enum Outcome {
+    /// It did not exist.
+    Created,
+    /// It existed and some fields changed.
+    Changed,
+    /// It existed and nothing changed.
+    Unchanged,
+    /// It existed and was left alone on purpose (e.g. a CRD).
+    Kept(String),
+    /// Another field manager owns a field we set; left alone.
+    Conflict(String),
+    /// The API server refused.
+    Failed(String),
+}
+
+impl Outcome {
+    /// Whether the phase may go on.
+    pub fn is_ok(&self) -> bool {
+        !matches!(self, Outcome::Conflict(_) | Outcome::Failed(_))
+    }
+
+    fn word(&self, dry_run: bool) -> &'static str {
+        match (self, dry_run) {
+            (Outcome::Created, false) => "created",
+            (Outcome::Created, true) => "would be created",
+            (Outcome::Changed, false) => "changed",
+            (Outcome::Changed, true) => "would change",
+            (Outcome::Unchanged, _) => "unchanged",
+            (Outcome::Kept(_), _) => "kept",
+            (Outcome::Conflict(_), _) => "CONFLICT",
+            (Outcome::Failed(_), _) => "FAILED",
+        }
+    }
+}
+
+/// One applied object.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// `Kind ns/name`.
+    pub object: String,
+    /// Namespace (for the barrier).
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// What happened.
+    pub outcome: Outcome,
+    /// resourceVersion the server returned, when it wrote something.
+    pub resource_version: Option<u64>,
+    /// Whether this was a dry run.
+    #[serde(skip)]
+    pub dry_run: bool,
+}
+
+impl fmt::Display for Applied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<16} {}", self.outcome.word(self.dry_run), self.object)?;
+        match &self.outcome {
+            Outcome::Kept(why) | Outcome::Conflict(why) | Outcome::Failed(why) => {
+                write!(f, ": {why}")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Applies objects, resolving each one's resource once.
+pub struct Applier {
+    client: kube::Client,
+    apis: CertManagerApis,
+    resources: Mutex<HashMap<(String, String), Resource>>,
+    /// Server-side dry run (`dryRun=All`): validated and admitted, never stored.
+    pub dry_run: bool,
+    /// Take over conflicting fields.
+    pub force: bool,
+}
+
+/// Drops the fields the server sets on every write, so "did anything change" compares what matters.
+fn comparable(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "uid",
+        ] {
+            metadata.remove(field);
+        }
+    }
+    object
+}
+
+impl Applier {
+    /// An applier for one cluster.
+    pub fn new(client: kube::Client, apis: CertManagerApis, dry_run: bool, force: bool) -> Applier {
+        Applier {
+            client,
+            apis,
+            resources: Mutex::default(),
+            dry_run,
+            force,
+        }
+    }
+
+    /// The resource an object belongs to, from a known table or by discovery.
+    pub async fn resource_of(&self, object: &Value) -> Result<Resource> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let key = (api_version.to_owned(), kind.to_owned());
+        if let Some(found) = self.resources.lock().await.get(&key) {
+            return Ok(found.clone());
+        }
+        let known = match (api_version, kind) {
+            ("v1", "Secret") => Some(Resource::secrets()),
+            ("v1", "Namespace") => Some(Resource::namespaces()),
+            ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => Some(Resource::crds()),
+            (v, k) if v == self.apis.issuers.api.api_version => self.apis.for_kind(k).cloned(),
+            _ => None,
+        };
+        let resource = match known {
+            Some(r) => r,
+            None => {
+                let list = self
+                    .client
+                    .list_api_group_resources(api_version)
+                    .await
+                    .with_context(|| {
+                        format!("the cluster does not serve {api_version} (needed for {kind})")
+                    })?;
+                let Some(found) = list
+                    .resources
+                    .iter()
+                    .find(|r| r.kind == kind && !r.name.contains('/'))
+                else {
+                    bail!(
+                        "the cluster serves {api_version} but not kind {kind}: install its CRD first"
+                    );
+                };
+                let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+                Resource::known(group, version, kind, &found.name, found.namespaced)
+            }
+        };
+        self.resources.lock().await.insert(key, resource.clone());
+        Ok(resource)
+    }
+
+    /// Applies one object (or dry-runs it) and says what changed.
+    pub async fn apply(&self, object: &Value) -> Result<Applied> {
+        let resource = self.resource_of(object).await?;
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let describe = resource.describe(namespace.as_deref(), &name);
+        let existing = resource
+            .get(&self.client, namespace.as_deref(), &name)
+            .await?;
+        let mut applied = Applied {
+            object: describe,
+            namespace: namespace.clone(),
+            name: name.clone(),
+            kind: resource.api.kind.clone(),
+            outcome: Outcome::Unchanged,
+            resource_version: None,
+            dry_run: self.dry_run,
+        };
+        // CRDs are only ever created: an existing CRD belongs to whoever installed cert-manager.
+        if resource.api.kind == "CustomResourceDefinition" && existing.is_some() {
+            applied.outcome =
+                Outcome::Kept("exists already; CRDs are only created when missing".into());
+            return Ok(applied);
+        }
+        match resource
+            .apply(&self.client, object, self.dry_run, self.force)
+            .await
+        {
+            Ok(stored) => {
+                applied.resource_version = resource_version(&stored);
+                applied.outcome = match &existing {
+                    None => Outcome::Created,
+                    Some(before) if comparable(before) == comparable(&stored) => Outcome::Unchanged,
+                    Some(_) => Outcome::Changed,
+                };
+            }
+            Err(e) if is_code(&e, 409) => {
+                applied.outcome = Outcome::Conflict(format!(
+                    "{} (rerun with --force-conflicts to take over)",
+                    api_message(&e)
+                ));
+            }
+            Err(e) => applied.outcome = Outcome::Failed(api_message(&e)),
+        }
+        Ok(applied)
+    }
+
+    /// Applies the objects of one phase, [`CONCURRENT_APPLIES`] at a time; results in input order.
+    pub async fn apply_all(
+        &self,
+        objects: &[Value],
+        progress: &(dyn Fn(&Applied) + Sync),
+    ) -> Result<Vec<Applied>> {
+        let results: Vec<Result<Applied>> = stream::iter(objects.iter())
+            .map(|object| async move {
+                let applied = self.apply(object).await;
+                if let Ok(applied) = &applied {
+                    progress(applied);
+                }
+                applied
+            })
+            .buffered(CONCURRENT_APPLIES)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn server_bookkeeping_is_not_a_change() {
+        let before = json!({"metadata": {"name": "a", "resourceVersion": "1", "managedFields": [1]}, "data": {"k": "v"}});
+        let after = json!({"metadata": {"name": "a", "resourceVersion": "2", "managedFields": [2]}, "data": {"k": "v"}});
+        assert_eq!(comparable(&before), comparable(&after));
+        let changed = json!({"metadata": {"name": "a"}, "data": {"k": "w"}});
+        assert_ne!(comparable(&before), comparable(&changed));
+    }
+
+    #[test]
+    fn outcome_words() {
+        assert_eq!(Outcome::Created.word(true), "would be created");
+        assert!(!Outcome::Conflict(String::new()).is_ok());
+        assert!(Outcome::Kept(String::new()).is_ok());
+    }
+}

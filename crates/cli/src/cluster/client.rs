@@ -1,0 +1,183 @@
+//! Connecting to a cluster the way kubectl does, so a person's existing kubeconfig habits just work:
+//! `--kubeconfig` names one file; otherwise `KUBECONFIG` is a list of files merged first-wins; otherwise
+//! `~/.kube/config`; otherwise the in-cluster service account.
+
+use anyhow::{Context as _, Result, bail};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use std::path::PathBuf;
+
+/// The user agent every request carries, so audit logs show who touched the cluster.
+pub const USER_AGENT: &str = concat!("cmarchive/", env!("CARGO_PKG_VERSION"));
+
+/// How to reach the cluster, as given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOptions {
+    /// `--kubeconfig`: exactly this file (kubectl semantics: it replaces `KUBECONFIG`).
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`: a context of the kubeconfig other than its current one.
+    pub context: Option<String>,
+}
+
+/// A connected client plus the facts about the connection that go into a manifest or a message.
+#[derive(Clone)]
+pub struct Connection {
+    /// The client, with cmarchive's user agent.
+    pub client: kube::Client,
+    /// API server URL.
+    pub server: String,
+    /// kubeconfig context in use; `None` in-cluster.
+    pub context: Option<String>,
+}
+
+impl Connection {
+    /// A short name for the cluster in messages: the context, or the server URL.
+    pub fn display_name(&self) -> &str {
+        self.context.as_deref().unwrap_or(&self.server)
+    }
+}
+
+/// Where the kubeconfig comes from, decided before anything is read.
+#[derive(Debug, PartialEq)]
+enum Source {
+    File(PathBuf),
+    Env,
+    Home(PathBuf),
+    InCluster,
+}
+
+fn choose_source(
+    options: &ConnectOptions,
+    kubeconfig_env: Option<&str>,
+    home: Option<PathBuf>,
+) -> Source {
+    if let Some(path) = &options.kubeconfig {
+        return Source::File(path.clone());
+    }
+    if kubeconfig_env.is_some_and(|v| std::env::split_paths(v).any(|p| !p.as_os_str().is_empty())) {
+        return Source::Env;
+    }
+    match home.map(|h| h.join(".kube").join("config")) {
+        Some(path) if path.is_file() => Source::Home(path),
+        _ => Source::InCluster,
+    }
+}
+
+/// Connects with the options given, kubectl-style.
+pub async fn connect(options: &ConnectOptions) -> Result<Connection> {
+    let env = std::env::var("KUBECONFIG").ok();
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let source = choose_source(options, env.as_deref(), home);
+    tracing::debug!(?source, "kubeconfig source");
+    let (mut config, context) = match source {
+        Source::InCluster => {
+            if let Some(context) = &options.context {
+                bail!(
+                    "--context {context} given, but no kubeconfig was found (no --kubeconfig, KUBECONFIG or ~/.kube/config)"
+                );
+            }
+            let config = kube::Config::incluster().context(
+                "no kubeconfig found (--kubeconfig, KUBECONFIG, ~/.kube/config) and not running inside a cluster",
+            )?;
+            (config, None)
+        }
+        other => {
+            let kubeconfig = match &other {
+                Source::File(path) | Source::Home(path) => Kubeconfig::read_from(path)
+                    .with_context(|| format!("cannot read kubeconfig {}", path.display()))?,
+                Source::Env => Kubeconfig::from_env()
+                    .context("cannot read the kubeconfig files listed in KUBECONFIG")?
+                    .unwrap_or_default(),
+                Source::InCluster => unreachable!("handled above"),
+            };
+            let context = options
+                .context
+                .clone()
+                .or_else(|| kubeconfig.current_context.clone());
+            if let Some(name) = &options.context
+                && !kubeconfig.contexts.iter().any(|c| &c.name == name)
+            {
+                let known: Vec<&str> = kubeconfig
+                    .contexts
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                bail!(
+                    "context {name:?} not found in the kubeconfig (known: {})",
+                    known.join(", ")
+                );
+            }
+            let kube_options = KubeConfigOptions {
+                context: options.context.clone(),
+                ..Default::default()
+            };
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+                .await
+                .context("cannot use the kubeconfig")?;
+            (config, context)
+        }
+    };
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
+    let server = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
+    let client = kube::Client::try_from(config)
+        .with_context(|| format!("cannot create a client for {server}"))?;
+    Ok(Connection {
+        client,
+        server,
+        context,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_beats_environment_and_home() {
+        let options = ConnectOptions {
+            kubeconfig: Some("/x/kc".into()),
+            context: None,
+        };
+        assert_eq!(
+            choose_source(&options, Some("/a:/b"), Some("/home".into())),
+            Source::File("/x/kc".into())
+        );
+    }
+
+    #[test]
+    fn environment_list_beats_home() {
+        let options = ConnectOptions::default();
+        assert_eq!(
+            choose_source(&options, Some("/a:/b"), Some("/nonexistent-home".into())),
+            Source::Env
+        );
+        // An empty KUBECONFIG is ignored, as kubectl does.
+        assert_eq!(
+            choose_source(&options, Some(""), Some("/nonexistent-home".into())),
+            Source::InCluster
+        );
+    }
+
+    #[test]
+    fn home_config_when_present() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join(".kube")).unwrap();
+        std::fs::write(
+            home.path().join(".kube/config"),
+            "apiVersion: v1\nkind: Config\n",
+        )
+        .unwrap();
+        let source = choose_source(
+            &ConnectOptions::default(),
+            None,
+            Some(home.path().to_owned()),
+        );
+        assert_eq!(source, Source::Home(home.path().join(".kube/config")));
+    }
+}

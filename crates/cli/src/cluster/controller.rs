@@ -1,0 +1,292 @@
+//! The cert-manager controller Deployment: where its version and cluster resource namespace are read from, and
+//! what `--pause-controller` scales to zero and back.
+
+use crate::cluster::raw::Resource;
+use anyhow::{Context as _, Result, bail};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Labels the Helm chart and the static manifests put on the controller Deployment.
+pub const CONTROLLER_SELECTOR: &str =
+    "app.kubernetes.io/name=cert-manager,app.kubernetes.io/component=controller";
+/// Annotation that remembers the replica count while paused, so a crashed restore can still be resumed.
+pub const PAUSED_REPLICAS_ANNOTATION: &str = "cmarchive.io/paused-replicas";
+/// The controller binary's own default for `--cluster-resource-namespace`.
+pub const BINARY_DEFAULT_CRN: &str = "kube-system";
+/// What cmarchive assumes without a Deployment to read: the Helm chart's usual install namespace.
+pub const FALLBACK_CRN: &str = "cert-manager";
+
+/// The controller Deployment, as found.
+#[derive(Clone, Debug)]
+pub struct ControllerDeployment {
+    /// The Deployment object.
+    pub object: Value,
+}
+
+impl ControllerDeployment {
+    /// Namespace of the Deployment.
+    pub fn namespace(&self) -> &str {
+        self.object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Name of the Deployment.
+    pub fn name(&self) -> &str {
+        self.object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    fn container(&self) -> Option<&Value> {
+        let containers = self
+            .object
+            .pointer("/spec/template/spec/containers")?
+            .as_array()?;
+        containers
+            .iter()
+            .find(|c| {
+                c.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.contains("controller"))
+            })
+            .or_else(|| containers.first())
+    }
+
+    /// cert-manager's version from the controller image tag (`…/cert-manager-controller:v1.21.1[@sha256:…]`),
+    /// else from the `app.kubernetes.io/version` label.
+    pub fn version(&self) -> Option<String> {
+        let image = self.container()?.get("image")?.as_str()?;
+        image_tag(image).or_else(|| {
+            self.object
+                .pointer("/metadata/labels/app.kubernetes.io~1version")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+    }
+
+    /// The controller's `--cluster-resource-namespace`, with `$(VAR)` references resolved from the container's
+    /// environment; the binary default when the flag is absent.
+    pub fn cluster_resource_namespace(&self) -> String {
+        let Some(container) = self.container() else {
+            return BINARY_DEFAULT_CRN.to_owned();
+        };
+        let args: Vec<&str> = ["command", "args"]
+            .iter()
+            .filter_map(|k| container.get(*k).and_then(Value::as_array))
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut value = None;
+        for (i, arg) in args.iter().enumerate() {
+            if let Some(v) = arg.strip_prefix("--cluster-resource-namespace=") {
+                value = Some(v.to_owned());
+            } else if *arg == "--cluster-resource-namespace" {
+                value = args.get(i + 1).map(|v| (*v).to_owned());
+            }
+        }
+        match value {
+            Some(v) => self.expand(container, &v),
+            None => BINARY_DEFAULT_CRN.to_owned(),
+        }
+    }
+
+    /// Expands `$(NAME)` the way the kubelet does, for env vars with a literal value or the Pod's namespace.
+    fn expand(&self, container: &Value, text: &str) -> String {
+        let mut out = text.to_owned();
+        for env in container
+            .get("env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(name) = env.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let value = if let Some(v) = env.get("value").and_then(Value::as_str) {
+                v.to_owned()
+            } else if env
+                .pointer("/valueFrom/fieldRef/fieldPath")
+                .and_then(Value::as_str)
+                == Some("metadata.namespace")
+            {
+                self.namespace().to_owned()
+            } else {
+                continue;
+            };
+            out = out.replace(&format!("$({name})"), &value);
+        }
+        out
+    }
+}
+
+/// The tag of an image reference, without a digest; `None` for digest-only references.
+pub fn image_tag(image: &str) -> Option<String> {
+    let without_digest = image.split('@').next()?;
+    let last = without_digest.rsplit('/').next()?;
+    last.split_once(':')
+        .map(|(_, tag)| tag.to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// Finds the cert-manager controller Deployment: by its standard labels anywhere, else `cert-manager/cert-manager`.
+/// Returns `None` when there is none or it may not be read (a backup identity need not read Deployments).
+pub async fn find(client: &kube::Client) -> Option<ControllerDeployment> {
+    let deployments = Resource::deployments();
+    match deployments
+        .list(client, None, Some(CONTROLLER_SELECTOR))
+        .await
+    {
+        Ok(found) if !found.is_empty() => {
+            if found.len() > 1 {
+                tracing::warn!(
+                    count = found.len(),
+                    "several cert-manager controller Deployments; using the first"
+                );
+            }
+            return found
+                .into_iter()
+                .next()
+                .map(|object| ControllerDeployment { object });
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "cannot list Deployments"),
+    }
+    match deployments
+        .get(client, Some("cert-manager"), "cert-manager")
+        .await
+    {
+        Ok(found) => found.map(|object| ControllerDeployment { object }),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot get Deployment cert-manager/cert-manager");
+            None
+        }
+    }
+}
+
+/// Scales the controller to zero, remembering the replica count in an annotation (kept from an earlier,
+/// interrupted run), and waits until its Pods are gone.
+pub async fn pause(
+    client: &kube::Client,
+    deployment: &ControllerDeployment,
+    timeout: Duration,
+) -> Result<i64> {
+    let (namespace, name) = (deployment.namespace(), deployment.name());
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), namespace);
+    let remembered = deployment
+        .object
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            PAUSED_REPLICAS_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse::<i64>().ok());
+    let current = deployment
+        .object
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let replicas = remembered.unwrap_or(current);
+    let patch = json!({
+        "metadata": {"annotations": {PAUSED_REPLICAS_ANNOTATION: replicas.to_string()}},
+        "spec": {"replicas": 0}
+    });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("cannot scale Deployment {namespace}/{name} to 0 (needs `patch` on deployments.apps)"))?;
+    eprintln!("paused the cert-manager controller ({namespace}/{name}: {replicas} → 0 replicas)");
+    let selector = deployment
+        .object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let remaining = pods
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await?;
+        if remaining.items.is_empty() {
+            return Ok(replicas);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "the cert-manager controller Pods in {namespace} did not stop within {timeout:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Scales the controller back to the remembered replica count and forgets it.
+pub async fn resume(
+    client: &kube::Client,
+    deployment: &ControllerDeployment,
+    replicas: i64,
+) -> Result<()> {
+    let (namespace, name) = (deployment.namespace(), deployment.name());
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), namespace);
+    let patch = json!({
+        "metadata": {"annotations": {PAUSED_REPLICAS_ANNOTATION: null}},
+        "spec": {"replicas": replicas}
+    });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| {
+            format!("cannot scale Deployment {namespace}/{name} back to {replicas}: do it by hand")
+        })?;
+    eprintln!("resumed the cert-manager controller ({namespace}/{name}: {replicas} replicas)");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(args: Value, env: Value) -> ControllerDeployment {
+        ControllerDeployment {
+            object: json!({
+                "metadata": {"name": "cert-manager", "namespace": "cm"},
+                "spec": {"template": {"spec": {"containers": [{
+                    "name": "cert-manager-controller",
+                    "image": "quay.io/jetstack/cert-manager-controller:v1.21.1@sha256:abc",
+                    "args": args, "env": env}]}}}
+            }),
+        }
+    }
+
+    #[test]
+    fn version_from_image_tag() {
+        assert_eq!(
+            deployment(json!([]), json!([])).version().as_deref(),
+            Some("v1.21.1")
+        );
+        assert_eq!(image_tag("localhost:5000/cm"), None);
+        assert_eq!(image_tag("localhost:5000/cm:v1"), Some("v1".into()));
+    }
+
+    #[test]
+    fn cluster_resource_namespace_from_args() {
+        let helm = deployment(
+            json!(["--v=2", "--cluster-resource-namespace=$(POD_NAMESPACE)"]),
+            json!([{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]),
+        );
+        assert_eq!(helm.cluster_resource_namespace(), "cm");
+        let split = deployment(json!(["--cluster-resource-namespace", "infra"]), json!([]));
+        assert_eq!(split.cluster_resource_namespace(), "infra");
+        let absent = deployment(json!(["--v=2"]), json!([]));
+        assert_eq!(absent.cluster_resource_namespace(), BINARY_DEFAULT_CRN);
+    }
+}

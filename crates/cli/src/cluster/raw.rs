@@ -1,0 +1,307 @@
+//! Lossless object access: requests go out through kube's request builders, answers come back as plain JSON.
+//! kube's `DynamicObject` types `metadata`, so anything it does not model would be lost; a backup must keep every
+//! field a newer cert-manager or Kubernetes adds.
+
+use crate::cluster::error::{ClusterError, api_message, is_code};
+use anyhow::{Context as _, Result};
+use kube::api::{ApiResource, GetParams, ListParams, Patch, PatchParams};
+use kube::core::Request;
+use serde_json::Value;
+
+/// Page size of LISTs: small enough to keep the API server's memory in check, big enough to be few requests.
+pub const PAGE_SIZE: u32 = 250;
+
+/// One resource type, resolved by discovery (or known ahead, for core types).
+#[derive(Clone, Debug)]
+pub struct Resource {
+    /// Group, version, kind and plural.
+    pub api: ApiResource,
+    /// Whether objects live in namespaces.
+    pub namespaced: bool,
+}
+
+impl Resource {
+    /// A resource known without discovery.
+    pub fn known(
+        group: &str,
+        version: &str,
+        kind: &str,
+        plural: &str,
+        namespaced: bool,
+    ) -> Resource {
+        let api_version = if group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{group}/{version}")
+        };
+        Resource {
+            api: ApiResource {
+                group: group.to_owned(),
+                version: version.to_owned(),
+                api_version,
+                kind: kind.to_owned(),
+                plural: plural.to_owned(),
+            },
+            namespaced,
+        }
+    }
+
+    /// Core Secrets.
+    pub fn secrets() -> Resource {
+        Resource::known("", "v1", "Secret", "secrets", true)
+    }
+
+    /// Core Namespaces.
+    pub fn namespaces() -> Resource {
+        Resource::known("", "v1", "Namespace", "namespaces", false)
+    }
+
+    /// CustomResourceDefinitions.
+    pub fn crds() -> Resource {
+        Resource::known(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+        )
+    }
+
+    /// apps/v1 Deployments.
+    pub fn deployments() -> Resource {
+        Resource::known("apps", "v1", "Deployment", "deployments", true)
+    }
+
+    /// `plural.group`, the way RBAC and error messages name a resource.
+    pub fn qualified(&self) -> String {
+        if self.api.group.is_empty() {
+            self.api.plural.clone()
+        } else {
+            format!("{}.{}", self.api.plural, self.api.group)
+        }
+    }
+
+    /// URL path of the collection, in `namespace` when the resource is namespaced and one is given.
+    pub fn url(&self, namespace: Option<&str>) -> String {
+        let mut url = if self.api.group.is_empty() {
+            format!("/api/{}", self.api.version)
+        } else {
+            format!("/apis/{}/{}", self.api.group, self.api.version)
+        };
+        if let (true, Some(ns)) = (self.namespaced, namespace) {
+            url.push_str("/namespaces/");
+            url.push_str(ns);
+        }
+        url.push('/');
+        url.push_str(&self.api.plural);
+        url
+    }
+
+    fn request(&self, namespace: Option<&str>) -> Request {
+        Request::new(self.url(namespace))
+    }
+
+    /// `Kind ns/name` for messages.
+    pub fn describe(&self, namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) if self.namespaced => format!("{} {ns}/{name}", self.api.kind),
+            _ => format!("{} {name}", self.api.kind),
+        }
+    }
+
+    fn forbidden(
+        &self,
+        verb: &str,
+        namespace: Option<&str>,
+        what: String,
+        error: &kube::Error,
+    ) -> ClusterError {
+        let scope = match namespace {
+            Some(ns) if self.namespaced => format!(" in namespace {ns}"),
+            _ if self.namespaced => " in all namespaces".to_owned(),
+            _ => String::new(),
+        };
+        ClusterError::Forbidden {
+            verb: verb.to_owned(),
+            what,
+            resource: self.qualified(),
+            scope,
+            message: api_message(error),
+        }
+    }
+
+    /// GET one object by name; `None` when it does not exist. A 403 becomes [`ClusterError::Forbidden`].
+    pub async fn get(
+        &self,
+        client: &kube::Client,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>> {
+        let request = self.request(namespace).get(name, &GetParams::default())?;
+        match client.request::<Value>(request).await {
+            Ok(mut object) => {
+                self.fill_type(&mut object);
+                Ok(Some(object))
+            }
+            Err(e) if is_code(&e, 404) => Ok(None),
+            Err(e) if is_code(&e, 403) => Err(self
+                .forbidden("get", namespace, self.describe(namespace, name), &e)
+                .into()),
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot get {}", self.describe(namespace, name)))
+            }
+        }
+    }
+
+    /// LIST all objects, page by page (`limit`/`continue`), with `apiVersion`/`kind` filled in on every item
+    /// (list items omit them).
+    pub async fn list(
+        &self,
+        client: &kube::Client,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut continue_token: Option<String> = None;
+        loop {
+            let mut params = ListParams::default().limit(PAGE_SIZE);
+            if let Some(selector) = label_selector {
+                params = params.labels(selector);
+            }
+            if let Some(token) = &continue_token {
+                params = params.continue_token(token);
+            }
+            let request = self.request(namespace).list(&params)?;
+            let page = match client.request::<Value>(request).await {
+                Ok(page) => page,
+                Err(e) if is_code(&e, 403) => {
+                    let what = match namespace {
+                        Some(ns) => format!("{} in namespace {ns}", self.qualified()),
+                        None => self.qualified(),
+                    };
+                    return Err(self.forbidden("list", namespace, what, &e).into());
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot list {}", self.qualified()));
+                }
+            };
+            let Value::Object(mut page) = page else {
+                anyhow::bail!(
+                    "listing {} returned something that is not a list",
+                    self.qualified()
+                );
+            };
+            if let Some(Value::Array(page_items)) = page.remove("items") {
+                for mut item in page_items {
+                    self.fill_type(&mut item);
+                    items.push(item);
+                }
+            }
+            continue_token = page
+                .get("metadata")
+                .and_then(|m| m.get("continue"))
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if continue_token.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Server-side apply of one object; returns the object as the server stored (or, with `dry_run`, would store) it.
+    pub async fn apply(
+        &self,
+        client: &kube::Client,
+        object: &Value,
+        dry_run: bool,
+        force: bool,
+    ) -> std::result::Result<Value, kube::Error> {
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str);
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut params = PatchParams::apply(crate::cluster::apply::FIELD_MANAGER);
+        params.dry_run = dry_run;
+        params.force = force;
+        let request = self
+            .request(namespace)
+            .patch(name, &params, &Patch::Apply(object))
+            .map_err(kube::Error::BuildRequest)?;
+        let mut stored = client.request::<Value>(request).await?;
+        self.fill_type(&mut stored);
+        Ok(stored)
+    }
+
+    /// Sets `apiVersion` and `kind` when the server left them out.
+    pub fn fill_type(&self, object: &mut Value) {
+        if let Value::Object(map) = object {
+            if !map.get("apiVersion").is_some_and(Value::is_string) {
+                map.insert(
+                    "apiVersion".into(),
+                    Value::String(self.api.api_version.clone()),
+                );
+            }
+            if !map.get("kind").is_some_and(Value::is_string) {
+                map.insert("kind".into(), Value::String(self.api.kind.clone()));
+            }
+        }
+    }
+}
+
+/// `metadata.resourceVersion` as a number; etcd revisions in practice, compared only to wait for our own writes.
+pub fn resource_version(object: &Value) -> Option<u64> {
+    object
+        .pointer("/metadata/resourceVersion")?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn urls_for_core_group_and_namespaces() {
+        assert_eq!(
+            Resource::secrets().url(Some("a")),
+            "/api/v1/namespaces/a/secrets"
+        );
+        assert_eq!(Resource::secrets().url(None), "/api/v1/secrets");
+        assert_eq!(
+            Resource::namespaces().url(Some("ignored")),
+            "/api/v1/namespaces"
+        );
+        let issuers = Resource::known("cert-manager.io", "v1", "Issuer", "issuers", true);
+        assert_eq!(
+            issuers.url(Some("x")),
+            "/apis/cert-manager.io/v1/namespaces/x/issuers"
+        );
+        assert_eq!(issuers.qualified(), "issuers.cert-manager.io");
+    }
+
+    #[test]
+    fn list_items_get_their_type_back() {
+        let mut item = json!({"metadata": {"name": "a"}});
+        Resource::secrets().fill_type(&mut item);
+        assert_eq!(item["apiVersion"], "v1");
+        assert_eq!(item["kind"], "Secret");
+        let mut typed = json!({"apiVersion": "x/v9", "kind": "Y"});
+        Resource::secrets().fill_type(&mut typed);
+        assert_eq!(typed["apiVersion"], "x/v9");
+    }
+
+    #[test]
+    fn resource_versions_parse() {
+        assert_eq!(
+            resource_version(&json!({"metadata": {"resourceVersion": "42"}})),
+            Some(42)
+        );
+        assert_eq!(resource_version(&json!({"metadata": {}})), None);
+    }
+}
