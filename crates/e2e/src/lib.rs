@@ -2,3 +2,5 @@
 //! and the assertion that a restore reissued nothing.
 
 pub mod provider;
+pub mod k3s;
+pub mod kind;

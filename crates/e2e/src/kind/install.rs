@@ -1,0 +1,370 @@
+//! Installing cert-manager from its release manifest into any cluster a `kube::Client` reaches, and the readiness
+//! and scaling helpers around it. Shared by the kind and k3s providers, so both run cert-manager the same way.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use serde_json::{Value, json};
+use tokio::time::{Instant, sleep};
+
+use super::config::{
+    self, CERT_MANAGER_NAMESPACE, CONTROLLER_DEPLOYMENT, ENV_CERT_MANAGER_MANIFEST,
+    ENV_CERT_MANAGER_VERSION, ManifestSource,
+};
+use crate::provider::ClusterSpec;
+
+/// Field manager of everything the harness applies.
+const FIELD_MANAGER: &str = "cmarchive-e2e";
+/// How long image pulls and webhook certificate bootstrap may take on a cold CI runner.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
+const POLL: Duration = Duration::from_secs(2);
+
+/// The cert-manager version this run installs for `spec` (spec, then `CMARCHIVE_CERT_MANAGER_VERSION`, then the pin).
+pub fn version_for(spec: &ClusterSpec) -> anyhow::Result<String> {
+    let pinned = config::pinned_versions();
+    config::resolve_cert_manager_version(
+        spec.cert_manager_version.as_deref(),
+        config::env_var(ENV_CERT_MANAGER_VERSION).as_deref(),
+        pinned.get("CERT_MANAGER_VERSION").map(String::as_str),
+    )
+}
+
+/// The project's cache directory (`CMARCHIVE_CACHE`, else `~/.cache/cmarchive`), shared with the build scripts.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = config::env_var("CMARCHIVE_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/cmarchive")
+}
+
+/// Reads the manifest: a local file as given, a release downloaded once with `curl` into the cache.
+pub async fn load_manifest(source: &ManifestSource) -> anyhow::Result<String> {
+    let path = match source {
+        ManifestSource::File(path) => path.clone(),
+        ManifestSource::Release { version, url } => {
+            let path = cache_dir()
+                .join("cert-manager-manifests")
+                .join(version)
+                .join("cert-manager.yaml");
+            if !path.is_file() {
+                download(url, &path).await?;
+            }
+            path
+        }
+    };
+    tokio::fs::read_to_string(&path)
+        .await
+        .with_context(|| format!("reading the cert-manager manifest {}", path.display()))
+}
+
+async fn download(url: &str, dest: &Path) -> anyhow::Result<()> {
+    let dir = dest.parent().context("manifest path has no parent")?;
+    tokio::fs::create_dir_all(dir).await?;
+    let partial = dest.with_extension("yaml.partial");
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "--fail",
+            "--silent",
+            "--show-error",
+            "--location",
+            "--retry",
+            "3",
+            "--output",
+        ])
+        .arg(&partial)
+        .arg(url)
+        .output()
+        .await
+        .with_context(|| format!("running curl to download {url} (is curl installed?)"))?;
+    if !out.status.success() {
+        bail!(
+            "downloading {url} failed: {}; without internet set {ENV_CERT_MANAGER_MANIFEST} to a local cert-manager.yaml",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    tokio::fs::rename(&partial, dest).await?;
+    Ok(())
+}
+
+/// Installs cert-manager for `spec` and waits until it is ready to issue; returns the installed version.
+pub async fn install_cert_manager(
+    client: &kube::Client,
+    spec: &ClusterSpec,
+) -> anyhow::Result<String> {
+    let version = version_for(spec)?;
+    let source = config::manifest_source(
+        &version,
+        config::env_var(ENV_CERT_MANAGER_MANIFEST).as_deref(),
+    )?;
+    let text = load_manifest(&source).await?;
+    let mut docs = config::parse_manifest(&text)?;
+    config::patch_manifest(&mut docs, spec)?;
+    config::apply_order(&mut docs);
+    apply_all(client, &docs)
+        .await
+        .with_context(|| format!("applying cert-manager {version}"))?;
+    ensure_namespace(client, &spec.cluster_resource_namespace).await?;
+    wait_ready(client, Instant::now() + READY_TIMEOUT)
+        .await
+        .with_context(|| format!("cert-manager {version}"))?;
+    Ok(version)
+}
+
+/// Server-side applies each object, resolving its kind through discovery once per kind.
+async fn apply_all(client: &kube::Client, docs: &[Value]) -> anyhow::Result<()> {
+    let mut kinds: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)> = HashMap::new();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for doc in docs {
+        let obj: DynamicObject = serde_json::from_value(doc.clone()).context("manifest object")?;
+        let types = obj
+            .types
+            .as_ref()
+            .context("manifest object without apiVersion/kind")?;
+        let gvk = GroupVersionKind::try_from(types)?;
+        if !kinds.contains_key(&gvk) {
+            let found = kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .with_context(|| format!("discovering {}/{}", types.api_version, types.kind))?;
+            kinds.insert(gvk.clone(), found);
+        }
+        let (resource, caps) = &kinds[&gvk];
+        let name = obj
+            .metadata
+            .name
+            .clone()
+            .context("manifest object without a name")?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Namespaced => {
+                let ns = obj.metadata.namespace.as_deref().unwrap_or("default");
+                Api::namespaced_with(client.clone(), ns, resource)
+            }
+            Scope::Cluster => Api::all_with(client.clone(), resource),
+        };
+        api.patch(&name, &params, &Patch::Apply(&obj))
+            .await
+            .with_context(|| format!("applying {} {name}", types.kind))?;
+    }
+    Ok(())
+}
+
+/// The cluster resource namespace must exist before ClusterIssuers can use it.
+async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } });
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    Ok(())
+}
+
+/// Waits until all cert-manager Deployments are Available and the webhook admits a dry-run Issuer.
+pub async fn wait_ready(client: &kube::Client, deadline: Instant) -> anyhow::Result<()> {
+    wait_deployments_available(client, deadline).await?;
+    wait_webhook(client, deadline).await
+}
+
+/// Why a Deployment is not yet rolled out and available, or `None` when it is.
+pub fn deployment_not_ready(d: &Deployment) -> Option<String> {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(status) = d.status.as_ref() else {
+        return Some(format!("{name}: no status yet"));
+    };
+    if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
+        return Some(format!("{name}: new generation not observed yet"));
+    }
+    let updated = status.updated_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < want || available < want {
+        return Some(format!(
+            "{name}: {available}/{want} available, {updated} updated"
+        ));
+    }
+    let cond_ok = status.conditions.as_ref().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_ == "Available" && c.status == "True")
+    });
+    if want > 0 && !cond_ok {
+        return Some(format!("{name}: condition Available is not True"));
+    }
+    None
+}
+
+async fn wait_deployments_available(
+    client: &kube::Client,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), CERT_MANAGER_NAMESPACE);
+    loop {
+        let why = match api.list(&ListParams::default()).await {
+            Ok(list) if list.items.is_empty() => "no Deployments yet".to_owned(),
+            Ok(list) => {
+                let waiting: Vec<String> =
+                    list.items.iter().filter_map(deployment_not_ready).collect();
+                if waiting.is_empty() {
+                    return Ok(());
+                }
+                waiting.join("; ")
+            }
+            Err(e) => format!("listing Deployments: {e}"),
+        };
+        if Instant::now() >= deadline {
+            bail!("cert-manager Deployments not available in time: {why}");
+        }
+        sleep(POLL).await;
+    }
+}
+
+/// A Deployment being Available does not mean the API server can reach the webhook yet (its serving certificate
+/// is bootstrapped after start, and the CA is injected into the webhook configurations afterwards), so poll a
+/// server-side dry-run create of an Issuer, which goes through the validating and mutating webhooks.
+async fn wait_webhook(client: &kube::Client, deadline: Instant) -> anyhow::Result<()> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Issuer"));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+    let issuer: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Issuer",
+        "metadata": { "name": "cmarchive-webhook-probe", "namespace": "default" },
+        "spec": { "selfSigned": {} },
+    }))?;
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    loop {
+        let err = match api.create(&params, &issuer).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            bail!("the cert-manager webhook does not answer (dry-run create of an Issuer): {err}");
+        }
+        sleep(POLL).await;
+    }
+}
+
+/// Scales the controller Deployment and waits: at 0 until no controller Pod is left (not even a terminating one,
+/// which could still act), at 1 and more until the rollout is available.
+pub async fn scale_controller(client: &kube::Client, replicas: i32) -> anyhow::Result<()> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), CERT_MANAGER_NAMESPACE);
+    let patch = json!({ "spec": { "replicas": replicas } });
+    let d = api
+        .patch(
+            CONTROLLER_DEPLOYMENT,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .with_context(|| {
+            format!("scaling {CERT_MANAGER_NAMESPACE}/{CONTROLLER_DEPLOYMENT} to {replicas}")
+        })?;
+    let selector = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .context("controller Deployment without matchLabels")?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), CERT_MANAGER_NAMESPACE);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let why = if replicas == 0 {
+            let left = pods
+                .list(&ListParams::default().labels(&selector))
+                .await?
+                .items
+                .len();
+            if left == 0 {
+                return Ok(());
+            }
+            format!("{left} controller Pod(s) left")
+        } else {
+            match deployment_not_ready(&api.get(CONTROLLER_DEPLOYMENT).await?) {
+                None => return Ok(()),
+                Some(why) => why,
+            }
+        };
+        if Instant::now() >= deadline {
+            bail!("controller not scaled to {replicas} in time: {why}");
+        }
+        sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(v: Value) -> Deployment {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn deployment_readiness() {
+        let ready = deployment(json!({
+            "metadata": { "name": "cert-manager", "generation": 2 },
+            "spec": { "replicas": 1, "selector": {}, "template": {} },
+            "status": { "observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 1,
+                        "conditions": [{ "type": "Available", "status": "True" }] }
+        }));
+        assert_eq!(deployment_not_ready(&ready), None);
+
+        let mut stale = ready.clone();
+        stale.metadata.generation = Some(3);
+        assert!(deployment_not_ready(&stale).unwrap().contains("generation"));
+
+        let mut unavailable = ready.clone();
+        unavailable.status.as_mut().unwrap().available_replicas = Some(0);
+        assert!(
+            deployment_not_ready(&unavailable)
+                .unwrap()
+                .contains("0/1 available")
+        );
+
+        let mut no_condition = ready.clone();
+        no_condition.status.as_mut().unwrap().conditions = None;
+        assert!(deployment_not_ready(&no_condition).is_some());
+
+        let mut no_status = ready;
+        no_status.status = None;
+        assert!(deployment_not_ready(&no_status).is_some());
+    }
+
+    #[test]
+    fn a_local_manifest_file_needs_no_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cm.yaml");
+        std::fs::write(
+            &file,
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: cert-manager}\n",
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let text = rt
+            .block_on(load_manifest(&ManifestSource::File(file)))
+            .unwrap();
+        assert!(text.contains("Namespace"));
+        let missing = rt.block_on(load_manifest(&ManifestSource::File(
+            dir.path().join("nope.yaml"),
+        )));
+        assert!(missing.unwrap_err().to_string().contains("nope.yaml"));
+    }
+}
