@@ -5,6 +5,16 @@
 #![warn(missing_docs)]
 
 pub mod certmanager;
+pub mod crypto;
+pub mod error;
 pub mod manifest;
 pub mod object;
+pub mod paths;
 pub mod plan;
+pub mod reader;
+pub mod writer;
+
+pub use crypto::{Identities, Interaction, Recipients};
+pub use error::ArchiveError;
+pub use reader::{ReadLimits, VerifiedArchive, VerifiedObject, read_archive};
+pub use writer::{ManifestMeta, WriteOptions, write_archive};

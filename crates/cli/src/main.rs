@@ -1,6 +1,150 @@
-//! The `cmarchive` command.
+//! The `cmarchive` command: parse the command line, set up logging, run one command, turn its error into one line
+//! (plus a remedy line when there is one) and an exit code. See `cli.rs` for the surface and the exit codes.
+
+mod cli;
+mod commands;
+mod error;
+mod input;
+mod keys;
+mod plan_fallback;
+
+use clap::{CommandFactory, FromArgMatches};
+use cli::{Cli, Command, EXIT_ERROR, EXIT_OK, LogFormat};
+use error::CliError;
+use std::ffi::OsString;
 
 fn main() {
-    eprintln!("cmarchive: not built yet");
-    std::process::exit(1);
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(code) => std::process::exit(code),
+    };
+    init_logging(cli.verbose, cli.log_format);
+    let code = match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::debug!(error = ?e, "command failed");
+            eprintln!("cmarchive: error: {e}");
+            if let Some(remedy) = e.remedy() {
+                eprintln!("cmarchive: hint: {remedy}");
+            }
+            EXIT_ERROR
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Parses argv; answers to `kubectl-cmarchive` as `kubectl cmarchive`. Usage errors exit 1 (exit 2 is reserved
+/// for "a certificate was reissued"), with a hint when age habits meet the wrong command.
+fn parse(args: &[OsString]) -> Result<Cli, i32> {
+    let invoked_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut command = Cli::command();
+    if invoked_as.starts_with("kubectl-cmarchive") {
+        command = command
+            .bin_name("kubectl cmarchive")
+            .display_name("kubectl cmarchive");
+    }
+    let matches = command
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    match matches {
+        Ok(cli) => Ok(cli),
+        Err(e) => {
+            let _ = e.print();
+            if !e.use_stderr() {
+                return Err(EXIT_OK); // --help, --version
+            }
+            if let Some(hint) = flag_hint(&e, args) {
+                eprintln!("\ntip: {hint}");
+            }
+            Err(EXIT_ERROR)
+        }
+    }
+}
+
+/// "did you mean -i?": the age flags for the other direction.
+fn flag_hint(error: &clap::Error, args: &[OsString]) -> Option<&'static str> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(flag)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let subcommand = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy())
+        .find(|a| !a.starts_with('-'))?;
+    let flag = flag.split('=').next().unwrap_or_default();
+    match (subcommand.as_ref(), flag) {
+        (
+            "unpack" | "inspect" | "restore" | "verify",
+            "-r" | "--recipient" | "-R" | "--recipients-file",
+        ) => Some(
+            "-r/-R name who may open a new archive (for `pack`); to open this one, did you mean -i KEY_FILE?",
+        ),
+        ("pack", "-i" | "--identity") => Some(
+            "-i names a key to open archives; `pack` encrypts to public keys: did you mean -r RECIPIENT or -R FILE?",
+        ),
+        (_, "--output") | (_, "-o") if subcommand == "pack" => {
+            Some("`pack` takes the archive as a positional argument: cmarchive pack backup.cmar …")
+        }
+        _ => None,
+    }
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn run(command: Command) -> Result<i32, CliError> {
+    match command {
+        Command::Keygen(args) => commands::keygen::run(&args).map(|()| EXIT_OK),
+        Command::Pack(args) => commands::pack::run(&args).map(|()| EXIT_OK),
+        Command::Unpack(args) => {
+            let archive = commands::open_archive(&args.archive, &args.identity)?;
+            commands::unpack::run(&args, &archive).map(|()| EXIT_OK)
+        }
+        Command::Inspect(args) => {
+            let archive = commands::open_archive(&args.archive, &args.identity)?;
+            commands::inspect::run(&args, &archive).map(|()| EXIT_OK)
+        }
+        Command::Restore(args) => {
+            let archive = commands::open_archive(&args.archive, &args.identity)?;
+            commands::restore::run(&args, &archive)
+        }
+        Command::Verify(args) => {
+            let archive = commands::open_archive(&args.archive, &args.identity)?;
+            commands::verify::run(&args, &archive)
+        }
+        Command::Completions(args) => {
+            let mut command = Cli::command();
+            clap_complete::generate(
+                args.shell,
+                &mut command,
+                "cmarchive",
+                &mut std::io::stdout(),
+            );
+            Ok(EXIT_OK)
+        }
+    }
 }

@@ -4,3 +4,6 @@
 pub mod provider;
 pub mod k3s;
 pub mod kind;
+pub mod fixtures;
+pub mod reissuance;
+pub mod scenarios;

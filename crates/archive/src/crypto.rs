@@ -1,0 +1,492 @@
+//! Who can open an archive: parsing age recipients and identities from the strings and files people pass, and
+//! generating new keys. The age crate does the cryptography; this module only turns text into its types and its
+//! failures into [`ArchiveError`]s a person can act on.
+//!
+//! Supported: X25519 (`age1…`), SSH (`ssh-ed25519`, `ssh-rsa`; private keys plain or passphrase-protected),
+//! passphrases (scrypt), passphrase-encrypted age identity files, and age plugins (`age1<name>1…`, resolved as
+//! `age-plugin-<name>` on `PATH`).
+
+use crate::error::{ArchiveError, Result};
+use age::secrecy::{ExposeSecret, SecretString};
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+
+/// How age may talk to the person at the keyboard: asking for a passphrase (encrypted SSH keys, encrypted
+/// identity files, passphrase archives) and showing plugin messages. The library never touches the terminal
+/// itself; the CLI plugs in prompts, tests plug in fixed answers.
+#[derive(Clone, Default)]
+pub struct Interaction {
+    passphrase: Option<Arc<dyn Fn(&str) -> Option<SecretString> + Send + Sync>>,
+    message: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+}
+
+impl Interaction {
+    /// No interaction: every passphrase request fails, messages are dropped.
+    pub fn none() -> Self {
+        Interaction::default()
+    }
+
+    /// Answers passphrase requests with `ask(description)`; `None` means "cannot ask".
+    pub fn with_passphrase_prompt(
+        mut self,
+        ask: impl Fn(&str) -> Option<SecretString> + Send + Sync + 'static,
+    ) -> Self {
+        self.passphrase = Some(Arc::new(ask));
+        self
+    }
+
+    /// Shows plugin messages ("touch your YubiKey") with `show`.
+    pub fn with_messages(mut self, show: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.message = Some(Arc::new(show));
+        self
+    }
+
+    fn ask_passphrase(&self, description: &str) -> Option<SecretString> {
+        self.passphrase.as_ref().and_then(|ask| ask(description))
+    }
+}
+
+impl age::Callbacks for Interaction {
+    fn display_message(&self, message: &str) {
+        if let Some(show) = &self.message {
+            show(message);
+        }
+    }
+
+    fn confirm(&self, _message: &str, _yes: &str, _no: Option<&str>) -> Option<bool> {
+        None
+    }
+
+    fn request_public_string(&self, _description: &str) -> Option<String> {
+        None
+    }
+
+    fn request_passphrase(&self, description: &str) -> Option<SecretString> {
+        self.ask_passphrase(description)
+    }
+}
+
+/// The recipients an archive is encrypted to. Either public keys (any mix of kinds) or one passphrase.
+#[derive(Default)]
+pub struct Recipients {
+    keys: Vec<Box<dyn age::Recipient + Send>>,
+    plugins: Vec<age::plugin::Recipient>,
+    plugin_defaults: Vec<age::plugin::Identity>,
+    passphrase: Option<age::scrypt::Recipient>,
+    interaction: Interaction,
+}
+
+impl Recipients {
+    /// No recipients yet; `interaction` is what plugins may use to talk to the person.
+    pub fn new(interaction: Interaction) -> Self {
+        Recipients {
+            interaction,
+            ..Recipients::default()
+        }
+    }
+
+    /// A passphrase recipient (scrypt with age's default work factor, about one second on this machine).
+    pub fn passphrase(passphrase: SecretString) -> Self {
+        Recipients {
+            passphrase: Some(age::scrypt::Recipient::new(passphrase)),
+            ..Recipients::default()
+        }
+    }
+
+    /// A passphrase recipient with scrypt work factor `2^log_n`; low values are for tests only.
+    pub fn passphrase_with_work_factor(passphrase: SecretString, log_n: u8) -> Self {
+        let mut recipient = age::scrypt::Recipient::new(passphrase);
+        recipient.set_work_factor(log_n);
+        Recipients {
+            passphrase: Some(recipient),
+            ..Recipients::default()
+        }
+    }
+
+    /// Adds one recipient given as text: `age1…`, `ssh-ed25519 …`, `ssh-rsa …` or a plugin recipient.
+    pub fn add(&mut self, text: &str) -> Result<()> {
+        let text = text.trim();
+        if let Ok(key) = text.parse::<age::x25519::Recipient>() {
+            self.keys.push(Box::new(key));
+            return Ok(());
+        }
+        match text.parse::<age::ssh::Recipient>() {
+            Ok(key) => {
+                self.keys.push(Box::new(key));
+                return Ok(());
+            }
+            Err(age::ssh::ParseRecipientKeyError::RsaModulusTooSmall) => {
+                return Err(ArchiveError::Encrypt(
+                    "RSA keys shorter than 2048 bits are not accepted".into(),
+                ));
+            }
+            Err(age::ssh::ParseRecipientKeyError::RsaModulusTooLarge) => {
+                return Err(ArchiveError::Encrypt(
+                    "RSA keys longer than 4096 bits are not accepted".into(),
+                ));
+            }
+            Err(age::ssh::ParseRecipientKeyError::Unsupported(kind)) => {
+                return Err(ArchiveError::Encrypt(format!(
+                    "SSH key type {kind} is not supported by age; use ssh-ed25519 or ssh-rsa"
+                )));
+            }
+            Err(_) => {}
+        }
+        if let Ok(plugin) = text.parse::<age::plugin::Recipient>() {
+            self.plugins.push(plugin);
+            return Ok(());
+        }
+        Err(ArchiveError::InvalidRecipient(shorten(text)))
+    }
+
+    /// Adds every recipient of a recipients file (one per line; blank lines and `#` comments are skipped).
+    pub fn add_file(&mut self, file_name: &str, contents: &[u8]) -> Result<()> {
+        for (index, line) in BufReader::new(contents).lines().enumerate() {
+            let line = line.map_err(|_| ArchiveError::InvalidRecipientsFile {
+                file: file_name.into(),
+                line: index + 1,
+            })?;
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            self.add(line)
+                .map_err(|_| ArchiveError::InvalidRecipientsFile {
+                    file: file_name.into(),
+                    line: index + 1,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Adds the default recipient of the plugin `age-plugin-<name>` (e.g. a hardware key the plugin knows).
+    pub fn add_plugin_default(&mut self, name: &str) -> Result<()> {
+        let identity = age::plugin::Identity::default_for_plugin(name)
+            .map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
+        self.plugin_defaults.push(identity);
+        Ok(())
+    }
+
+    /// Whether nobody could open an archive encrypted to this set.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+            && self.plugins.is_empty()
+            && self.plugin_defaults.is_empty()
+            && self.passphrase.is_none()
+    }
+
+    /// Whether this set is a passphrase.
+    pub fn is_passphrase(&self) -> bool {
+        self.passphrase.is_some()
+    }
+
+    /// Builds the age encryptor (resolving plugins on `PATH`).
+    pub(crate) fn encryptor(&self) -> Result<age::Encryptor> {
+        if let Some(passphrase) = &self.passphrase {
+            if !self.keys.is_empty() || !self.plugins.is_empty() || !self.plugin_defaults.is_empty()
+            {
+                return Err(ArchiveError::MixedPassphrase);
+            }
+            return age::Encryptor::with_recipients(std::iter::once(
+                passphrase as &dyn age::Recipient,
+            ))
+            .map_err(|e| ArchiveError::Encrypt(one_line(&e)));
+        }
+        let mut plugins: Vec<age::plugin::RecipientPluginV1<Interaction>> = Vec::new();
+        let mut names: Vec<&str> = self.plugins.iter().map(|p| p.plugin()).collect();
+        names.extend(self.plugin_defaults.iter().map(|p| p.plugin()));
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let plugin = age::plugin::RecipientPluginV1::new(
+                name,
+                &self.plugins,
+                &self.plugin_defaults,
+                self.interaction.clone(),
+            )
+            .map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
+            plugins.push(plugin);
+        }
+        if self.keys.is_empty() && plugins.is_empty() {
+            return Err(ArchiveError::Encrypt("no recipients".into()));
+        }
+        let all = self
+            .keys
+            .iter()
+            .map(|k| k.as_ref() as &dyn age::Recipient)
+            .chain(plugins.iter().map(|p| p as &dyn age::Recipient));
+        age::Encryptor::with_recipients(all).map_err(|e| match e {
+            age::EncryptError::MixedRecipientAndPassphrase => ArchiveError::MixedPassphrase,
+            other => ArchiveError::Encrypt(one_line(&other)),
+        })
+    }
+}
+
+/// The keys that may open an archive, plus where a passphrase comes from if the archive turns out to be
+/// passphrase-encrypted.
+#[derive(Default)]
+pub struct Identities {
+    keys: Vec<Box<dyn age::Identity>>,
+    passphrase: Option<SecretString>,
+    interaction: Interaction,
+    max_scrypt_work_factor: Option<u8>,
+}
+
+impl Identities {
+    /// No keys yet; `interaction` answers passphrase questions (encrypted keys, passphrase archives).
+    pub fn new(interaction: Interaction) -> Self {
+        Identities {
+            interaction,
+            ..Identities::default()
+        }
+    }
+
+    /// Adds every identity in a key file: an age identity file (several `AGE-SECRET-KEY-1…` and plugin lines,
+    /// `#` comments), an OpenSSH private key (a passphrase-protected one is decrypted now, asking through the
+    /// [`Interaction`]) or a passphrase-encrypted age identity file. Returns how many keys were added.
+    pub fn add_file(&mut self, file_name: &str, contents: &[u8]) -> Result<usize> {
+        let invalid = |reason: String| ArchiveError::InvalidIdentity {
+            file: file_name.into(),
+            reason,
+        };
+        let head = String::from_utf8_lossy(&contents[..contents.len().min(64)]).into_owned();
+        let head = head.trim_start();
+
+        if head.starts_with("age-encryption.org/")
+            || head.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+        {
+            let identity = age::encrypted::Identity::from_buffer(
+                age::armor::ArmoredReader::new(std::io::Cursor::new(contents.to_vec())),
+                Some(file_name.to_owned()),
+                self.interaction.clone(),
+                self.max_scrypt_work_factor,
+            )
+            .map_err(|e| {
+                invalid(format!(
+                    "cannot read the encrypted identity file: {}",
+                    one_line(&e)
+                ))
+            })?
+            .ok_or_else(|| {
+                invalid(
+                    "the identity file is encrypted to keys, not a passphrase; decrypt it first"
+                        .into(),
+                )
+            })?;
+            self.keys.push(Box::new(identity));
+            return Ok(1);
+        }
+
+        if head.starts_with("-----BEGIN") {
+            let key = age::ssh::Identity::from_buffer(contents, Some(file_name.to_owned()))
+                .map_err(|e| invalid(format!("not an SSH private key age can use: {e}")))?;
+            let key = match key {
+                age::ssh::Identity::Unencrypted(_) => key,
+                age::ssh::Identity::Encrypted(encrypted) => {
+                    let passphrase = self
+                        .interaction
+                        .ask_passphrase(&format!("Passphrase for SSH key {file_name}"))
+                        .ok_or_else(|| {
+                            invalid("the SSH key is passphrase-protected and no passphrase can be asked for here (run on a terminal)".into())
+                        })?;
+                    let decrypted = encrypted
+                        .decrypt(passphrase)
+                        .map_err(|_| invalid("wrong passphrase for the SSH key".into()))?;
+                    age::ssh::Identity::from(decrypted)
+                }
+                age::ssh::Identity::Unsupported(unsupported) => {
+                    return Err(invalid(format!(
+                        "unsupported SSH key: {unsupported:?}; use an ed25519 or RSA key"
+                    )));
+                }
+            };
+            self.keys.push(Box::new(key));
+            return Ok(1);
+        }
+
+        let file = age::IdentityFile::from_buffer(contents)
+            .map_err(|e| {
+                invalid(format!(
+                    "{e}; expected AGE-SECRET-KEY-1… lines or an SSH private key"
+                ))
+            })?
+            .with_callbacks(self.interaction.clone());
+        let keys = file
+            .into_identities()
+            .map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
+        if keys.is_empty() {
+            return Err(invalid("no identities in the file".into()));
+        }
+        let count = keys.len();
+        self.keys
+            .extend(keys.into_iter().map(|k| k as Box<dyn age::Identity>));
+        Ok(count)
+    }
+
+    /// Adds one identity given as text (an `AGE-SECRET-KEY-1…` line).
+    pub fn add_key(&mut self, text: &str) -> Result<()> {
+        let key = text.trim().parse::<age::x25519::Identity>().map_err(|_| {
+            ArchiveError::InvalidIdentity {
+                file: "key".into(),
+                reason: "not an age secret key".into(),
+            }
+        })?;
+        self.keys.push(Box::new(key));
+        Ok(())
+    }
+
+    /// Adds the default identity of the plugin `age-plugin-<name>`.
+    pub fn add_plugin_default(&mut self, name: &str) -> Result<()> {
+        let identity = age::plugin::Identity::default_for_plugin(name)
+            .map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
+        let plugin =
+            age::plugin::IdentityPluginV1::new(name, &[identity], self.interaction.clone())
+                .map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
+        self.keys.push(Box::new(plugin));
+        Ok(())
+    }
+
+    /// The passphrase to use if the archive is passphrase-encrypted (otherwise the [`Interaction`] is asked).
+    pub fn set_passphrase(&mut self, passphrase: SecretString) {
+        self.passphrase = Some(passphrase);
+    }
+
+    /// Caps the scrypt work factor accepted from passphrase archives (default: age's, about 16 s of work).
+    pub fn set_max_scrypt_work_factor(&mut self, log_n: u8) {
+        self.max_scrypt_work_factor = Some(log_n);
+    }
+
+    /// Number of keys (not counting a passphrase).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The keys, as age wants them.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &dyn age::Identity> {
+        self.keys.iter().map(|k| k.as_ref() as &dyn age::Identity)
+    }
+
+    /// The scrypt identity for a passphrase archive: the given passphrase, else one asked for.
+    pub(crate) fn passphrase_identity(&self) -> Result<age::scrypt::Identity> {
+        let passphrase = match &self.passphrase {
+            Some(p) => p.clone(),
+            None => self
+                .interaction
+                .ask_passphrase("Passphrase of the archive")
+                .ok_or(ArchiveError::PassphraseRequired)?,
+        };
+        let mut identity = age::scrypt::Identity::new(passphrase);
+        if let Some(max) = self.max_scrypt_work_factor {
+            identity.set_max_work_factor(max);
+        }
+        Ok(identity)
+    }
+}
+
+/// A freshly generated X25519 key pair.
+pub struct GeneratedKey {
+    /// The identity file's full text, in age-keygen's layout (comment lines, then the secret key).
+    pub identity_file: SecretString,
+    /// The public key (`age1…`) to pass to `-r`.
+    pub recipient: String,
+}
+
+/// Generates a new X25519 identity, formatted like age-keygen's output.
+pub fn generate_key(created: jiff::Timestamp) -> GeneratedKey {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let text = format!(
+        "# created: {}\n# public key: {recipient}\n{}\n",
+        created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        identity.to_string().expose_secret()
+    );
+    GeneratedKey {
+        identity_file: SecretString::from(text),
+        recipient,
+    }
+}
+
+/// The public key of every X25519 identity in an identity file (age-keygen -y).
+pub fn recipients_of_identity_file(contents: &[u8]) -> Vec<String> {
+    BufReader::new(contents)
+        .lines()
+        .map_while(std::result::Result::ok)
+        .filter_map(|line| line.trim().parse::<age::x25519::Identity>().ok())
+        .map(|identity| identity.to_public().to_string())
+        .collect()
+}
+
+/// age's messages can span lines (error + hint); cmarchive prints one line per error.
+pub(crate) fn one_line(error: &dyn std::fmt::Display) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Echoes at most the start of something that may be a secret pasted into the wrong flag.
+fn shorten(text: &str) -> String {
+    if text.chars().count() > 24 {
+        text.chars().take(20).collect::<String>() + "…"
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_key_parses_back() {
+        let key = generate_key(jiff::Timestamp::UNIX_EPOCH);
+        let mut ids = Identities::new(Interaction::none());
+        assert_eq!(
+            ids.add_file("key.txt", key.identity_file.expose_secret().as_bytes())
+                .unwrap(),
+            1
+        );
+        let publics = recipients_of_identity_file(key.identity_file.expose_secret().as_bytes());
+        assert_eq!(publics, vec![key.recipient.clone()]);
+        let mut r = Recipients::new(Interaction::none());
+        r.add(&key.recipient).unwrap();
+        assert!(!r.is_empty());
+    }
+
+    #[test]
+    fn recipients_file_skips_comments_and_reports_line_numbers() {
+        let a = generate_key(jiff::Timestamp::UNIX_EPOCH).recipient;
+        let text = format!("# team\n\n{a}\n  # indented comment\nnot-a-key\n");
+        let mut r = Recipients::new(Interaction::none());
+        let err = r.add_file("team.txt", text.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::InvalidRecipientsFile { line: 5, .. }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("not-a-key"));
+    }
+
+    #[test]
+    fn passphrase_cannot_mix_with_keys() {
+        let mut r = Recipients::passphrase_with_work_factor(SecretString::from("pw".to_owned()), 2);
+        r.add(&generate_key(jiff::Timestamp::UNIX_EPOCH).recipient)
+            .unwrap();
+        assert!(matches!(r.encryptor(), Err(ArchiveError::MixedPassphrase)));
+    }
+
+    #[test]
+    fn missing_plugin_is_a_clear_error() {
+        // A syntactically valid plugin recipient for a plugin that is not installed.
+        let mut r = Recipients::new(Interaction::none());
+        r.add_plugin_default("cmarchivetest").unwrap();
+        let err = r.encryptor().err().expect("plugin must not resolve");
+        assert!(matches!(err, ArchiveError::Plugin(_)), "{err}");
+        assert!(
+            err.to_string().contains("age-plugin-cmarchivetest"),
+            "{err}"
+        );
+    }
+}

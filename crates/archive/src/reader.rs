@@ -1,0 +1,602 @@
+//! Reading an archive: (armor) → age → zstd → tar, and verifying all of it before anything is returned.
+//!
+//! Nothing from an archive reaches the caller until every check passed: format name and major version, manifest
+//! schema, every entry's size and sha256, every manifest entry present exactly once and nothing else, only
+//! regular files at safe paths, and a cap on decompressed bytes. The price is memory: the verified objects are
+//! held until the end (see `docs/FORMAT.md`).
+//!
+//! Errors from the stacked readers all arrive as `io::Error` at the tar layer; each layer is wrapped in a
+//! [`Tap`] that records the first failure in its own terms, so the reported error names the real cause
+//! (truncated file, failed authentication, size cap) instead of a generic tar error.
+
+use crate::crypto::{Identities, one_line};
+use crate::error::{ArchiveError, Result};
+use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_NAME, MANIFEST_PATH, Manifest, PhaseName};
+use crate::object::ObjectKey;
+use crate::paths;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufRead, BufReader, Read};
+use std::rc::Rc;
+
+/// Bounds on what a reader accepts from an archive.
+#[derive(Clone, Debug)]
+pub struct ReadLimits {
+    /// Cap on decompressed bytes (the whole tar). Default 2 GiB: far above real cert-manager backups, well
+    /// below what would exhaust a normal machine's memory.
+    pub max_decompressed: u64,
+    /// Cap on the number of tar entries.
+    pub max_entries: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_decompressed: 2 << 30,
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+/// An archive that passed every check.
+#[derive(Clone, Debug)]
+pub struct VerifiedArchive {
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// `manifest.json` byte for byte as stored (what `inspect -o json` prints).
+    pub manifest_json: Vec<u8>,
+    /// Every object, in restore order (phase by phase, entries in manifest order).
+    pub objects: Vec<VerifiedObject>,
+}
+
+/// One verified object.
+#[derive(Clone, Debug)]
+pub struct VerifiedObject {
+    /// Its phase.
+    pub phase: PhaseName,
+    /// Its manifest entry (identity, path, size, sha256, reasons).
+    pub entry: Entry,
+    /// The object as stored.
+    pub object: Value,
+}
+
+impl VerifiedArchive {
+    /// The objects of one phase, in apply order.
+    pub fn objects_in(&self, phase: PhaseName) -> impl Iterator<Item = &VerifiedObject> {
+        self.objects.iter().filter(move |o| o.phase == phase)
+    }
+
+    /// Phases present, in restore order.
+    pub fn phases(&self) -> impl Iterator<Item = PhaseName> + '_ {
+        self.manifest.phases.iter().map(|p| p.name)
+    }
+}
+
+/// Decrypts, decompresses and verifies a whole archive from `input` (binary or armored, detected).
+pub fn read_archive<R: Read>(
+    input: R,
+    identities: &Identities,
+    limits: &ReadLimits,
+) -> Result<VerifiedArchive> {
+    let failure: Failure = Rc::default();
+    let input_eof = Rc::new(Cell::new(false));
+    let raw = Tap {
+        inner: InputTap {
+            inner: input,
+            eof: input_eof.clone(),
+        },
+        layer: Layer::Input,
+        failure: failure.clone(),
+        input_eof: input_eof.clone(),
+    };
+    let mut buffered = BufReader::with_capacity(64 * 1024, raw);
+    let head = buffered
+        .fill_buf()
+        .map_err(ArchiveError::io("reading the archive"))?
+        .to_vec();
+    if head.is_empty() {
+        return Err(ArchiveError::NotAnArchive("the file is empty".into()));
+    }
+    if !is_age(&head) {
+        return Err(ArchiveError::NotAnArchive(guess_kind(&head)));
+    }
+
+    let armored = Tap {
+        inner: age::armor::ArmoredReader::new(buffered),
+        layer: Layer::Armor,
+        failure: failure.clone(),
+        input_eof: input_eof.clone(),
+    };
+    let decryptor = age::Decryptor::new_buffered(BufReader::new(armored))
+        .map_err(|e| header_error(e, &failure, input_eof.get()))?;
+    let stream = if decryptor.is_scrypt() {
+        let identity = identities.passphrase_identity()?;
+        decryptor
+            .decrypt(std::iter::once(&identity as &dyn age::Identity))
+            .map_err(|e| match e {
+                age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => {
+                    ArchiveError::WrongPassphrase
+                }
+                other => decrypt_error(other, &failure, input_eof.get()),
+            })?
+    } else {
+        if identities.key_count() == 0 {
+            return Err(ArchiveError::NoIdentities);
+        }
+        decryptor
+            .decrypt(identities.keys())
+            .map_err(|e| decrypt_error(e, &failure, input_eof.get()))?
+    };
+    let decrypted = Tap {
+        inner: stream,
+        layer: Layer::Age,
+        failure: failure.clone(),
+        input_eof: input_eof.clone(),
+    };
+    let decoder = zstd::stream::read::Decoder::new(decrypted)
+        .map_err(|e| layered_error(e, &failure, Layer::Zstd, input_eof.get()))?;
+    let decompressed = Tap {
+        inner: decoder,
+        layer: Layer::Zstd,
+        failure: failure.clone(),
+        input_eof: input_eof.clone(),
+    };
+    let limited = LimitTap {
+        inner: decompressed,
+        remaining: limits.max_decompressed,
+        limit: limits.max_decompressed,
+        failure: failure.clone(),
+    };
+
+    verify_tar(limited, limits).map_err(|e| match e {
+        TarFailure::Archive(e) => e,
+        TarFailure::Io(e) => layered_error(e, &failure, Layer::Tar, input_eof.get()),
+    })
+}
+
+/// Where in the stack an error happened, and so what it means.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layer {
+    Input,
+    Armor,
+    Age,
+    Zstd,
+    Tar,
+}
+
+/// The first failure seen by any layer, already translated.
+type Failure = Rc<RefCell<Option<ArchiveError>>>;
+
+fn classify(layer: Layer, error: &io::Error, at_end: bool) -> ArchiveError {
+    let eof = error.kind() == io::ErrorKind::UnexpectedEof;
+    match layer {
+        Layer::Input => ArchiveError::Io {
+            context: "reading the archive",
+            source: io::Error::new(error.kind(), error.to_string()),
+        },
+        Layer::Armor if eof || at_end => ArchiveError::Truncated,
+        Layer::Armor => ArchiveError::NotAnArchive(format!("damaged armor: {}", one_line(error))),
+        Layer::Age if eof => ArchiveError::Truncated,
+        Layer::Age => ArchiveError::AuthenticationFailed { at_end },
+        // age authenticated everything up to here, so these bytes are what the writer wrote.
+        Layer::Zstd if eof || error.to_string().contains("incomplete") => ArchiveError::Truncated,
+        Layer::Zstd => ArchiveError::NotAnArchive(format!(
+            "the decrypted content is not zstd-compressed ({})",
+            one_line(error)
+        )),
+        Layer::Tar if eof => ArchiveError::Truncated,
+        Layer::Tar => ArchiveError::NotAnArchive(format!(
+            "the decompressed content is not a valid tar ({})",
+            one_line(error)
+        )),
+    }
+}
+
+fn layered_error(error: io::Error, failure: &Failure, layer: Layer, at_end: bool) -> ArchiveError {
+    failure
+        .borrow_mut()
+        .take()
+        .unwrap_or_else(|| classify(layer, &error, at_end))
+}
+
+fn header_error(error: age::DecryptError, failure: &Failure, at_end: bool) -> ArchiveError {
+    if let Some(recorded) = failure.borrow_mut().take() {
+        return recorded;
+    }
+    match error {
+        age::DecryptError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            ArchiveError::Truncated
+        }
+        age::DecryptError::Io(e) => classify(Layer::Armor, &e, at_end),
+        age::DecryptError::InvalidHeader if at_end => ArchiveError::Truncated,
+        age::DecryptError::InvalidHeader => {
+            ArchiveError::NotAnArchive("the age header is damaged".into())
+        }
+        age::DecryptError::UnknownFormat => ArchiveError::NotAnArchive(
+            "unknown age format version (written by a newer age?)".into(),
+        ),
+        other => decrypt_error(other, failure, at_end),
+    }
+}
+
+fn decrypt_error(error: age::DecryptError, failure: &Failure, at_end: bool) -> ArchiveError {
+    if let Some(recorded) = failure.borrow_mut().take() {
+        return recorded;
+    }
+    match error {
+        age::DecryptError::NoMatchingKeys => ArchiveError::NoMatchingIdentity,
+        age::DecryptError::InvalidMac | age::DecryptError::DecryptionFailed => {
+            ArchiveError::AuthenticationFailed { at_end: false }
+        }
+        age::DecryptError::ExcessiveWork { required, target } => {
+            ArchiveError::NotAnArchive(format!(
+                "the passphrase needs scrypt work factor 2^{required} (this machine targets 2^{target}); refusing the work"
+            ))
+        }
+        age::DecryptError::KeyDecryptionFailed => ArchiveError::InvalidIdentity {
+            file: "identity".into(),
+            reason: "could not decrypt the key (wrong passphrase?)".into(),
+        },
+        age::DecryptError::Io(e) => classify(Layer::Armor, &e, at_end),
+        age::DecryptError::Plugin(errors) => ArchiveError::Plugin(
+            errors
+                .iter()
+                .map(|e| one_line(e))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        age::DecryptError::PluginResolve(e) => ArchiveError::Plugin(one_line(&e)),
+        other => ArchiveError::NotAnArchive(one_line(&other)),
+    }
+}
+
+fn is_age(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&head[..head.len().min(64)]).into_owned();
+    let text = text.trim_start();
+    text.starts_with("age-encryption.org/")
+        || text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+}
+
+/// Names what the file looks like instead, so the message helps ("did you pass the unencrypted tar?").
+fn guess_kind(head: &[u8]) -> String {
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "this is a bare zstd stream, not an age-encrypted archive".into()
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        "this is a plain tar, not an age-encrypted archive".into()
+    } else if head.first().is_some_and(|b| *b == b'{' || *b == b'[') {
+        "this looks like JSON; pack it with `cmarchive pack --from-file`".into()
+    } else {
+        "it is not an age-encrypted file".into()
+    }
+}
+
+/// Error inside [`verify_tar`]: either already an archive error, or an I/O error still to be attributed.
+enum TarFailure {
+    Archive(ArchiveError),
+    Io(io::Error),
+}
+
+impl From<ArchiveError> for TarFailure {
+    fn from(e: ArchiveError) -> Self {
+        TarFailure::Archive(e)
+    }
+}
+
+impl From<io::Error> for TarFailure {
+    fn from(e: io::Error) -> Self {
+        TarFailure::Io(e)
+    }
+}
+
+fn verify_tar<R: Read>(
+    input: R,
+    limits: &ReadLimits,
+) -> std::result::Result<VerifiedArchive, TarFailure> {
+    let mut archive = tar::Archive::new(input);
+    let mut entries = archive.entries()?;
+
+    // 1. manifest.json, first.
+    let mut first = match entries.next() {
+        Some(entry) => entry?,
+        None => return Err(ArchiveError::NotAnArchive("the tar is empty".into()).into()),
+    };
+    let first_path = entry_path(&first)?;
+    if first_path != MANIFEST_PATH {
+        return Err(ArchiveError::NotAnArchive(format!(
+            "the first entry is {first_path:?}, not {MANIFEST_PATH}"
+        ))
+        .into());
+    }
+    check_regular(&first, &first_path)?;
+    let manifest_size = first.size();
+    let manifest_json = read_entry(&mut first, manifest_size)?;
+    drop(first);
+    let manifest = parse_manifest(&manifest_json)?;
+
+    // 2. Everything the manifest promises, nothing else, once each.
+    let mut expected: HashMap<&str, &Entry> = HashMap::new();
+    for entry in manifest.phases.iter().flat_map(|p| &p.entries) {
+        expected.insert(entry.path.as_str(), entry);
+    }
+    let mut contents: HashMap<String, Vec<u8>> = HashMap::with_capacity(expected.len());
+    let mut count = 1usize;
+    for entry in entries {
+        let mut entry = entry?;
+        count += 1;
+        if count > limits.max_entries {
+            return Err(ArchiveError::TooLarge {
+                limit: limits.max_decompressed,
+            }
+            .into());
+        }
+        let path = entry_path(&entry)?;
+        paths::check_entry_path(&path).map_err(|reason| ArchiveError::UnsafePath {
+            path: path.clone(),
+            reason,
+        })?;
+        check_regular(&entry, &path)?;
+        if contents.contains_key(&path) || path == MANIFEST_PATH {
+            return Err(ArchiveError::DuplicateEntry { path }.into());
+        }
+        let Some(listed) = expected.get(path.as_str()) else {
+            return Err(ArchiveError::UnexpectedEntry { path }.into());
+        };
+        let size = entry.size();
+        if size != listed.size {
+            return Err(ArchiveError::SizeMismatch {
+                path,
+                expected: listed.size,
+                actual: size,
+            }
+            .into());
+        }
+        let bytes = read_entry(&mut entry, size)?;
+        if hex::encode(Sha256::digest(&bytes)) != listed.sha256 {
+            return Err(ArchiveError::ChecksumMismatch { path }.into());
+        }
+        contents.insert(path, bytes);
+    }
+
+    // 3. Read to the real end, so zstd checks its frame checksum and age authenticates the final chunk; only the
+    //    tar's zero padding may remain.
+    let mut rest = archive.into_inner();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = rest.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Err(ArchiveError::NotAnArchive("data after the end of the tar".into()).into());
+        }
+    }
+
+    // 4. Only now: assemble the result in restore order.
+    let mut objects = Vec::with_capacity(expected.len());
+    for phase in &manifest.phases {
+        for entry in &phase.entries {
+            let bytes = contents
+                .remove(&entry.path)
+                .ok_or_else(|| ArchiveError::MissingEntry {
+                    path: entry.path.clone(),
+                })?;
+            let object: Value =
+                serde_json::from_slice(&bytes).map_err(|e| ArchiveError::InvalidObject {
+                    what: entry.path.clone(),
+                    reason: format!("not JSON: {e}"),
+                })?;
+            match ObjectKey::of(&object) {
+                Some(key) if key == entry.key => {}
+                Some(key) => {
+                    return Err(ArchiveError::InvalidObject {
+                        what: entry.path.clone(),
+                        reason: format!("holds {key} but the manifest lists {}", entry.key),
+                    }
+                    .into());
+                }
+                None => {
+                    return Err(ArchiveError::InvalidObject {
+                        what: entry.path.clone(),
+                        reason:
+                            "not a Kubernetes object (apiVersion, kind or metadata.name missing)"
+                                .into(),
+                    }
+                    .into());
+                }
+            }
+            objects.push(VerifiedObject {
+                phase: phase.name,
+                entry: entry.clone(),
+                object,
+            });
+        }
+    }
+    Ok(VerifiedArchive {
+        manifest,
+        manifest_json,
+        objects,
+    })
+}
+
+fn entry_path<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String> {
+    let raw = entry.path_bytes();
+    String::from_utf8(raw.into_owned()).map_err(|e| ArchiveError::UnsafePath {
+        path: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        reason: "path is not UTF-8",
+    })
+}
+
+fn check_regular<R: Read>(entry: &tar::Entry<'_, R>, path: &str) -> Result<()> {
+    use tar::EntryType as T;
+    let reason = match entry.header().entry_type() {
+        T::Regular | T::Continuous => return Ok(()),
+        T::Symlink | T::Link => "a link",
+        T::Char | T::Block | T::Fifo => "a device or special file",
+        T::Directory => "a directory (cmarchive archives hold files only)",
+        _ => "not a regular file",
+    };
+    Err(ArchiveError::UnsafePath {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+/// Reads exactly `size` bytes of an entry (the caller bounded `size`; the decompressed-size cap bounds the rest).
+fn read_entry<R: Read>(entry: &mut R, size: u64) -> std::result::Result<Vec<u8>, TarFailure> {
+    let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
+    entry.take(size).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != size {
+        return Err(TarFailure::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "entry cut short",
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Parses and checks `manifest.json`: format name, major version, schema, and the invariants the rest relies on.
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ArchiveError::NotAnArchive(format!("{MANIFEST_PATH} is not JSON ({e})")))?;
+    match value.get("format").and_then(Value::as_str) {
+        Some(FORMAT_NAME) => {}
+        Some(other) => {
+            return Err(ArchiveError::NotAnArchive(format!(
+                "the manifest's format is {other:?}"
+            )));
+        }
+        None => {
+            return Err(ArchiveError::NotAnArchive(format!(
+                "{MANIFEST_PATH} has no format field"
+            )));
+        }
+    }
+    let version = value
+        .get("formatVersion")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ArchiveError::InvalidManifest("formatVersion is missing".into()))?;
+    let major = version
+        .split_once('.')
+        .and_then(|(major, minor)| minor.parse::<u32>().ok().and(major.parse::<u32>().ok()))
+        .ok_or_else(|| {
+            ArchiveError::InvalidManifest(format!("formatVersion {version:?} is not MAJOR.MINOR"))
+        })?;
+    if major != FORMAT_MAJOR {
+        return Err(ArchiveError::UnsupportedVersion {
+            found: version.to_owned(),
+            supported: FORMAT_MAJOR,
+        });
+    }
+    let manifest: Manifest =
+        serde_json::from_value(value).map_err(|e| ArchiveError::InvalidManifest(e.to_string()))?;
+
+    let mut previous: Option<PhaseName> = None;
+    let mut seen_paths = HashSet::new();
+    let mut seen_keys = HashSet::new();
+    for phase in &manifest.phases {
+        if previous.is_some_and(|p| p >= phase.name) {
+            return Err(ArchiveError::InvalidManifest(format!(
+                "phase {} is repeated or out of order",
+                phase.name
+            )));
+        }
+        previous = Some(phase.name);
+        for entry in &phase.entries {
+            paths::check_object_path(&entry.path).map_err(|reason| ArchiveError::UnsafePath {
+                path: entry.path.clone(),
+                reason,
+            })?;
+            if !seen_paths.insert(entry.path.as_str()) {
+                return Err(ArchiveError::DuplicateEntry {
+                    path: entry.path.clone(),
+                });
+            }
+            if !seen_keys.insert(&entry.key) {
+                return Err(ArchiveError::InvalidManifest(format!(
+                    "{} is listed twice",
+                    entry.key
+                )));
+            }
+            if entry.sha256.len() != 64
+                || !entry
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(ArchiveError::InvalidManifest(format!(
+                    "sha256 of {} is not 64 lower-case hex digits",
+                    entry.path
+                )));
+            }
+        }
+    }
+    Ok(manifest)
+}
+
+/// Passes reads through, recording the first error of its layer in the shared [`Failure`] slot.
+struct Tap<R> {
+    inner: R,
+    layer: Layer,
+    failure: Failure,
+    input_eof: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            let mut slot = self.failure.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(classify(self.layer, e, self.input_eof.get()));
+            }
+        })
+    }
+}
+
+/// The raw input; remembers whether its end was reached (a failure at the end means "cut short or modified").
+struct InputTap<R> {
+    inner: R,
+    eof: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for InputTap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.eof.set(true);
+        }
+        Ok(n)
+    }
+}
+
+/// Enforces [`ReadLimits::max_decompressed`].
+struct LimitTap<R> {
+    inner: R,
+    remaining: u64,
+    limit: u64,
+    failure: Failure,
+}
+
+impl<R: Read> Read for LimitTap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            // Allow a read of zero bytes at the exact limit only if the stream really ends here.
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            let mut slot = self.failure.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(ArchiveError::TooLarge { limit: self.limit });
+            }
+            return Err(io::Error::other("decompressed size limit reached"));
+        }
+        let max = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..max])?;
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}

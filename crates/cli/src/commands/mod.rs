@@ -1,0 +1,41 @@
+//! One module per subcommand. Shared here: opening an archive (decrypt + verify) for the reading commands.
+
+pub mod inspect;
+pub mod keygen;
+pub mod pack;
+pub mod pack_cluster;
+pub mod restore;
+pub mod unpack;
+pub mod verify;
+
+use crate::cli::IdentityArgs;
+use crate::error::{CliError, Result};
+use crate::keys;
+use cmarchive_archive::{ReadLimits, VerifiedArchive, read_archive};
+use std::fs::File;
+use std::io::{self, BufReader, IsTerminal};
+
+/// Decrypts and verifies the archive named on the command line (`-` = stdin). Nothing is returned, and so nothing
+/// can be printed or applied, unless the whole archive passed every check.
+pub fn open_archive(archive: &str, identity: &IdentityArgs) -> Result<VerifiedArchive> {
+    let identities = keys::identities(identity, archive == "-")?;
+    let limits = ReadLimits {
+        max_decompressed: identity.max_size,
+        ..ReadLimits::default()
+    };
+    let result = if archive == "-" {
+        if io::stdin().is_terminal() {
+            return Err(CliError::Usage(
+                "the archive `-` means stdin, but stdin is a terminal; pipe the archive in or name the file".into(),
+            ));
+        }
+        read_archive(io::stdin().lock(), &identities, &limits)
+    } else {
+        let file = File::open(archive).map_err(CliError::io(format!("opening {archive}")))?;
+        read_archive(BufReader::new(file), &identities, &limits)
+    };
+    result.map_err(|source| CliError::Archive {
+        path: archive.to_owned(),
+        source,
+    })
+}

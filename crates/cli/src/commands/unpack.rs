@@ -1,0 +1,157 @@
+//! `cmarchive unpack`: a verified archive's objects as YAML (for `kubectl apply -f -`), as one JSON `List`, or as
+//! one file per object in phase-numbered folders.
+
+use crate::cli::{UnpackArgs, UnpackFormat};
+use crate::error::{CliError, Result};
+use cmarchive_archive::{VerifiedArchive, paths};
+use serde_json::{Value, json};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Prints or writes the objects of an already verified archive, in restore order.
+pub fn run(args: &UnpackArgs, archive: &VerifiedArchive) -> Result<()> {
+    match &args.dir {
+        Some(dir) => write_dir(dir, args.output, args.force, archive),
+        None => {
+            let text = match args.output {
+                UnpackFormat::Yaml => to_yaml_documents(archive.objects.iter().map(|o| &o.object))?,
+                UnpackFormat::Json => to_json_list(archive)?,
+            };
+            let mut out = io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(CliError::io("writing to stdout"))
+        }
+    }
+}
+
+/// Multi-document YAML. Strings that YAML 1.1 readers (kubectl) would take for booleans or numbers (`yes`, `on`,
+/// `0755`, …) are quoted by the serializer, so the documents read back as the same objects.
+pub fn to_yaml_documents<'a>(objects: impl Iterator<Item = &'a Value>) -> Result<String> {
+    let mut text = String::new();
+    for object in objects {
+        if !text.is_empty() {
+            text.push_str("---\n");
+        }
+        text.push_str(&to_yaml(object)?);
+    }
+    Ok(text)
+}
+
+fn to_yaml(object: &Value) -> Result<String> {
+    serde_saphyr::to_string(object)
+        .map_err(|e| CliError::Usage(format!("cannot render an object as YAML: {e}")))
+}
+
+fn to_json_list(archive: &VerifiedArchive) -> Result<String> {
+    let items: Vec<&Value> = archive.objects.iter().map(|o| &o.object).collect();
+    let list = json!({ "apiVersion": "v1", "kind": "List", "metadata": {}, "items": items });
+    let mut text =
+        serde_json::to_string_pretty(&list).map_err(|e| CliError::Usage(e.to_string()))?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn write_dir(
+    dir: &Path,
+    format: UnpackFormat,
+    force: bool,
+    archive: &VerifiedArchive,
+) -> Result<()> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() && !force {
+                return Err(CliError::DirNotEmpty(dir.to_owned()));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => make_dir(dir)?,
+        Err(e) => {
+            return Err(CliError::Io {
+                context: format!("reading {}", dir.display()),
+                source: e,
+            });
+        }
+    }
+    for object in &archive.objects {
+        // The reader already proved the path safe (relative, no `..`, under objects/).
+        let relative = object
+            .entry
+            .path
+            .strip_prefix(&format!("{}/", paths::OBJECTS_DIR))
+            .unwrap_or(&object.entry.path);
+        let mut path: PathBuf = dir.join(relative);
+        let text = match format {
+            UnpackFormat::Yaml => {
+                path.set_extension("yaml");
+                to_yaml(&object.object)?
+            }
+            UnpackFormat::Json => {
+                let mut text = serde_json::to_string_pretty(&object.object)
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
+                text.push('\n');
+                text
+            }
+        };
+        if let Some(parent) = path.parent() {
+            make_dir(parent)?;
+        }
+        let secret = object.entry.key.kind == "Secret" && object.entry.key.api_version == "v1";
+        write_file(
+            &path,
+            text.as_bytes(),
+            if secret { 0o600 } else { 0o644 },
+            force,
+        )?;
+    }
+    write_file(
+        &dir.join("manifest.json"),
+        &archive.manifest_json,
+        0o644,
+        force,
+    )?;
+    eprintln!(
+        "wrote {} objects to {}",
+        archive.objects.len(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn make_dir(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(CliError::io(format!("creating {}", dir.display())))
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32, overwrite: bool) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true);
+    if overwrite {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => CliError::OutputExists(path.to_owned()),
+        _ => CliError::Io {
+            context: format!("creating {}", path.display()),
+            source: e,
+        },
+    })?;
+    #[cfg(unix)]
+    if overwrite {
+        // An existing file keeps its old mode on truncate; a Secret must not stay world-readable.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(CliError::io(format!("chmod {}", path.display())))?;
+    }
+    file.write_all(data)
+        .map_err(CliError::io(format!("writing {}", path.display())))
+}

@@ -1,0 +1,89 @@
+//! Every error a person can see from `cmarchive`, written for the person at the terminal: the first line says what
+//! went wrong, [`CliError::remedy`] (printed as a second line when there is one) says what to do about it.
+
+use cmarchive_archive::error::ArchiveError;
+use std::io;
+use std::path::PathBuf;
+
+/// A user-facing error.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Reading, verifying or writing an archive failed; the archive error already says what to do.
+    #[error("{path}: {source}")]
+    Archive {
+        /// The archive as the user named it (`-` for stdin/stdout).
+        path: String,
+        /// What went wrong.
+        source: ArchiveError,
+    },
+    /// A key, recipient or identity could not be used.
+    #[error("{0}")]
+    Keys(ArchiveError),
+    /// `pack` without any recipient.
+    #[error("no recipients given: nobody could open this archive")]
+    NoRecipients,
+    /// Binary data would go to a terminal.
+    #[error("refusing to write a binary archive to a terminal")]
+    BinaryToTerminal,
+    /// The output file already exists.
+    #[error("{0}: already exists")]
+    OutputExists(PathBuf),
+    /// `unpack --dir` into a folder that has files.
+    #[error("{0}: folder is not empty")]
+    DirNotEmpty(PathBuf),
+    /// An input file of `pack --from-file/--from-dir` could not be understood.
+    #[error("{path}: {reason}")]
+    Input {
+        /// Which input.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An I/O error outside the archive (output files, key files, …).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        context: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Two flags or values that cannot go together, or a missing one.
+    #[error("{0}")]
+    Usage(String),
+    /// A command that another part of cmarchive will provide.
+    #[error("{0} is not implemented yet")]
+    NotImplemented(&'static str),
+    /// Anything from the cluster layer (used by `restore`, `verify` and cluster `pack`) (kept opaque here so that layer owns its own messages).
+    #[allow(dead_code)]
+    #[error("{0:#}")]
+    Cluster(anyhow::Error),
+}
+
+impl CliError {
+    /// A second line telling the person what to do, when the first line does not already say it.
+    pub fn remedy(&self) -> Option<String> {
+        match self {
+            CliError::NoRecipients => Some(
+                "pass -r RECIPIENT (age1…, ssh-ed25519 …), -R FILE or -p, or set CMARCHIVE_AGE_RECIPIENTS; \
+                 make a key with `cmarchive keygen key.txt`"
+                    .into(),
+            ),
+            CliError::BinaryToTerminal => {
+                Some("name an output file (`cmarchive pack backup.cmar …`), redirect stdout, or pass -a".into())
+            }
+            CliError::OutputExists(_) => Some("choose another name or pass --force to overwrite it".into()),
+            CliError::DirNotEmpty(_) => Some("choose an empty folder or pass --force to write into it".into()),
+            CliError::NotImplemented(_) => Some("use `pack --from-file`, `unpack` and `inspect` meanwhile".into()),
+            _ => None,
+        }
+    }
+
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> CliError {
+        let context = context.into();
+        move |source| CliError::Io { context, source }
+    }
+}
+
+/// Result of a command.
+pub type Result<T, E = CliError> = std::result::Result<T, E>;

@@ -1,0 +1,157 @@
+//! Offline input for `pack --from-file/--from-dir`: whatever `kubectl get -o json|yaml` printed.
+//!
+//! Accepted: a `List` (or a typed list such as `SecretList`, whose items may lack `apiVersion`/`kind`), a single
+//! object, several concatenated JSON documents, or multi-document YAML. YAML is read the way kubectl reads it
+//! (YAML 1.1 scalars: an unquoted `yes` is a boolean), so a dump means the same to cmarchive as to kubectl.
+
+use crate::error::{CliError, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Parses one dump into objects (lists flattened).
+pub fn parse_dump(name: &str, bytes: &[u8]) -> Result<Vec<Value>> {
+    let bad = |reason: String| CliError::Input {
+        path: name.to_owned(),
+        reason,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    let documents: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        serde_json::Deserializer::from_str(trimmed)
+            .into_iter::<Value>()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| bad(format!("invalid JSON: {e}")))?
+    } else {
+        serde_saphyr::from_multiple::<Value>(trimmed)
+            .map_err(|e| bad(format!("invalid YAML: {e}")))?
+    };
+    let mut objects = Vec::new();
+    for document in documents {
+        flatten(name, document, &mut objects)?;
+    }
+    Ok(objects)
+}
+
+fn flatten(name: &str, document: Value, out: &mut Vec<Value>) -> Result<()> {
+    match document {
+        Value::Null => Ok(()),
+        Value::Array(items) => {
+            for item in items {
+                flatten(name, item, out)?;
+            }
+            Ok(())
+        }
+        Value::Object(mut map) => {
+            let kind = map
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            if kind.ends_with("List") && map.get("items").is_some_and(Value::is_array) {
+                let api_version = map.get("apiVersion").cloned();
+                let item_kind = kind
+                    .strip_suffix("List")
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned);
+                let Some(Value::Array(items)) = map.remove("items") else {
+                    unreachable!()
+                };
+                for mut item in items {
+                    // Typed lists (SecretList) leave the type off their items.
+                    if let (Some(obj), Some(item_kind)) = (item.as_object_mut(), &item_kind) {
+                        if !obj.contains_key("kind") {
+                            obj.insert("kind".into(), Value::String(item_kind.clone()));
+                        }
+                        if let (false, Some(v)) = (obj.contains_key("apiVersion"), &api_version) {
+                            obj.insert("apiVersion".into(), v.clone());
+                        }
+                    }
+                    flatten(name, item, out)?;
+                }
+                return Ok(());
+            }
+            let object = Value::Object(map);
+            if cmarchive_archive::object::ObjectKey::of(&object).is_none() {
+                return Err(CliError::Input {
+                    path: name.to_owned(),
+                    reason: "an object without apiVersion, kind or metadata.name; is this `kubectl get -o json` output?"
+                        .into(),
+                });
+            }
+            out.push(object);
+            Ok(())
+        }
+        other => Err(CliError::Input {
+            path: name.to_owned(),
+            reason: format!("expected Kubernetes objects, found {}", kind_of(&other)),
+        }),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        _ => "something else",
+    }
+}
+
+/// Every `.json`, `.yaml` and `.yml` file under `dir`, sorted, recursively (hidden entries skipped).
+pub fn dump_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        let entries = std::fs::read_dir(&current)
+            .map_err(CliError::io(format!("reading {}", current.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(CliError::io(format!("reading {}", current.display())))?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let file_type = entry
+                .file_type()
+                .map_err(CliError::io(format!("reading {}", path.display())))?;
+            if file_type.is_dir() {
+                pending.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("json" | "yaml" | "yml")
+            ) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_lists_get_their_item_kind() {
+        let dump = br#"{"apiVersion":"v1","kind":"SecretList","items":[{"metadata":{"name":"a","namespace":"n"}}]}"#;
+        let objects = parse_dump("d", dump).unwrap();
+        assert_eq!(objects[0]["kind"], "Secret");
+        assert_eq!(objects[0]["apiVersion"], "v1");
+    }
+
+    #[test]
+    fn multi_document_yaml_and_yaml11_booleans() {
+        let dump = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: \"yes\"}\n---\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: b\n  labels: {on: yes}\n";
+        let objects = parse_dump("d", dump.as_bytes()).unwrap();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[0]["data"]["x"], "yes");
+        // Unquoted YAML 1.1 `yes` is a boolean, as kubectl reads it.
+        assert_eq!(objects[1]["metadata"]["labels"]["on"], true);
+    }
+
+    #[test]
+    fn rejects_non_objects() {
+        assert!(parse_dump("d", b"[1]").is_err());
+        assert!(parse_dump("d", br#"{"kind":"Secret"}"#).is_err());
+    }
+}
