@@ -1,0 +1,249 @@
+//! Drives the real `cmarchive` binary, as a user would: the cluster comes from `KUBECONFIG`, the archive is a
+//! positional argument, keys are age files. Every run's output is kept next to the archive for post-mortems.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// Env var naming the `cmarchive` binary for scripts (tests use `CARGO_BIN_EXE_cmarchive`).
+pub const ENV_BIN: &str = "CMARCHIVE_BIN";
+
+/// What one `cmarchive` run did.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The command line, for messages.
+    pub command: String,
+    /// Exit code (`-1` when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Fails with the output unless the exit code is `want`.
+    pub fn expect_code(&self, want: i32) -> Result<&Run> {
+        if self.code != want {
+            bail!(
+                "`{}` exited {} (wanted {want})\n--- stdout\n{}\n--- stderr\n{}",
+                self.command,
+                self.code,
+                tail(&self.stdout, 40),
+                tail(&self.stderr, 40)
+            );
+        }
+        Ok(self)
+    }
+
+    /// Standard output parsed as JSON.
+    pub fn json(&self) -> Result<Value> {
+        serde_json::from_str(&self.stdout)
+            .with_context(|| format!("`{}` did not print JSON", self.command))
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The `cmarchive` binary with one age identity, working in one directory.
+#[derive(Clone, Debug)]
+pub struct Cmarchive {
+    bin: PathBuf,
+    dir: PathBuf,
+    /// The age identity file.
+    pub identity: PathBuf,
+    /// Its public key (`age1…`).
+    pub recipient: String,
+    runs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Cmarchive {
+    /// Generates a fresh identity with `cmarchive keygen` in `dir`.
+    pub async fn keygen(bin: &Path, dir: &Path) -> Result<Cmarchive> {
+        std::fs::create_dir_all(dir)?;
+        let identity = dir.join("key.txt");
+        let mut c = Cmarchive {
+            bin: bin.to_owned(),
+            dir: dir.to_owned(),
+            identity: identity.clone(),
+            recipient: String::new(),
+            runs: Default::default(),
+        };
+        let run = c
+            .run(
+                "keygen",
+                &[identity.as_os_str().to_str().context("non-UTF-8 path")?],
+                None,
+            )
+            .await?;
+        run.expect_code(0)?;
+        let file = std::fs::read_to_string(&identity).unwrap_or_default();
+        c.recipient = [run.stdout.as_str(), run.stderr.as_str(), file.as_str()]
+            .iter()
+            .find_map(|s| find_recipient(s))
+            .with_context(|| {
+                format!(
+                    "`cmarchive keygen` printed no age1… public key:\n{}{}",
+                    run.stdout, run.stderr
+                )
+            })?;
+        Ok(c)
+    }
+
+    /// Runs `cmarchive ARGS…` against the cluster of `kubeconfig` (if any).
+    pub async fn run(&self, label: &str, args: &[&str], kubeconfig: Option<&Path>) -> Result<Run> {
+        let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.env_remove("CMARCHIVE_AGE_KEY_FILE")
+            .env_remove("CMARCHIVE_AGE_RECIPIENTS")
+            .env("NO_COLOR", "1");
+        match kubeconfig {
+            Some(k) => cmd.env("KUBECONFIG", k),
+            None => cmd.env_remove("KUBECONFIG"),
+        };
+        let command = format!("cmarchive {}", args.join(" "));
+        let out = cmd.output().await.with_context(|| {
+            format!(
+                "running {} (build it first, or set {ENV_BIN})",
+                self.bin.display()
+            )
+        })?;
+        let run = Run {
+            command,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        let log = self.dir.join(format!("{n:02}-{label}.log"));
+        let text = format!(
+            "$ {}\n# exit {}\n--- stdout\n{}\n--- stderr\n{}\n",
+            run.command, run.code, run.stdout, run.stderr
+        );
+        std::fs::write(&log, text).with_context(|| format!("writing {}", log.display()))?;
+        Ok(run)
+    }
+
+    /// `cmarchive pack ARCHIVE -r RECIPIENT -n NS…` against `kubeconfig`.
+    pub async fn pack(
+        &self,
+        archive: &Path,
+        kubeconfig: &Path,
+        namespaces: &[String],
+    ) -> Result<Run> {
+        let a = archive.to_str().context("non-UTF-8 path")?;
+        let mut args = vec!["pack", a, "-r", self.recipient.as_str()];
+        for ns in namespaces {
+            args.extend(["-n", ns.as_str()]);
+        }
+        self.run("pack", &args, Some(kubeconfig)).await
+    }
+
+    /// `cmarchive restore ARCHIVE -i KEY` against `kubeconfig`.
+    pub async fn restore(&self, archive: &Path, kubeconfig: &Path) -> Result<Run> {
+        let a = archive.to_str().context("non-UTF-8 path")?;
+        let i = self.identity.to_str().context("non-UTF-8 path")?;
+        self.run("restore", &["restore", a, "-i", i], Some(kubeconfig))
+            .await
+    }
+
+    /// `cmarchive verify ARCHIVE -i KEY [-o json]` against `kubeconfig`.
+    pub async fn verify(&self, archive: &Path, kubeconfig: &Path, json: bool) -> Result<Run> {
+        let a = archive.to_str().context("non-UTF-8 path")?;
+        let i = self.identity.to_str().context("non-UTF-8 path")?;
+        let mut args = vec!["verify", a, "-i", i];
+        if json {
+            args.extend(["-o", "json"]);
+        }
+        self.run("verify", &args, Some(kubeconfig)).await
+    }
+
+    /// `cmarchive inspect ARCHIVE -i KEY -o json`: the manifest with the reissuance prediction.
+    pub async fn inspect(&self, archive: &Path) -> Result<Run> {
+        let a = archive.to_str().context("non-UTF-8 path")?;
+        let i = self.identity.to_str().context("non-UTF-8 path")?;
+        self.run("inspect", &["inspect", a, "-i", i, "-o", "json"], None)
+            .await
+    }
+}
+
+/// The first `age1…` public key in `text`.
+pub fn find_recipient(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| w.starts_with("age1") && w.len() > 50)
+        .map(str::to_owned)
+}
+
+/// Certificates (`namespace/name`) a JSON report names in an object that marks them as reissued or predicted to
+/// be: any object with `namespace` and `name` and a truthy `reissued`/`will_reissue`/`renew` style field. Loose
+/// on purpose — the report formats are cmarchive's to evolve; the harness cares about the names.
+pub fn flagged_certificates(v: &Value, flags: &[&str]) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    walk(v, &mut |obj| {
+        let (Some(ns), Some(name)) = (
+            obj.get("namespace").and_then(Value::as_str),
+            obj.get("name").and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        let flagged = flags.iter().any(|f| match obj.get(*f) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Object(_)) => true,
+            _ => false,
+        });
+        if flagged {
+            out.insert(format!("{ns}/{name}"));
+        }
+    });
+    out
+}
+
+fn walk(v: &Value, f: &mut impl FnMut(&serde_json::Map<String, Value>)) {
+    match v {
+        Value::Object(m) => {
+            f(m);
+            m.values().for_each(|x| walk(x, f));
+        }
+        Value::Array(a) => a.iter().for_each(|x| walk(x, f)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn recipient_is_found_in_keygen_output() {
+        let out = "# created: 2026-11-22\n# public key: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\nAGE-SECRET-KEY-1XYZ";
+        assert_eq!(
+            find_recipient(out).unwrap(),
+            "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+        );
+        assert!(find_recipient("Public key: none").is_none());
+    }
+
+    #[test]
+    fn flagged_certificates_are_found_at_any_depth() {
+        let v = json!({"certificates": [
+            {"namespace": "a", "name": "x", "reissued": true, "expected": true},
+            {"namespace": "a", "name": "y", "reissued": false},
+            {"nested": {"namespace": "b", "name": "z", "reason": "Renewing"}}]});
+        let got = flagged_certificates(&v, &["reissued"]);
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), ["a/x"]);
+        let got = flagged_certificates(&v, &["reason"]);
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), ["b/z"]);
+    }
+}
