@@ -2,11 +2,13 @@
 //! (plus a remedy line when there is one) and an exit code. See `cli.rs` for the surface and the exit codes.
 
 mod cli;
+#[allow(dead_code)]
+mod cluster;
 mod commands;
 mod error;
 mod input;
 mod keys;
-mod plan_fallback;
+mod planning;
 
 use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command, EXIT_ERROR, EXIT_OK, LogFormat};

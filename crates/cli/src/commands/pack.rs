@@ -5,7 +5,7 @@
 use crate::cli::PackArgs;
 use crate::commands::pack_cluster;
 use crate::error::{CliError, Result};
-use crate::plan_fallback::{PlanOptions, plan_objects};
+use crate::planning::{PlanOptions, plan_objects};
 use crate::{input, keys};
 use cmarchive_archive::manifest::{Exclusion, Source, Warning};
 use cmarchive_archive::writer::{

@@ -1,0 +1,30 @@
+//! From collected objects to the archive plan. The cert-manager knowledge in
+//! `cmarchive_archive::certmanager::plan` decides what is archived, how it is sanitized and in which phase;
+//! this only feeds it and keeps what the collector itself found (exclusions, warnings).
+
+use crate::commands::pack::Collected;
+use cmarchive_archive::certmanager::{self, SelectOptions};
+use cmarchive_archive::plan::Plan;
+
+/// What the user asked to include beyond the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// `--include-crds`.
+    pub include_crds: bool,
+    /// `--include-certificaterequests`.
+    pub include_certificaterequests: bool,
+}
+
+/// Orders collected objects into restore phases.
+pub fn plan_objects(collected: Collected, options: &PlanOptions) -> Plan {
+    let select = SelectOptions {
+        cluster_resource_namespace: collected.source.cluster_resource_namespace.clone(),
+        include_certificate_requests: options.include_certificaterequests,
+        include_crds: options.include_crds,
+    };
+    let mut plan = certmanager::plan(collected.objects, &select);
+    plan.excluded.extend(collected.excluded);
+    plan.excluded.sort_by(|a, b| a.key.cmp(&b.key));
+    plan.warnings.extend(collected.warnings);
+    plan
+}
