@@ -233,7 +233,7 @@ pub fn referenced_secrets(objects: &[Value], cluster_resource_namespace: &str) -
 }
 
 /// Namespaces of the Certificates whose `issuerRef` names `issuer` (only meaningful for cluster-scoped issuers).
-pub(crate) fn challenge_namespaces(issuer: &Value, objects: &[Value]) -> Vec<String> {
+pub fn challenge_namespaces(issuer: &Value, objects: &[Value]) -> Vec<String> {
     if kinds::namespace(issuer).is_some() || !matches!(kinds::classify(issuer), Kind::ClusterIssuer)
     {
         return Vec::new();
@@ -281,6 +281,13 @@ fn collect(object: &Value, context: &RefContext<'_>) -> (Vec<SecretRef>, Vec<Ser
         walk(spec, &segments, ".spec".to_owned(), &mut found);
         for (path, value) in found {
             known_paths.insert(path.clone());
+            if let Some(array) = path
+                .strip_suffix(']')
+                .and_then(|p| p.rsplit_once('['))
+                .map(|(a, _)| a)
+            {
+                known_paths.insert(array.to_owned());
+            }
             let Some((name, key)) = read_shape(value, rule.shape) else {
                 continue;
             };
