@@ -1,6 +1,8 @@
 //! End-to-end harness for cmarchive: cluster providers (local processes, kind, k3s), fixtures, scenarios,
 //! and the assertion that a restore reissued nothing.
 
+pub mod controlplane;
+pub mod local;
 pub mod provider;
 pub mod k3s;
 pub mod kind;

@@ -1,0 +1,667 @@
+//! The **local** provider: a real control plane and the real cert-manager controller as plain processes on
+//! loopback, built from Go modules by `scripts/build-control-plane`. No Docker, no registry, no pods.
+//!
+//! Start-up order, each step gated on real readiness (polled, never slept on):
+//! etcd (`/health`) → kube-apiserver with RBAC (`/readyz`) → kube-controller-manager (its service-account
+//! controller has created `default/default`) → namespaces, cert-manager CRDs (`Established`) and a `cert-manager`
+//! Deployment that mirrors the controller's flags → cert-manager controller (`/healthz`: every informer synced).
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use cmarchive_e2e::{local::LocalCluster, provider::{Cluster, ClusterSpec}};
+//! let cluster = LocalCluster::start(&ClusterSpec::named("source")).await?;
+//! let client = cluster.client();
+//! # drop(client); Ok(()) }
+//! ```
+
+mod http;
+pub mod pki;
+pub mod process;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::json;
+
+use crate::controlplane::ControlPlane;
+use crate::provider::{BoxFuture, Cluster, ClusterSpec, Provider};
+use process::ManagedProcess;
+
+/// Field manager for everything the harness applies.
+pub const FIELD_MANAGER: &str = "cmarchive-e2e";
+/// Set to `1` to keep a cluster's directory (logs, data, kubeconfig) after it is dropped.
+pub const KEEP_ENV: &str = "CMARCHIVE_E2E_KEEP";
+
+/// kube-controller-manager controllers the local cluster runs: enough for garbage collection, namespace
+/// deletion, service accounts and their tokens, and the per-namespace root CA ConfigMap a real cluster has.
+pub const KCM_CONTROLLERS: &[&str] = &[
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
+];
+
+/// How to start a local cluster, beyond the provider-neutral [`ClusterSpec`].
+#[derive(Clone, Debug)]
+pub struct LocalOptions {
+    /// Binaries and CRDs; `None` = [`ControlPlane::locate`] for the spec's cert-manager version.
+    pub control_plane: Option<ControlPlane>,
+    /// Directory for data, certificates, kubeconfigs and logs; `None` = a fresh temp dir.
+    pub work_dir: Option<PathBuf>,
+    /// Keep the directory after drop (default: `CMARCHIVE_E2E_KEEP=1`, or when `work_dir` is given).
+    pub keep_work_dir: bool,
+    /// Upper bound for each start-up step.
+    pub step_timeout: Duration,
+    /// Controller `--v` log level.
+    pub cert_manager_log_level: u8,
+}
+
+impl Default for LocalOptions {
+    fn default() -> LocalOptions {
+        LocalOptions {
+            control_plane: None,
+            work_dir: None,
+            keep_work_dir: std::env::var(KEEP_ENV).is_ok_and(|v| v == "1"),
+            step_timeout: Duration::from_secs(180),
+            cert_manager_log_level: 2,
+        }
+    }
+}
+
+/// Loopback ports of one cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    /// etcd client port.
+    pub etcd_client: u16,
+    /// etcd peer port.
+    pub etcd_peer: u16,
+    /// kube-apiserver secure port.
+    pub apiserver: u16,
+    /// cert-manager controller health endpoint.
+    pub cert_manager_health: u16,
+}
+
+/// A running local cluster. Dropping it stops every process (whole process groups) and removes its directory.
+pub struct LocalCluster {
+    spec: ClusterSpec,
+    plane: ControlPlane,
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    log_dir: PathBuf,
+    kubeconfig: PathBuf,
+    server: String,
+    ports: Ports,
+    client: kube::Client,
+    /// etcd, kube-apiserver, kube-controller-manager, in start order.
+    core: Mutex<Vec<ManagedProcess>>,
+    cert_manager: Mutex<Option<ManagedProcess>>,
+    cert_manager_args: Vec<String>,
+    step_timeout: Duration,
+}
+
+impl std::fmt::Debug for LocalCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCluster")
+            .field("name", &self.spec.name)
+            .field("dir", &self.dir)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalCluster {
+    /// Starts a cluster with default options (binaries from `CMARCHIVE_CONTROL_PLANE_DIR` or the cache).
+    pub async fn start(spec: &ClusterSpec) -> anyhow::Result<LocalCluster> {
+        LocalCluster::start_with(spec, LocalOptions::default()).await
+    }
+
+    /// Starts a cluster; returns once cert-manager is ready to issue. On failure every process is stopped and
+    /// the error carries the tail of each process log.
+    pub async fn start_with(spec: &ClusterSpec, options: LocalOptions) -> anyhow::Result<LocalCluster> {
+        let plane = match options.control_plane.clone() {
+            Some(p) => p,
+            None => ControlPlane::locate(spec.cert_manager_version.as_deref())?,
+        };
+        let (dir, temp) = match &options.work_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                (d.clone(), None)
+            }
+            None => {
+                let t = tempfile::Builder::new().prefix(&format!("cmarchive-e2e-{}-", spec.name)).tempdir()?;
+                (t.path().to_owned(), Some(t))
+            }
+        };
+        let keep = options.keep_work_dir || options.work_dir.is_some();
+        // A kept temp dir is released from TempDir so that nothing deletes it.
+        let temp = temp.and_then(|t| if keep { drop(t.keep()); None } else { Some(t) });
+        let log_dir = dir.join("logs");
+        std::fs::create_dir_all(&log_dir)?;
+
+        let mut starter = Starter { procs: Vec::new(), timeout: options.step_timeout };
+        let result = starter.run(spec, &plane, &dir, &log_dir, &options).await;
+        match result {
+            Ok(started) => Ok(LocalCluster {
+                spec: spec.clone(),
+                plane,
+                dir,
+                _temp: temp,
+                log_dir,
+                kubeconfig: started.kubeconfig,
+                server: started.server,
+                ports: started.ports,
+                client: started.client,
+                core: Mutex::new(std::mem::take(&mut starter.procs)),
+                cert_manager: Mutex::new(Some(started.cert_manager)),
+                cert_manager_args: started.cert_manager_args,
+                step_timeout: options.step_timeout,
+            }),
+            Err(e) => {
+                let tails = tails(&starter.procs, 40);
+                drop(starter); // stops the processes before the directory goes away
+                let where_ = if keep { format!("; files kept in {}", dir.display()) } else { String::new() };
+                Err(e.context(format!("starting local cluster {:?}{where_}\n{tails}", spec.name)))
+            }
+        }
+    }
+
+    /// The API server URL (`https://127.0.0.1:<port>`).
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The cluster's directory (data, certificates, kubeconfigs, logs).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The binaries and CRDs the cluster runs.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.plane
+    }
+
+    /// Loopback ports in use.
+    pub fn ports(&self) -> Ports {
+        self.ports
+    }
+
+    /// Exact arguments the cert-manager controller process runs with.
+    pub fn cert_manager_args(&self) -> &[String] {
+        &self.cert_manager_args
+    }
+
+    /// Process ids of every running child (all of them are process-group leaders).
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = lock(&self.core).iter().map(ManagedProcess::pid).collect();
+        pids.extend(lock(&self.cert_manager).as_ref().map(ManagedProcess::pid));
+        pids
+    }
+
+    /// The last `lines` lines of every process log, for failure messages.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = tails(&lock(&self.core), lines);
+        if let Some(cm) = lock(&self.cert_manager).as_ref() {
+            out.push_str(&cm.tail(lines));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Fails (with log tails) if any process has exited.
+    pub fn check_running(&self) -> anyhow::Result<()> {
+        for p in lock(&self.core).iter_mut() {
+            p.check_running()?;
+        }
+        if let Some(cm) = lock(&self.cert_manager).as_mut() {
+            cm.check_running()?;
+        }
+        Ok(())
+    }
+
+    /// Stops the cert-manager controller process (SIGTERM, then SIGKILL after 10 s).
+    pub async fn stop_cert_manager(&self) -> anyhow::Result<()> {
+        let proc = lock(&self.cert_manager).take();
+        if let Some(mut p) = proc {
+            tokio::task::spawn_blocking(move || p.stop(Duration::from_secs(10))).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the cert-manager controller again with the same arguments and waits until it is healthy.
+    pub async fn start_cert_manager(&self) -> anyhow::Result<()> {
+        if lock(&self.cert_manager).is_some() {
+            return Ok(());
+        }
+        let proc = spawn_cert_manager(&self.plane, &self.log_dir, &self.cert_manager_args)?;
+        *lock(&self.cert_manager) = Some(proc);
+        let addr = loopback(self.ports.cert_manager_health);
+        let checked = wait_until("cert-manager controller /healthz", self.step_timeout, || self.check_running(), || {
+            health_probe(addr, "/healthz")
+        })
+        .await;
+        checked.map_err(|e| e.context(self.log_tails(30)))
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "local cluster {:?} ({}) dropped during a panic; process logs:\n{}",
+                self.spec.name,
+                self.dir.display(),
+                self.log_tails(30)
+            );
+        }
+        // Reverse start order: the controller first, etcd last.
+        if let Some(mut cm) = lock(&self.cert_manager).take() {
+            cm.stop(Duration::from_secs(5));
+        }
+        let mut core = std::mem::take(&mut *lock(&self.core));
+        while let Some(mut p) = core.pop() {
+            p.stop(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Cluster for LocalCluster {
+    fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+    fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+    fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+    fn cert_manager_version(&self) -> &str {
+        &self.plane.versions.cert_manager
+    }
+    fn stop_controller(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.stop_cert_manager())
+    }
+    fn start_controller(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.start_cert_manager())
+    }
+    fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+}
+
+/// [`Provider`] for local clusters.
+#[derive(Clone, Debug, Default)]
+pub struct LocalProvider {
+    /// Options applied to every cluster this provider starts.
+    pub options: LocalOptions,
+}
+
+impl Provider for LocalProvider {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+    fn start<'a>(&'a self, spec: &'a ClusterSpec) -> BoxFuture<'a, anyhow::Result<Box<dyn Cluster>>> {
+        Box::pin(async move {
+            let cluster = LocalCluster::start_with(spec, self.options.clone()).await?;
+            Ok(Box::new(cluster) as Box<dyn Cluster>)
+        })
+    }
+}
+
+// ----- start-up -------------------------------------------------------------------------------------------
+
+struct Started {
+    kubeconfig: PathBuf,
+    server: String,
+    ports: Ports,
+    client: kube::Client,
+    cert_manager: ManagedProcess,
+    cert_manager_args: Vec<String>,
+}
+
+/// Holds the processes started so far, so a failed start stops them (via their Drop) and reports their logs.
+struct Starter {
+    procs: Vec<ManagedProcess>,
+    timeout: Duration,
+}
+
+impl Starter {
+    fn check(&mut self) -> anyhow::Result<()> {
+        self.procs.iter_mut().try_for_each(ManagedProcess::check_running)
+    }
+
+    async fn run(
+        &mut self,
+        spec: &ClusterSpec,
+        plane: &ControlPlane,
+        dir: &Path,
+        log_dir: &Path,
+        options: &LocalOptions,
+    ) -> anyhow::Result<Started> {
+        let ports = Ports {
+            etcd_client: free_port()?,
+            etcd_peer: free_port()?,
+            apiserver: free_port()?,
+            cert_manager_health: free_port()?,
+        };
+        let pki_dir = dir.join("pki");
+        let service_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let pki = pki::Pki::write(&pki_dir, service_ip)?;
+        let server = format!("https://127.0.0.1:{}", ports.apiserver);
+        let kubeconfig = dir.join("admin.kubeconfig");
+        let admin = pki.client("admin", "cmarchive-admin", &["system:masters"])?;
+        pki::write_kubeconfig(&kubeconfig, &format!("cmarchive-{}", spec.name), &server, &pki.ca_cert, &admin)?;
+        let kcm_kubeconfig = dir.join("kube-controller-manager.kubeconfig");
+        let kcm = pki.client("kube-controller-manager", "kube-controller-manager", &["system:masters"])?;
+        pki::write_kubeconfig(&kcm_kubeconfig, "local", &server, &pki.ca_cert, &kcm)?;
+        let cm_kubeconfig = dir.join("cert-manager.kubeconfig");
+        let cm = pki.client("cert-manager", "cert-manager", &["system:masters"])?;
+        pki::write_kubeconfig(&cm_kubeconfig, "local", &server, &pki.ca_cert, &cm)?;
+
+        // etcd
+        let etcd_url = format!("http://127.0.0.1:{}", ports.etcd_client);
+        let peer_url = format!("http://127.0.0.1:{}", ports.etcd_peer);
+        let etcd_args = vec![
+            format!("--name={}", spec.name),
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster={}={peer_url}", spec.name),
+            "--unsafe-no-fsync=true".to_owned(),
+            "--log-level=warn".to_owned(),
+        ];
+        self.spawn("etcd", plane, log_dir, &etcd_args)?;
+        let etcd_addr = loopback(ports.etcd_client);
+        self.wait("etcd /health", || async move {
+            let (status, body) = http::get(etcd_addr, "/health").await?;
+            Ok((status == 200 && body.contains("\"health\":\"true\"")).then_some(()))
+        })
+        .await?;
+
+        // kube-apiserver
+        let apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".to_owned(),
+            "--advertise-address=127.0.0.1".to_owned(),
+            format!("--secure-port={}", ports.apiserver),
+            format!("--cert-dir={}", pki_dir.display()),
+            format!("--tls-cert-file={}", pki.serving_cert.display()),
+            format!("--tls-private-key-file={}", pki.serving_key.display()),
+            format!("--client-ca-file={}", pki.ca_cert.display()),
+            "--authorization-mode=RBAC".to_owned(),
+            "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
+            format!("--service-account-issuer={server}"),
+            format!("--service-account-key-file={}", pki.sa_pub.display()),
+            format!("--service-account-signing-key-file={}", pki.sa_key.display()),
+            "--allow-privileged=true".to_owned(),
+            // The `kubernetes` Service would point at 127.0.0.1, which Endpoints reject; nothing here needs it.
+            "--endpoint-reconciler-type=none".to_owned(),
+            "--profiling=false".to_owned(),
+        ];
+        self.spawn("kube-apiserver", plane, log_dir, &apiserver_args)?;
+        let client = client_for(&kubeconfig).await?;
+        let c = client.clone();
+        self.wait("kube-apiserver /readyz", move || {
+            let c = c.clone();
+            async move {
+                let req = ::http::Request::get("/readyz").body(Vec::new())?;
+                let body = c.request_text(req).await?;
+                Ok((body.trim() == "ok").then_some(()))
+            }
+        })
+        .await?;
+
+        // kube-controller-manager
+        let kcm_args = vec![
+            format!("--kubeconfig={}", kcm_kubeconfig.display()),
+            format!("--authentication-kubeconfig={}", kcm_kubeconfig.display()),
+            format!("--authorization-kubeconfig={}", kcm_kubeconfig.display()),
+            format!("--controllers={}", KCM_CONTROLLERS.join(",")),
+            "--leader-elect=false".to_owned(),
+            "--use-service-account-credentials=false".to_owned(),
+            format!("--service-account-private-key-file={}", pki.sa_key.display()),
+            format!("--root-ca-file={}", pki.ca_cert.display()),
+            // No serving: readiness is observed through what its controllers do.
+            "--secure-port=0".to_owned(),
+            "--profiling=false".to_owned(),
+        ];
+        self.spawn("kube-controller-manager", plane, log_dir, &kcm_args)?;
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+        self.wait("kube-controller-manager (ServiceAccount default/default)", move || {
+            let sas = sas.clone();
+            async move { Ok(sas.get_opt("default").await?.map(|_| ())) }
+        })
+        .await?;
+
+        // Namespaces, CRDs, the Deployment object
+        let mut namespaces = vec!["cert-manager".to_owned()];
+        if !namespaces.contains(&spec.cluster_resource_namespace) {
+            namespaces.push(spec.cluster_resource_namespace.clone());
+        }
+        let ns_api: Api<Namespace> = Api::all(client.clone());
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        for ns in &namespaces {
+            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            ns_api.patch(ns, &pp, &Patch::Apply(&body)).await.with_context(|| format!("creating namespace {ns}"))?;
+        }
+        self.apply_crds(&client, plane).await?;
+
+        let health_addr = loopback(ports.cert_manager_health);
+        let mut cert_manager_args = vec![
+            format!("--kubeconfig={}", cm_kubeconfig.display()),
+            "--leader-elect=false".to_owned(),
+            format!("--internal-healthz-listen-address={health_addr}"),
+            format!("--v={}", options.cert_manager_log_level),
+            format!("--cluster-resource-namespace={}", spec.cluster_resource_namespace),
+            format!("--enable-certificate-owner-ref={}", spec.enable_certificate_owner_ref),
+            "--controllers=*".to_owned(),
+        ];
+        if !spec.feature_gates.is_empty() {
+            cert_manager_args.push(format!("--feature-gates={}", spec.feature_gates.join(",")));
+        }
+        apply_deployment(&client, &plane.versions.cert_manager, &cert_manager_args).await?;
+
+        // cert-manager
+        let mut cm_proc = spawn_cert_manager(plane, log_dir, &cert_manager_args)?;
+        let timeout = self.timeout;
+        let waited = wait_until(
+            "cert-manager controller /healthz",
+            timeout,
+            || {
+                self.check()?;
+                cm_proc.check_running()
+            },
+            || health_probe(health_addr, "/healthz"),
+        )
+        .await;
+        if let Err(e) = waited {
+            let tail = cm_proc.tail(40);
+            self.procs.push(cm_proc);
+            return Err(e.context(tail));
+        }
+        Ok(Started { kubeconfig, server, ports, client, cert_manager: cm_proc, cert_manager_args })
+    }
+
+    fn spawn(&mut self, name: &str, plane: &ControlPlane, log_dir: &Path, args: &[String]) -> anyhow::Result<()> {
+        let log = log_dir.join(format!("{name}.log"));
+        self.procs.push(ManagedProcess::spawn(name, &plane.binary(name), args, &log)?);
+        Ok(())
+    }
+
+    async fn wait<T, F, Fut>(&mut self, what: &str, probe: F) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<Option<T>>>,
+    {
+        let timeout = self.timeout;
+        wait_until(what, timeout, || self.check(), probe).await
+    }
+
+    async fn apply_crds(&mut self, client: &kube::Client, plane: &ControlPlane) -> anyhow::Result<()> {
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let mut names = Vec::new();
+        for file in plane.crd_files()? {
+            let text = std::fs::read_to_string(&file)?;
+            let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
+                .map_err(|e| anyhow::anyhow!("parsing {}: {e}", file.display()))?;
+            for doc in docs.into_iter().filter(|d| d.get("kind").and_then(|k| k.as_str()) == Some("CustomResourceDefinition")) {
+                let name = doc["metadata"]["name"].as_str().context("CRD without a name")?.to_owned();
+                api.patch(&name, &pp, &Patch::Apply(&doc)).await.with_context(|| format!("applying CRD {name}"))?;
+                names.push(name);
+            }
+        }
+        if names.is_empty() {
+            bail!("no CustomResourceDefinition in {}", plane.crd_dir.display());
+        }
+        let api2 = api.clone();
+        let names2 = names.clone();
+        self.wait("cert-manager CRDs Established", move || {
+            let api = api2.clone();
+            let names = names2.clone();
+            async move {
+                for name in &names {
+                    let crd = api.get(name).await?;
+                    let established = crd
+                        .status
+                        .and_then(|s| s.conditions)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
+                    if !established {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(()))
+            }
+        })
+        .await
+    }
+}
+
+/// The `cert-manager` Deployment a Helm install would have, with the controller's real flags as container
+/// args. No pods run (there is no deployment controller or kubelet); it lets `cmarchive pack` read the cluster
+/// resource namespace and cert-manager version exactly as on a real cluster.
+async fn apply_deployment(client: &kube::Client, version: &str, args: &[String]) -> anyhow::Result<()> {
+    // Flags that only make sense for a process outside the cluster stay out of the Deployment.
+    let local_only = ["--kubeconfig=", "--internal-healthz-listen-address=", "--leader-elect="];
+    let container_args: Vec<&String> =
+        args.iter().filter(|a| !local_only.iter().any(|p| a.starts_with(p))).collect();
+    let labels = json!({
+        "app": "cert-manager",
+        "app.kubernetes.io/name": "cert-manager",
+        "app.kubernetes.io/instance": "cert-manager",
+        "app.kubernetes.io/component": "controller",
+        "app.kubernetes.io/version": version,
+    });
+    let selector = json!({
+        "app.kubernetes.io/name": "cert-manager",
+        "app.kubernetes.io/instance": "cert-manager",
+        "app.kubernetes.io/component": "controller",
+    });
+    let body = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "cert-manager", "namespace": "cert-manager", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": "cert-manager",
+                    "containers": [{
+                        "name": "cert-manager-controller",
+                        "image": format!("quay.io/jetstack/cert-manager-controller:{version}"),
+                        "args": container_args,
+                    }],
+                },
+            },
+        },
+    });
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "cert-manager");
+    api.patch("cert-manager", &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .context("creating Deployment cert-manager/cert-manager")?;
+    Ok(())
+}
+
+fn spawn_cert_manager(plane: &ControlPlane, log_dir: &Path, args: &[String]) -> anyhow::Result<ManagedProcess> {
+    let name = "cert-manager-controller";
+    ManagedProcess::spawn(name, &plane.binary(name), args, &log_dir.join(format!("{name}.log")))
+}
+
+async fn health_probe(addr: SocketAddr, path: &str) -> anyhow::Result<Option<()>> {
+    let (status, _) = http::get(addr, path).await?;
+    Ok((status == 200).then_some(()))
+}
+
+/// A kube client from a kubeconfig file.
+pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let kc = Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Polls `probe` every 100 ms until it yields a value; fails early when `alive` fails (a process died) and
+/// after `timeout` with the probe's last error.
+pub async fn wait_until<T, A, F, Fut>(what: &str, timeout: Duration, mut alive: A, mut probe: F) -> anyhow::Result<T>
+where
+    A: FnMut() -> anyhow::Result<()>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let start = Instant::now();
+    let mut last;
+    loop {
+        alive().with_context(|| format!("while waiting for {what}"))?;
+        match tokio::time::timeout(Duration::from_secs(10), probe()).await {
+            Ok(Ok(Some(v))) => return Ok(v),
+            Ok(Ok(None)) => last = "not ready".to_owned(),
+            Ok(Err(e)) => last = format!("{e:#}"),
+            Err(_) => last = "probe timed out".to_owned(),
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what} (last: {last})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tails(procs: &[ManagedProcess], lines: usize) -> String {
+    procs.iter().map(|p| p.tail(lines) + "\n").collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+}
+
+/// A free loopback port. Ports handed out earlier in this process are never handed out again, so clusters
+/// started side by side cannot collide with each other.
+pub fn free_port() -> anyhow::Result<u16> {
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    for _ in 0..100 {
+        let port = TcpListener::bind(loopback(0))?.local_addr()?.port();
+        if lock(&GIVEN).get_or_insert_with(HashSet::new).insert(port) {
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port found")
+}
