@@ -397,6 +397,11 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "NS")]
     pub cluster_resource_namespace: Option<String>,
 
+    /// Count CertificateRequests created after this time (RFC 3339) as reissuance. Default: the archive's
+    /// creation time.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<jiff::Timestamp>,
+
     /// Report format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ReportFormat::Table)]
     pub output: ReportFormat,

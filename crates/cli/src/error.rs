@@ -51,10 +51,10 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     /// A command that another part of cmarchive will provide.
+    #[allow(dead_code)]
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),
     /// Anything from the cluster layer (used by `restore`, `verify` and cluster `pack`) (kept opaque here so that layer owns its own messages).
-    #[allow(dead_code)]
     #[error("{0:#}")]
     Cluster(anyhow::Error),
 }

@@ -2,7 +2,6 @@
 //! (plus a remedy line when there is one) and an exit code. See `cli.rs` for the surface and the exit codes.
 
 mod cli;
-#[allow(dead_code)]
 mod cluster;
 mod commands;
 mod error;

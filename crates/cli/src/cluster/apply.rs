@@ -225,6 +225,10 @@ impl Applier {
                     api_message(&e)
                 ));
             }
+            // A dry run cannot see the Namespaces an earlier phase would create.
+            Err(e) if self.dry_run && is_code(&e, 404) && existing.is_none() => {
+                applied.outcome = Outcome::Created
+            }
             Err(e) => applied.outcome = Outcome::Failed(api_message(&e)),
         }
         Ok(applied)

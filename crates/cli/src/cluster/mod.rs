@@ -10,6 +10,18 @@ pub mod collect;
 pub mod controller;
 pub mod discovery;
 pub mod error;
+pub mod pack;
 pub mod raw;
+pub mod restore;
 pub mod verify;
 pub mod wait;
+
+/// Runs cluster code from the synchronous command layer. Two worker threads are plenty: the work is waiting on
+/// the API server.
+pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
+}

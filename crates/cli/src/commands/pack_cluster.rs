@@ -5,11 +5,36 @@
 //! offline `--from-file/--from-dir` path in `commands::pack`.
 
 use crate::cli::PackArgs;
+use crate::cluster::client::ConnectOptions;
+use crate::cluster::collect::Selection;
+use crate::cluster::pack::{PackOptions, read_cluster};
+use crate::cluster::{self};
 use crate::commands::pack::Collected;
 use crate::error::{CliError, Result};
 
 /// Reads the cluster chosen by `args.cluster` / `args.namespaces` / `args.selector`.
 pub fn collect(args: &PackArgs) -> Result<Collected> {
-    let _ = args;
-    Err(CliError::NotImplemented("packing from a live cluster"))
+    let options = PackOptions {
+        connect: ConnectOptions {
+            kubeconfig: args.cluster.kubeconfig.clone(),
+            context: args.cluster.context.clone(),
+        },
+        selection: Selection {
+            namespaces: args.namespaces.clone(),
+            selector: args.selector.clone(),
+            certificate_requests: args.include_certificaterequests,
+        },
+        include_crds: args.include_crds,
+        cluster_resource_namespace: args.cluster_resource_namespace.clone(),
+        strict: args.strict,
+    };
+    let content = cluster::block_on(read_cluster(&options))
+        .map_err(CliError::Cluster)?
+        .map_err(CliError::Cluster)?;
+    Ok(Collected {
+        objects: content.objects,
+        source: content.source,
+        warnings: content.warnings,
+        ..Collected::default()
+    })
 }

@@ -1,14 +1,91 @@
 //! `cmarchive verify`: compare a live cluster with a verified archive (is every certificate the archived one?).
 //!
-//! Boundary: receives the already verified archive; the cluster side lives in `crate::cluster` (to come).
+//! Boundary: receives the already verified archive; the cluster side lives in `crate::cluster::verify`.
 //! Returns the process exit code ([`crate::cli::EXIT_REISSUED`] when a certificate differs).
 
-use crate::cli::VerifyArgs;
+use crate::cli::{ReportFormat, VerifyArgs};
+use crate::cluster::client::{ConnectOptions, connect};
+use crate::cluster::controller::{self, FALLBACK_CRN};
+use crate::cluster::restore::remap_facts;
+use crate::cluster::verify::{Report, verify};
+use crate::cluster::{self, discovery};
 use crate::error::{CliError, Result};
 use cmarchive_archive::VerifiedArchive;
+use serde::Serialize;
+use std::io::Write as _;
 
 /// Verifies the cluster chosen by `args.cluster` against `archive`.
 pub fn run(args: &VerifyArgs, archive: &VerifiedArchive) -> Result<i32> {
-    let _ = (args, archive);
-    Err(CliError::NotImplemented("verify"))
+    let options = ConnectOptions {
+        kubeconfig: args.cluster.kubeconfig.clone(),
+        context: args.cluster.context.clone(),
+    };
+    // Issuance after the archive was written counts unless told otherwise: in a fresh cluster every Certificate
+    // is younger than the archive, and in the source cluster a renewal since the backup is a different certificate.
+    let since = args.since.unwrap_or(archive.manifest.created);
+    let work = async {
+        let connection = connect(&options).await?;
+        let client = &connection.client;
+        let apis = discovery::cert_manager(client, connection.display_name()).await?;
+        let target_crn = match &args.cluster_resource_namespace {
+            Some(ns) => ns.clone(),
+            None => controller::find(client)
+                .await
+                .map(|d| d.cluster_resource_namespace())
+                .unwrap_or_else(|| FALLBACK_CRN.to_owned()),
+        };
+        let facts = remap_facts(
+            &archive.manifest.certificates,
+            &archive.manifest.source.cluster_resource_namespace,
+            &target_crn,
+        );
+        verify(
+            client,
+            &apis.certificates,
+            &apis.certificate_requests,
+            &facts,
+            since,
+        )
+        .await
+    };
+    let report: Report = cluster::block_on(work)
+        .map_err(CliError::Cluster)?
+        .map_err(CliError::Cluster)?;
+    print_report(&report, args.output)?;
+    Ok(report.exit_code())
+}
+
+/// Prints a report in the chosen format to stdout; the table form is the verification table.
+pub fn print_report<T: Serialize + ReportTable>(report: &T, format: ReportFormat) -> Result<()> {
+    let text = match format {
+        ReportFormat::Table => report.table(),
+        ReportFormat::Json => {
+            serde_json::to_string_pretty(report).map_err(|e| CliError::Usage(e.to_string()))? + "\n"
+        }
+        ReportFormat::Yaml => {
+            serde_saphyr::to_string(report).map_err(|e| CliError::Usage(e.to_string()))?
+        }
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(CliError::io("writing the report"))
+}
+
+/// Reports that have a table form for people.
+pub trait ReportTable {
+    /// The table.
+    fn table(&self) -> String;
+}
+
+impl ReportTable for Report {
+    fn table(&self) -> String {
+        Report::table(self)
+    }
+}
+
+impl ReportTable for crate::cluster::restore::RestoreReport {
+    fn table(&self) -> String {
+        self.verify.as_ref().map(Report::table).unwrap_or_default()
+    }
 }

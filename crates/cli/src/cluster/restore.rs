@@ -1,0 +1,551 @@
+//! `restore`: preflight (CRDs, permissions, a server-side dry run that shows what exists and would change), then
+//! the phases of DESIGN §6 — Namespaces, Secrets, the race barrier, issuers, Certificates — with readiness waits,
+//! and finally `verify`. Every write is server-side apply, so running it again after a failure resumes.
+
+use crate::cluster::access::{self, Permission};
+use crate::cluster::apply::{Applied, Applier, Outcome};
+use crate::cluster::client::{self, ConnectOptions};
+use crate::cluster::controller::{self, FALLBACK_CRN};
+use crate::cluster::discovery::{self, CertManagerApis};
+use crate::cluster::error::ClusterError;
+use crate::cluster::verify::{self, Report};
+use crate::cluster::wait::{self, NotReady, SecretBarrier};
+use anyhow::{Context as _, Result, bail};
+use cmarchive_archive::certmanager::{RestoreOptions as Remap, prepare_for_restore};
+use cmarchive_archive::manifest::{CertificateFacts, Manifest, PhaseName};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// What `restore` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Which cluster.
+    pub connect: ConnectOptions,
+    /// Server-side dry run only.
+    pub dry_run: bool,
+    /// `--force-conflicts`.
+    pub force_conflicts: bool,
+    /// Bound of each wait.
+    pub timeout: Duration,
+    /// `--same-cluster`.
+    pub same_cluster: bool,
+    /// `--pause-controller`.
+    pub pause_controller: bool,
+    /// `--no-verify`.
+    pub no_verify: bool,
+    /// `--cluster-resource-namespace` of the target.
+    pub cluster_resource_namespace: Option<String>,
+}
+
+/// What happened, for `-o json` and for the exit code.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreReport {
+    /// Server-side dry run only.
+    pub dry_run: bool,
+    /// When the restore began (issuance after this counts as reissuance).
+    pub started: Option<jiff::Timestamp>,
+    /// Objects per phase with what happened to them.
+    pub phases: BTreeMap<String, Vec<Applied>>,
+    /// Issuers and Certificates that did not become Ready in time.
+    pub not_ready: Vec<NotReady>,
+    /// The verification, unless `--no-verify` or `--dry-run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Report>,
+}
+
+impl RestoreReport {
+    fn problems(&self) -> usize {
+        self.phases
+            .values()
+            .flatten()
+            .filter(|a| !a.outcome.is_ok())
+            .count()
+    }
+
+    /// 2 when a certificate was reissued, 1 when anything else went wrong, else 0.
+    pub fn exit_code(&self) -> i32 {
+        match &self.verify {
+            Some(report) if report.exit_code() == 2 => 2,
+            _ if self.problems() > 0 || !self.not_ready.is_empty() => 1,
+            Some(report) => report.exit_code(),
+            None => 0,
+        }
+    }
+}
+
+/// The archive content the restore needs: manifest facts and objects by phase.
+pub struct ArchiveContent<'a> {
+    /// The manifest.
+    pub manifest: &'a Manifest,
+    /// Objects with their phases, in restore order.
+    pub objects: Vec<(PhaseName, &'a Value)>,
+}
+
+fn key(object: &Value) -> (Option<String>, String) {
+    (
+        object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+fn kind(object: &Value) -> &str {
+    object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The archived facts with ClusterIssuer-namespace objects moved the way the restore moves them.
+pub fn remap_facts(
+    facts: &[CertificateFacts],
+    source_crn: &str,
+    target_crn: &str,
+) -> Vec<CertificateFacts> {
+    facts
+        .iter()
+        .cloned()
+        .map(|mut f| {
+            if f.namespace == source_crn {
+                f.namespace = target_crn.to_owned();
+            }
+            f
+        })
+        .collect()
+}
+
+/// The permissions a restore of these objects needs.
+async fn needed_permissions(
+    applier: &Applier,
+    phases: &[(PhaseName, Vec<Value>)],
+    options: &RestoreOptions,
+    deployment: Option<&controller::ControllerDeployment>,
+) -> Result<Vec<Permission>> {
+    let mut wanted = BTreeSet::new();
+    for (phase, objects) in phases {
+        for object in objects {
+            let resource = applier.resource_of(object).await?;
+            let namespace = object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str);
+            let verbs: &[&str] = if options.dry_run {
+                &["get", "patch"]
+            } else {
+                &["get", "create", "patch"]
+            };
+            for verb in verbs {
+                wanted.insert(Permission::new(
+                    verb,
+                    &resource.api.group,
+                    &resource.api.plural,
+                    namespace,
+                ));
+            }
+            match phase {
+                PhaseName::Secrets if !options.dry_run => {
+                    wanted.insert(Permission::new("watch", "", "secrets", namespace));
+                }
+                PhaseName::Issuers | PhaseName::Certificates if !options.dry_run => {
+                    for verb in ["list", "watch"] {
+                        wanted.insert(Permission::new(
+                            verb,
+                            &resource.api.group,
+                            &resource.api.plural,
+                            namespace,
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            if *phase == PhaseName::Certificates && !options.no_verify && !options.dry_run {
+                wanted.insert(Permission::new(
+                    "list",
+                    discovery::CERT_MANAGER_GROUP,
+                    "certificaterequests",
+                    namespace,
+                ));
+            }
+        }
+    }
+    if options.pause_controller
+        && !options.dry_run
+        && let Some(d) = deployment
+    {
+        wanted.insert(Permission::new(
+            "patch",
+            "apps",
+            "deployments",
+            Some(d.namespace()),
+        ));
+        wanted.insert(Permission::new("list", "", "pods", Some(d.namespace())));
+    }
+    Ok(wanted.into_iter().collect())
+}
+
+fn print_phase(name: PhaseName, applied: &[Applied], dry_run: bool) {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in applied {
+        let word = match a.outcome {
+            Outcome::Created => "created",
+            Outcome::Changed => "changed",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Kept(_) => "kept",
+            Outcome::Conflict(_) => "conflicts",
+            Outcome::Failed(_) => "failed",
+        };
+        *counts.entry(word).or_default() += 1;
+    }
+    let summary: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
+    let prefix = if dry_run { "dry run: " } else { "" };
+    eprintln!("{prefix}{name}: {}", summary.join(", "));
+    for a in applied {
+        if dry_run || !matches!(a.outcome, Outcome::Unchanged | Outcome::Created) {
+            eprintln!("  {a}");
+        }
+    }
+}
+
+/// Runs a restore. `archive` has already been decrypted and verified as a whole.
+pub async fn restore(
+    archive: &ArchiveContent<'_>,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    let started = jiff::Timestamp::now();
+    let connection = client::connect(&options.connect).await?;
+    let client = connection.client.clone();
+    let cluster = connection.display_name().to_owned();
+    let has_crds = archive.objects.iter().any(|(p, _)| *p == PhaseName::Crds);
+    let (apis, served) = match discovery::cert_manager(&client, &cluster).await {
+        Ok(apis) => (apis, true),
+        Err(e)
+            if has_crds
+                && matches!(
+                    e.downcast_ref::<ClusterError>(),
+                    Some(ClusterError::CertManagerMissing { .. })
+                ) =>
+        {
+            eprintln!(
+                "cert-manager CRDs missing in {cluster}: they will be created from the archive"
+            );
+            (CertManagerApis::v1(), false)
+        }
+        Err(e) => return Err(e),
+    };
+    for warning in &apis.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let deployment = controller::find(&client).await;
+    if options.pause_controller && deployment.is_none() {
+        bail!(
+            "--pause-controller: no cert-manager controller Deployment found in {cluster} (looked for labels {} and cert-manager/cert-manager)",
+            controller::CONTROLLER_SELECTOR
+        );
+    }
+    let source_crn = archive.manifest.source.cluster_resource_namespace.clone();
+    let target_crn = options
+        .cluster_resource_namespace
+        .clone()
+        .or_else(|| {
+            deployment
+                .as_ref()
+                .map(controller::ControllerDeployment::cluster_resource_namespace)
+        })
+        .unwrap_or_else(|| FALLBACK_CRN.to_owned());
+    if source_crn != target_crn {
+        eprintln!("cluster resource namespace: {source_crn} (archive) → {target_crn} (target)");
+    }
+    let remap = Remap {
+        same_cluster: options.same_cluster,
+        source_cluster_resource_namespace: source_crn.clone(),
+        target_cluster_resource_namespace: target_crn.clone(),
+    };
+    let mut phases: Vec<(PhaseName, Vec<Value>)> = Vec::new();
+    for (phase, object) in &archive.objects {
+        let prepared = prepare_for_restore(object, &remap);
+        match phases.last_mut() {
+            Some((p, list)) if p == phase => list.push(prepared),
+            _ => phases.push((*phase, vec![prepared])),
+        }
+    }
+
+    // Preflight 1: permissions, all at once, before anything is written.
+    let preview = Applier::new(client.clone(), apis.clone(), true, options.force_conflicts);
+    let wanted = needed_permissions(&preview, &phases, options, deployment.as_ref()).await?;
+    let denied = access::denied(&client, &wanted).await?;
+    if !denied.is_empty() {
+        return Err(ClusterError::MissingPermissions {
+            missing: denied.iter().map(ToString::to_string).collect(),
+        }
+        .into());
+    }
+
+    // Preflight 2: a server-side dry run of every object says what exists and what would change.
+    let mut report = RestoreReport {
+        dry_run: options.dry_run,
+        started: Some(started),
+        ..RestoreReport::default()
+    };
+    let mut would_change = 0;
+    for (phase, objects) in &phases {
+        if !served
+            && matches!(
+                phase,
+                PhaseName::Issuers | PhaseName::Certificates | PhaseName::Certificaterequests
+            )
+        {
+            eprintln!("preflight: {phase} not dry-run: their CRDs do not exist yet");
+            continue;
+        }
+        let applied = preview.apply_all(objects, &|_| {}).await?;
+        would_change += applied
+            .iter()
+            .filter(|a| matches!(a.outcome, Outcome::Changed))
+            .count();
+        if options.dry_run {
+            print_phase(*phase, &applied, true);
+            report.phases.insert(phase.to_string(), applied);
+        } else {
+            for a in applied
+                .iter()
+                .filter(|a| matches!(a.outcome, Outcome::Changed | Outcome::Conflict(_)))
+            {
+                eprintln!("preflight: {a}");
+            }
+        }
+    }
+    if options.dry_run {
+        eprintln!("dry run: nothing was changed ({would_change} existing objects would change)");
+        return Ok(report);
+    }
+
+    let paused = if options.pause_controller {
+        let d = deployment.as_ref().expect("checked above");
+        Some(controller::pause(&client, d, options.timeout).await?)
+    } else {
+        None
+    };
+    let outcome = apply_phases(
+        &client,
+        &apis,
+        &phases,
+        options,
+        paused.is_some(),
+        &mut report,
+    )
+    .await;
+    if let (Some(replicas), Some(d)) = (paused, deployment.as_ref()) {
+        controller::resume(&client, d, replicas).await?;
+    }
+    outcome?;
+    if paused.is_some() {
+        wait_for_ready(&client, &apis, &phases, options, &mut report).await?;
+    }
+    if !options.no_verify {
+        let facts = remap_facts(&archive.manifest.certificates, &source_crn, &target_crn);
+        let verification = verify::verify(
+            &client,
+            &apis.certificates,
+            &apis.certificate_requests,
+            &facts,
+            started,
+        )
+        .await?;
+        report.verify = Some(verification);
+    }
+    Ok(report)
+}
+
+async fn apply_phases(
+    client: &kube::Client,
+    apis: &CertManagerApis,
+    phases: &[(PhaseName, Vec<Value>)],
+    options: &RestoreOptions,
+    paused: bool,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    let applier = Applier::new(client.clone(), apis.clone(), false, options.force_conflicts);
+    for (phase, objects) in phases {
+        let mut barrier = None;
+        if *phase == PhaseName::Secrets {
+            let namespaces: BTreeSet<String> = objects.iter().filter_map(|o| key(o).0).collect();
+            barrier = Some(SecretBarrier::open(client, &namespaces).await?);
+        }
+        let applied = applier
+            .apply_all(objects, &|a| tracing::info!(%a, "applied"))
+            .await?;
+        print_phase(*phase, &applied, false);
+        let failed = applied.iter().filter(|a| !a.outcome.is_ok()).count();
+        let done: Vec<Applied> = applied.clone();
+        report.phases.insert(phase.to_string(), applied);
+        match phase {
+            PhaseName::Crds if done.iter().any(|a| a.outcome == Outcome::Created) => {
+                wait_for_crds(client, options.timeout).await?;
+            }
+            PhaseName::Secrets => {
+                if failed > 0 {
+                    bail!(
+                        "{failed} Secret(s) could not be applied (see above); Certificates were NOT applied, because cert-manager would reissue them. Fix the cause and run the restore again: it resumes"
+                    );
+                }
+                let expected: Vec<(String, String, u64)> = done
+                    .iter()
+                    .filter(|a| matches!(a.outcome, Outcome::Created | Outcome::Changed))
+                    .filter_map(|a| {
+                        Some((a.namespace.clone()?, a.name.clone(), a.resource_version?))
+                    })
+                    .collect();
+                if let Some(barrier) = barrier.take() {
+                    barrier.wait(&expected, options.timeout).await?;
+                }
+            }
+            PhaseName::Issuers if !paused => {
+                wait_issuers(client, apis, objects, options.timeout, report).await?;
+            }
+            PhaseName::Certificates if !paused => {
+                wait_certificates(client, apis, objects, options.timeout, report).await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn wait_issuers(
+    client: &kube::Client,
+    apis: &CertManagerApis,
+    objects: &[Value],
+    timeout: Duration,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    for resource in [&apis.issuers, &apis.cluster_issuers] {
+        let names: BTreeSet<_> = objects
+            .iter()
+            .filter(|o| kind(o) == resource.api.kind)
+            .map(key)
+            .collect();
+        let not_ready = wait::until_ready(client, resource, &names, timeout).await?;
+        for n in &not_ready {
+            eprintln!("not ready: {}: {}", n.object, n.message);
+        }
+        report.not_ready.extend(not_ready);
+    }
+    Ok(())
+}
+
+async fn wait_certificates(
+    client: &kube::Client,
+    apis: &CertManagerApis,
+    objects: &[Value],
+    timeout: Duration,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    let names: BTreeSet<_> = objects
+        .iter()
+        .filter(|o| kind(o) == "Certificate")
+        .map(key)
+        .collect();
+    let not_ready = wait::until_ready(client, &apis.certificates, &names, timeout).await?;
+    for n in &not_ready {
+        eprintln!("not ready: {}: {}", n.object, n.message);
+    }
+    report.not_ready.extend(not_ready);
+    Ok(())
+}
+
+async fn wait_for_ready(
+    client: &kube::Client,
+    apis: &CertManagerApis,
+    phases: &[(PhaseName, Vec<Value>)],
+    options: &RestoreOptions,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    for (phase, objects) in phases {
+        match phase {
+            PhaseName::Issuers => {
+                wait_issuers(client, apis, objects, options.timeout, report).await?
+            }
+            PhaseName::Certificates => {
+                wait_certificates(client, apis, objects, options.timeout, report).await?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// After creating CRDs: wait until discovery serves cert-manager.io/v1 (the API server needs a moment).
+async fn wait_for_crds(client: &kube::Client, timeout: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if discovery::cert_manager(client, "target").await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the restored CRDs are not served after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Parses `90s`, `5m`, `1h`, `300` (seconds).
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("{text:?} is not a duration like 90s or 5m"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => bail!("{text:?}: unknown unit {unit:?}; use s, m or h"),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn facts_follow_the_cluster_resource_namespace() {
+        let facts = CertificateFacts {
+            namespace: "cert-manager".into(),
+            name: "ca".into(),
+            secret_name: "ca".into(),
+            serial_number: "1".into(),
+            not_before: jiff::Timestamp::UNIX_EPOCH,
+            not_after: jiff::Timestamp::UNIX_EPOCH,
+            sha256_fingerprint: "00".into(),
+            common_name: None,
+            dns_names: vec![],
+            ip_addresses: vec![],
+            uris: vec![],
+            email_addresses: vec![],
+            is_ca: true,
+            public_key_algorithm: "RSA-2048".into(),
+        };
+        let moved = remap_facts(&[facts], "cert-manager", "kube-system");
+        assert_eq!(moved[0].namespace, "kube-system");
+    }
+}
