@@ -347,3 +347,25 @@ fn predict_reissues_near_expiry_and_mismatch_only() {
     let json = serde_json::to_value(&predictions[0]).unwrap();
     assert!(json.get("outcome").is_some() && json.get("certificate").is_some());
 }
+
+#[test]
+fn shared_secret_names_are_announced() {
+    let mut dump = fixtures::dump();
+    dump.push(fixtures::certificate(
+        "shop",
+        "web-copy",
+        serde_json::json!({"secretName": "web-tls", "dnsNames": ["shop.example.com"], "issuerRef": {"name": "vault"}}),
+    ));
+    let plan = plan(dump, &options());
+    let shared: Vec<&str> = plan
+        .warnings
+        .iter()
+        .filter(|w| w.code == codes::SHARED_SECRET_NAME)
+        .map(|w| w.message.as_str())
+        .collect();
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    assert!(
+        shared[0].contains("Certificate/shop/web,") && shared[0].contains("shop/web-tls"),
+        "{shared:?}"
+    );
+}

@@ -333,3 +333,13 @@ fn unrelated_kinds_reference_nothing() {
         assert!(secret_refs(&object, CRN).is_empty());
     }
 }
+
+#[test]
+fn heuristic_ignores_label_and_annotation_keys() {
+    let object = certificate(json!({"secretName": "web-tls", "issuerRef": {"name": "ca"},
+        "secretTemplate": {"annotations": {"example.com/secretName": "not-a-reference"},
+                           "labels": {"example.com/tokenSecretRef": "x"}}}));
+    let refs = secret_refs(&object, CRN);
+    assert_eq!(refs.len(), 1, "{refs:#?}");
+    assert_eq!(refs[0].name, "web-tls");
+}

@@ -401,6 +401,10 @@ fn heuristic_scan(value: &Value, path: &str, known: &HashSet<String>, found: &mu
                 if known.contains(&child_path) {
                     continue;
                 }
+                if key.contains('/') {
+                    // A label or annotation key (e.g. in secretTemplate), never a field of an API type.
+                    continue;
+                }
                 let lower = key.to_ascii_lowercase();
                 if lower == "imagepullsecrets" {
                     for (i, element) in child.as_array().into_iter().flatten().enumerate() {

@@ -33,6 +33,8 @@ pub mod codes {
     pub const CERTIFICATE_REQUESTS_INCLUDED: &str = "CertificateRequestsIncluded";
     /// An input object has no apiVersion, kind or name.
     pub const UNIDENTIFIED_OBJECT: &str = "UnidentifiedObject";
+    /// Several Certificates write the same Secret; cert-manager lets only one own it and may reissue for it.
+    pub const SHARED_SECRET_NAME: &str = "SharedSecretName";
     /// A Certificate's Secret could not be read as a certificate.
     pub const UNREADABLE_CERTIFICATE: &str = "UnreadableCertificate";
 }
@@ -161,6 +163,7 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
         }
     }
     warn_missing_issuers(&mut state, &certificates, &inputs);
+    warn_shared_secret_names(&mut state, &certificates);
 
     // Secrets and ServiceAccounts referenced by what is kept (and by shim Certificates, whose Secrets stay).
     let mut references: Vec<SecretRef> = Vec::new();
@@ -321,6 +324,32 @@ fn warn_missing_issuers(
                 ),
             );
         }
+    }
+}
+
+/// cert-manager lets one Certificate own a shared Secret (the one its `certificate-name` annotation names, else
+/// the oldest); the others fight over it, and after a restore "oldest" is decided by restore order.
+fn warn_shared_secret_names(state: &mut State, certificates: &[&(ObjectKey, &Value)]) {
+    let mut by_secret: BTreeMap<(Option<String>, &str), Vec<&ObjectKey>> = BTreeMap::new();
+    for (key, crt) in certificates {
+        if let Some(secret) = kinds::str_at(crt, &["spec", "secretName"]) {
+            by_secret
+                .entry((key.namespace.clone(), secret))
+                .or_default()
+                .push(key);
+        }
+    }
+    for ((namespace, secret), users) in by_secret.into_iter().filter(|(_, users)| users.len() > 1) {
+        let names: Vec<String> = users.iter().map(|k| k.to_string()).collect();
+        state.warn(
+            codes::SHARED_SECRET_NAME,
+            Some(users[0].clone()),
+            format!(
+                "{} all write Secret {}/{secret}: only one can own it, and the others are issued anew",
+                names.join(", "),
+                namespace.unwrap_or_default()
+            ),
+        );
     }
 }
 
