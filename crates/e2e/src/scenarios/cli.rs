@@ -74,13 +74,8 @@ impl Cmarchive {
             recipient: String::new(),
             runs: Default::default(),
         };
-        let run = c
-            .run(
-                "keygen",
-                &[identity.as_os_str().to_str().context("non-UTF-8 path")?],
-                None,
-            )
-            .await?;
+        let path = identity.to_str().context("non-UTF-8 path")?;
+        let run = c.run("keygen", &["keygen", path], None).await?;
         run.expect_code(0)?;
         let file = std::fs::read_to_string(&identity).unwrap_or_default();
         c.recipient = [run.stdout.as_str(), run.stderr.as_str(), file.as_str()]
