@@ -99,8 +99,10 @@ pub fn read_archive<R: Read>(
     if head.is_empty() {
         return Err(ArchiveError::NotAnArchive("the file is empty".into()));
     }
-    if !is_age(&head) {
-        return Err(ArchiveError::NotAnArchive(guess_kind(&head)));
+    match age_marker(&head) {
+        Marker::Found => {}
+        Marker::CutShort => return Err(ArchiveError::Truncated),
+        Marker::Absent => return Err(ArchiveError::NotAnArchive(guess_kind(&head))),
     }
 
     let armored = Tap {
@@ -252,11 +254,31 @@ fn decrypt_error(error: age::DecryptError, failure: &Failure, at_end: bool) -> A
     }
 }
 
-fn is_age(head: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(&head[..head.len().min(64)]).into_owned();
-    let text = text.trim_start();
-    text.starts_with("age-encryption.org/")
-        || text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+/// Whether the input starts like an age file (binary or armored).
+enum Marker {
+    Found,
+    /// The whole input is a strict prefix of an age marker: a file cut within its first line.
+    CutShort,
+    Absent,
+}
+
+fn age_marker(head: &[u8]) -> Marker {
+    const MARKERS: [&[u8]; 2] = [
+        b"age-encryption.org/",
+        b"-----BEGIN AGE ENCRYPTED FILE-----",
+    ];
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
+    let head = &head[start..];
+    if MARKERS.iter().any(|m| head.starts_with(m)) {
+        Marker::Found
+    } else if !head.is_empty() && MARKERS.iter().any(|m| m.starts_with(head)) {
+        Marker::CutShort
+    } else {
+        Marker::Absent
+    }
 }
 
 /// Names what the file looks like instead, so the message helps ("did you pass the unencrypted tar?").

@@ -1,0 +1,819 @@
+//! The archive format end to end through the public API: round trips over random object sets, every recipient
+//! kind and both encodings, and one test per way an archive can be wrong.
+
+use age::secrecy::{ExposeSecret, SecretString};
+use cmarchive_archive::crypto::generate_key;
+use cmarchive_archive::manifest::{MANIFEST_PATH, PhaseName, Source};
+use cmarchive_archive::plan::{Plan, PlannedObject, PlannedPhase};
+use cmarchive_archive::{
+    ArchiveError, Identities, Interaction, ManifestMeta, ReadLimits, Recipients, VerifiedArchive,
+    WriteOptions, read_archive, write_archive,
+};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testkeys");
+
+fn key_file(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{KEYS}/{name}")).unwrap()
+}
+
+fn key_text(name: &str) -> String {
+    String::from_utf8(key_file(name)).unwrap()
+}
+
+fn meta() -> ManifestMeta {
+    ManifestMeta {
+        tool_version: "0.0.0-test".into(),
+        created: "2026-01-02T03:04:05Z".parse().unwrap(),
+        source: Source {
+            kind: "file".into(),
+            cluster_resource_namespace: "cert-manager".into(),
+            ..Source::default()
+        },
+        options: BTreeMap::new(),
+    }
+}
+
+fn secret(namespace: &str, name: &str, data: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"controller.cert-manager.io/fao": "true"}},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": data, "tls.key": data},
+    })
+}
+
+fn certificate(namespace: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"secretName": format!("{name}-tls"), "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}},
+    })
+}
+
+fn plan(phases: Vec<(PhaseName, Vec<Value>)>) -> Plan {
+    Plan {
+        phases: phases
+            .into_iter()
+            .map(|(name, objects)| PlannedPhase {
+                name,
+                objects: objects
+                    .into_iter()
+                    .map(|object| PlannedObject {
+                        object,
+                        reasons: vec!["test".into()],
+                    })
+                    .collect(),
+            })
+            .collect(),
+        ..Plan::default()
+    }
+}
+
+fn small_plan() -> Plan {
+    plan(vec![
+        (PhaseName::Secrets, vec![secret("prod", "web-tls", "YWJj")]),
+        (PhaseName::Certificates, vec![certificate("prod", "web")]),
+    ])
+}
+
+/// A plan big enough to span several 64 KiB age chunks even after compression (random base64 data).
+fn big_plan() -> Plan {
+    let mut rng_state = 0x1234_5678_u64;
+    let objects = (0..40)
+        .map(|i| {
+            let data: String = (0..8000)
+                .map(|_| {
+                    rng_state = rng_state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    char::from(
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                            [(rng_state >> 58) as usize],
+                    )
+                })
+                .collect();
+            secret("prod", &format!("s{i}"), &data)
+        })
+        .collect();
+    plan(vec![(PhaseName::Secrets, objects)])
+}
+
+struct Keys {
+    recipients: Recipients,
+    identities: Identities,
+}
+
+fn x25519() -> Keys {
+    let key = generate_key(jiff::Timestamp::UNIX_EPOCH);
+    let mut recipients = Recipients::new(Interaction::none());
+    recipients.add(&key.recipient).unwrap();
+    let mut identities = Identities::new(Interaction::none());
+    identities
+        .add_file("key.txt", key.identity_file.expose_secret().as_bytes())
+        .unwrap();
+    Keys {
+        recipients,
+        identities,
+    }
+}
+
+fn write(plan: &Plan, recipients: &Recipients, armor: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_archive(
+        &mut out,
+        recipients,
+        &WriteOptions {
+            zstd_level: 3,
+            armor,
+        },
+        meta(),
+        plan,
+    )
+    .unwrap();
+    out
+}
+
+fn read(bytes: &[u8], identities: &Identities) -> Result<VerifiedArchive, ArchiveError> {
+    read_archive(bytes, identities, &ReadLimits::default())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum RecipientKind {
+    X25519,
+    SshEd25519,
+    SshRsa,
+    Passphrase,
+    Several,
+}
+
+fn keys_for(kind: RecipientKind) -> Keys {
+    let mut recipients = Recipients::new(Interaction::none());
+    let mut identities = Identities::new(Interaction::none());
+    match kind {
+        RecipientKind::X25519 => return x25519(),
+        RecipientKind::SshEd25519 => {
+            recipients.add(&key_text("ed25519.pub")).unwrap();
+            identities
+                .add_file("ed25519", &key_file("ed25519"))
+                .unwrap();
+        }
+        RecipientKind::SshRsa => {
+            recipients.add(&key_text("rsa.pub")).unwrap();
+            identities.add_file("rsa", &key_file("rsa")).unwrap();
+        }
+        RecipientKind::Passphrase => {
+            // A low scrypt work factor keeps the property test fast; the format is the same.
+            recipients = Recipients::passphrase_with_work_factor(
+                SecretString::from("hunter2".to_owned()),
+                4,
+            );
+            identities.set_passphrase(SecretString::from("hunter2".to_owned()));
+        }
+        RecipientKind::Several => {
+            let other = generate_key(jiff::Timestamp::UNIX_EPOCH);
+            let file = format!(
+                "# team\n{}\n\n{}\n",
+                other.recipient,
+                key_text("ed25519.pub").trim()
+            );
+            recipients.add_file("team.txt", file.as_bytes()).unwrap();
+            recipients.add(&key_text("rsa.pub")).unwrap();
+            // Any one of the recipients' keys opens it.
+            identities.add_file("rsa", &key_file("rsa")).unwrap();
+        }
+    }
+    Keys {
+        recipients,
+        identities,
+    }
+}
+
+fn arb_object() -> impl Strategy<Value = (PhaseName, Value)> {
+    let text = prop_oneof![
+        "[a-zA-Z0-9+/=]{0,64}",
+        Just("yes".to_owned()),
+        Just("0755".to_owned()),
+        Just("null".to_owned()),
+        "\\PC{0,16}",
+    ];
+    (0usize..4, proptest::option::of("[a-z][a-z0-9-]{0,12}"), "[a-z0-9][a-z0-9.-]{0,30}", text, any::<i64>(), any::<bool>())
+        .prop_map(|(kind, namespace, name, text, number, flag)| {
+            let (phase, api_version, kind, namespace) = match kind {
+                0 => (PhaseName::Namespaces, "v1", "Namespace", None),
+                1 => (PhaseName::Secrets, "v1", "Secret", Some(namespace.unwrap_or_else(|| "default".into()))),
+                2 => (PhaseName::Issuers, "cert-manager.io/v1", "ClusterIssuer", None),
+                _ => (PhaseName::Certificates, "cert-manager.io/v1", "Certificate", namespace),
+            };
+            let mut metadata = json!({"name": name, "annotations": {"note": text}});
+            if let Some(ns) = namespace {
+                metadata["namespace"] = json!(ns);
+            }
+            let object = json!({
+                "apiVersion": api_version, "kind": kind, "metadata": metadata,
+                "spec": {"n": number, "flag": flag, "list": [text, number], "nested": {"empty": {}}},
+            });
+            (phase, object)
+        })
+}
+
+fn arb_plan() -> impl Strategy<Value = Plan> {
+    proptest::collection::vec(arb_object(), 0..12).prop_map(|objects| {
+        let mut by_phase: BTreeMap<PhaseName, Vec<Value>> = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for (phase, object) in objects {
+            let key = cmarchive_archive::object::ObjectKey::of(&object).unwrap();
+            if seen.insert(key) {
+                by_phase.entry(phase).or_default().push(object);
+            }
+        }
+        plan(by_phase.into_iter().collect())
+    })
+}
+
+fn arb_kind() -> impl Strategy<Value = RecipientKind> {
+    prop_oneof![
+        Just(RecipientKind::X25519),
+        Just(RecipientKind::SshEd25519),
+        Just(RecipientKind::SshRsa),
+        Just(RecipientKind::Passphrase),
+        Just(RecipientKind::Several),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn round_trip(plan in arb_plan(), kind in arb_kind(), armor in any::<bool>()) {
+        let keys = keys_for(kind);
+        let mut bytes = Vec::new();
+        let written = write_archive(&mut bytes, &keys.recipients, &WriteOptions { zstd_level: 1, armor }, meta(), &plan).unwrap();
+        prop_assert_eq!(armor, bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
+        let archive = read(&bytes, &keys.identities).unwrap();
+        prop_assert_eq!(&archive.manifest, &written);
+        prop_assert_eq!(serde_json::from_slice::<Value>(&archive.manifest_json).unwrap(), serde_json::to_value(&written).unwrap());
+        let expected: Vec<&Value> = plan.phases.iter().flat_map(|p| p.objects.iter().map(|o| &o.object)).collect();
+        let got: Vec<&Value> = archive.objects.iter().map(|o| &o.object).collect();
+        prop_assert_eq!(got, expected);
+        for object in &archive.objects {
+            let bytes = serde_json::to_vec(&object.object).unwrap();
+            prop_assert_eq!(object.entry.size, bytes.len() as u64);
+            prop_assert_eq!(&object.entry.sha256, &hex::encode(Sha256::digest(&bytes)));
+        }
+    }
+}
+
+#[test]
+fn long_names_survive_through_pax_headers() {
+    let name = format!("{}.example.com", "a".repeat(230));
+    let namespace = "n".repeat(63);
+    let keys = x25519();
+    let bytes = write(
+        &plan(vec![(
+            PhaseName::Secrets,
+            vec![secret(&namespace, &name, "eA==")],
+        )]),
+        &keys.recipients,
+        false,
+    );
+    let archive = read(&bytes, &keys.identities).unwrap();
+    assert_eq!(archive.objects[0].object["metadata"]["name"], name);
+    assert!(
+        archive.objects[0].entry.path.len() > 255,
+        "{}",
+        archive.objects[0].entry.path
+    );
+}
+
+#[test]
+fn identity_file_with_several_keys() {
+    let first = generate_key(jiff::Timestamp::UNIX_EPOCH);
+    let second = generate_key(jiff::Timestamp::UNIX_EPOCH);
+    let mut recipients = Recipients::new(Interaction::none());
+    recipients.add(&second.recipient).unwrap();
+    let file = format!(
+        "{}\n{}",
+        first.identity_file.expose_secret(),
+        second.identity_file.expose_secret()
+    );
+    let mut identities = Identities::new(Interaction::none());
+    assert_eq!(identities.add_file("keys.txt", file.as_bytes()).unwrap(), 2);
+    read(&write(&small_plan(), &recipients, false), &identities).unwrap();
+}
+
+#[test]
+fn passphrase_protected_ssh_key() {
+    let mut recipients = Recipients::new(Interaction::none());
+    recipients.add(&key_text("ed25519_protected.pub")).unwrap();
+    let bytes = write(&small_plan(), &recipients, true);
+
+    let asking = Interaction::none()
+        .with_passphrase_prompt(|_| Some(SecretString::from("correct horse".to_owned())));
+    let mut identities = Identities::new(asking);
+    identities
+        .add_file("ed25519_protected", &key_file("ed25519_protected"))
+        .unwrap();
+    read(&bytes, &identities).unwrap();
+
+    let mut no_prompt = Identities::new(Interaction::none());
+    let err = no_prompt
+        .add_file("ed25519_protected", &key_file("ed25519_protected"))
+        .unwrap_err();
+    assert!(err.to_string().contains("passphrase"), "{err}");
+
+    let wrong = Interaction::none()
+        .with_passphrase_prompt(|_| Some(SecretString::from("wrong".to_owned())));
+    let err = Identities::new(wrong)
+        .add_file("ed25519_protected", &key_file("ed25519_protected"))
+        .unwrap_err();
+    assert!(err.to_string().contains("wrong passphrase"), "{err}");
+}
+
+#[test]
+fn the_manifest_is_the_first_entry_and_paths_follow_the_layout() {
+    let key = generate_key(jiff::Timestamp::UNIX_EPOCH);
+    let mut recipients = Recipients::new(Interaction::none());
+    recipients.add(&key.recipient).unwrap();
+    let bytes = write(&small_plan(), &recipients, false);
+    let secret = key
+        .identity_file
+        .expose_secret()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let tar = open_to_tar(&bytes, &secret);
+    let mut archive = tar::Archive::new(tar.as_slice());
+    let paths: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            MANIFEST_PATH,
+            "objects/03-secrets/core/secret/prod/web-tls.json",
+            "objects/05-certificates/cert-manager.io/certificate/prod/web.json"
+        ]
+    );
+}
+
+// ---- failure classes: each read must fail, with the right error, before returning anything ----
+
+fn expect_err(bytes: &[u8], identities: &Identities) -> ArchiveError {
+    match read(bytes, identities) {
+        Ok(_) => panic!("a damaged archive was accepted"),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                !message.contains('\n'),
+                "error messages are one line: {message:?}"
+            );
+            e
+        }
+    }
+}
+
+#[test]
+fn wrong_key() {
+    let bytes = write(&small_plan(), &x25519().recipients, false);
+    let err = expect_err(&bytes, &x25519().identities);
+    assert!(matches!(err, ArchiveError::NoMatchingIdentity), "{err}");
+    assert!(err.to_string().contains("-i"));
+}
+
+#[test]
+fn no_key() {
+    let bytes = write(&small_plan(), &x25519().recipients, false);
+    let err = expect_err(&bytes, &Identities::new(Interaction::none()));
+    assert!(matches!(err, ArchiveError::NoIdentities), "{err}");
+}
+
+#[test]
+fn wrong_and_missing_passphrase() {
+    let recipients =
+        Recipients::passphrase_with_work_factor(SecretString::from("right".to_owned()), 4);
+    let bytes = write(&small_plan(), &recipients, false);
+    let mut wrong = Identities::new(Interaction::none());
+    wrong.set_passphrase(SecretString::from("wrong".to_owned()));
+    assert!(matches!(
+        expect_err(&bytes, &wrong),
+        ArchiveError::WrongPassphrase
+    ));
+    assert!(matches!(
+        expect_err(&bytes, &Identities::new(Interaction::none())),
+        ArchiveError::PassphraseRequired
+    ));
+}
+
+#[test]
+fn truncated_anywhere() {
+    let keys = x25519();
+    for armor in [false, true] {
+        for plan in [small_plan(), big_plan()] {
+            let bytes = write(&plan, &keys.recipients, armor);
+            for cut in [
+                10,
+                100,
+                bytes.len() / 3,
+                bytes.len() / 2,
+                bytes.len() - 20,
+                // An armored file that only lost its final newline is still complete.
+                bytes.len() - 1 - usize::from(armor),
+            ] {
+                let err = expect_err(&bytes[..cut], &keys.identities);
+                assert!(
+                    matches!(
+                        err,
+                        ArchiveError::Truncated
+                            | ArchiveError::AuthenticationFailed { at_end: true }
+                    ),
+                    "armor={armor} cut={cut}/{}: {err}",
+                    bytes.len()
+                );
+                assert!(err.to_string().contains("truncated"), "{err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn truncated_at_a_chunk_boundary_says_truncated() {
+    let keys = x25519();
+    let bytes = write(&big_plan(), &keys.recipients, false);
+    // age payload chunks are 64 KiB + 16 bytes of tag; cut right after the first full chunk.
+    let header_end = bytes.windows(4).position(|w| w == b"\n---").unwrap();
+    let payload_start = header_end
+        + bytes[header_end + 1..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .unwrap()
+        + 2
+        + 16;
+    let cut = payload_start + 65536 + 16;
+    assert!(cut < bytes.len(), "big_plan must span several chunks");
+    assert!(matches!(
+        expect_err(&bytes[..cut], &keys.identities),
+        ArchiveError::Truncated
+    ));
+}
+
+#[test]
+fn flipped_byte_is_an_authentication_failure() {
+    let keys = x25519();
+    let bytes = write(&big_plan(), &keys.recipients, false);
+    let mut damaged = bytes.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x01;
+    let err = expect_err(&damaged, &keys.identities);
+    assert!(
+        matches!(err, ArchiveError::AuthenticationFailed { at_end: false }),
+        "{err}"
+    );
+
+    let small = write(&small_plan(), &keys.recipients, false);
+    let mut damaged = small.clone();
+    let last = damaged.len() - 5;
+    damaged[last] ^= 0x80;
+    let err = expect_err(&damaged, &keys.identities);
+    assert!(err.to_string().contains("modified"), "{err}");
+}
+
+#[test]
+fn not_an_archive() {
+    let keys = x25519();
+    for (input, hint) in [
+        (&b""[..], "empty"),
+        (&b"hello world, this is not an archive"[..], "not an age"),
+        (&[0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0][..], "zstd"),
+        (&br#"{"apiVersion":"v1"}"#[..], "JSON"),
+    ] {
+        let err = expect_err(input, &keys.identities);
+        assert!(matches!(err, ArchiveError::NotAnArchive(_)), "{err}");
+        assert!(err.to_string().contains(hint), "{err}");
+    }
+}
+
+#[test]
+fn too_large() {
+    let keys = x25519();
+    let bytes = write(&big_plan(), &keys.recipients, false);
+    let err = read_archive(
+        bytes.as_slice(),
+        &keys.identities,
+        &ReadLimits {
+            max_decompressed: 100_000,
+            ..ReadLimits::default()
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(err, ArchiveError::TooLarge { limit: 100_000 }),
+        "{err}"
+    );
+}
+
+// Hand-made tars, sealed with zstd + age exactly like the writer does, to reach the checks behind the crypto.
+
+struct TarBuilder(tar::Builder<Vec<u8>>);
+
+impl TarBuilder {
+    fn new() -> Self {
+        TarBuilder(tar::Builder::new(Vec::new()))
+    }
+
+    fn file(mut self, path: &str, data: &[u8]) -> Self {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o600);
+        header.set_entry_type(tar::EntryType::Regular);
+        set_raw_path(&mut header, path);
+        self.0.append(&header, data).unwrap();
+        self
+    }
+
+    fn special(mut self, path: &str, kind: tar::EntryType) -> Self {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(0);
+        header.set_entry_type(kind);
+        set_raw_path(&mut header, path);
+        if kind == tar::EntryType::Symlink {
+            header.set_link_name("/etc/passwd").unwrap();
+            header.set_cksum();
+        }
+        self.0.append(&header, &[][..]).unwrap();
+        self
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
+
+/// Writes the name field directly: the tar crate (rightly) refuses `..` and absolute paths.
+fn set_raw_path(header: &mut tar::Header, path: &str) {
+    let name = &mut header.as_old_mut().name;
+    name.fill(0);
+    name[..path.len()].copy_from_slice(path.as_bytes());
+    header.set_cksum();
+}
+
+fn seal(tar: &[u8], recipient: &str) -> Vec<u8> {
+    let recipient: age::x25519::Recipient = recipient.parse().unwrap();
+    let compressed = zstd::encode_all(tar, 3).unwrap();
+    let mut out = Vec::new();
+    let mut writer =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .unwrap()
+            .wrap_output(&mut out)
+            .unwrap();
+    writer.write_all(&compressed).unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+/// Decrypts and decompresses by hand, the way `age -d | zstd -d` would.
+fn open_to_tar(bytes: &[u8], identity: &str) -> Vec<u8> {
+    let identity: age::x25519::Identity = identity.parse().unwrap();
+    let plain = age::decrypt(&identity, bytes).unwrap();
+    zstd::decode_all(plain.as_slice()).unwrap()
+}
+
+/// A valid archive's tar, plus the key that opens re-sealed variants of it.
+struct Fixture {
+    recipient: String,
+    identities: Identities,
+    manifest: Value,
+    secret_path: String,
+    secret_json: Vec<u8>,
+    cert_path: String,
+    cert_json: Vec<u8>,
+}
+
+fn fixture() -> Fixture {
+    let key = generate_key(jiff::Timestamp::UNIX_EPOCH);
+    let mut recipients = Recipients::new(Interaction::none());
+    recipients.add(&key.recipient).unwrap();
+    let mut identities = Identities::new(Interaction::none());
+    identities
+        .add_file("key.txt", key.identity_file.expose_secret().as_bytes())
+        .unwrap();
+    let plan = small_plan();
+    let manifest = cmarchive_archive::writer::build_manifest(meta(), &plan).unwrap();
+    let entries: Vec<_> = manifest.phases.iter().flat_map(|p| &p.entries).collect();
+    Fixture {
+        recipient: key.recipient,
+        identities,
+        manifest: serde_json::to_value(&manifest).unwrap(),
+        secret_path: entries[0].path.clone(),
+        secret_json: serde_json::to_vec(&plan.phases[0].objects[0].object).unwrap(),
+        cert_path: entries[1].path.clone(),
+        cert_json: serde_json::to_vec(&plan.phases[1].objects[0].object).unwrap(),
+    }
+}
+
+impl Fixture {
+    fn manifest_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.manifest).unwrap()
+    }
+
+    fn valid_tar(&self) -> TarBuilder {
+        TarBuilder::new()
+            .file(MANIFEST_PATH, &self.manifest_bytes())
+            .file(&self.secret_path, &self.secret_json)
+            .file(&self.cert_path, &self.cert_json)
+    }
+
+    fn read(&self, tar: Vec<u8>) -> ArchiveError {
+        expect_err(&seal(&tar, &self.recipient), &self.identities)
+    }
+}
+
+#[test]
+fn hand_made_valid_archive_reads() {
+    let f = fixture();
+    read(&seal(&f.valid_tar().finish(), &f.recipient), &f.identities).unwrap();
+}
+
+#[test]
+fn unknown_major_version() {
+    let mut f = fixture();
+    f.manifest["formatVersion"] = json!("2.0");
+    f.manifest["phases"] = json!("a v2 manifest may look entirely different");
+    let err = f.read(f.valid_tar().finish());
+    assert!(
+        matches!(err, ArchiveError::UnsupportedVersion { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("2.0"));
+}
+
+#[test]
+fn newer_minor_version_reads() {
+    let mut f = fixture();
+    f.manifest["formatVersion"] = json!("1.7");
+    f.manifest["someFutureField"] = json!({"x": 1});
+    read(&seal(&f.valid_tar().finish(), &f.recipient), &f.identities).unwrap();
+}
+
+#[test]
+fn other_format_name_and_bad_schema() {
+    let mut f = fixture();
+    f.manifest["format"] = json!("velero");
+    assert!(matches!(
+        f.read(f.valid_tar().finish()),
+        ArchiveError::NotAnArchive(_)
+    ));
+    let mut f = fixture();
+    f.manifest["phases"][0]["entries"][0]["size"] = json!("big");
+    assert!(matches!(
+        f.read(f.valid_tar().finish()),
+        ArchiveError::InvalidManifest(_)
+    ));
+}
+
+#[test]
+fn checksum_mismatch() {
+    let f = fixture();
+    let mut altered = f.secret_json.clone();
+    let i = altered.iter().position(|b| *b == b'Y').unwrap();
+    altered[i] = b'Z';
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(&f.secret_path, &altered)
+        .file(&f.cert_path, &f.cert_json)
+        .finish();
+    let err = f.read(tar);
+    assert!(
+        matches!(&err, ArchiveError::ChecksumMismatch { path } if *path == f.secret_path),
+        "{err}"
+    );
+    assert!(err.to_string().contains("objects/"));
+}
+
+#[test]
+fn size_mismatch() {
+    let f = fixture();
+    let mut longer = f.secret_json.clone();
+    longer.push(b' ');
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(&f.secret_path, &longer)
+        .file(&f.cert_path, &f.cert_json)
+        .finish();
+    assert!(matches!(f.read(tar), ArchiveError::SizeMismatch { .. }));
+}
+
+#[test]
+fn unsafe_paths_links_and_devices() {
+    let f = fixture();
+    for path in [
+        "/etc/cron.d/x",
+        "../escape.json",
+        "objects/../../x.json",
+        "objects//x.json",
+    ] {
+        let tar = f.valid_tar().file(path, b"{}").finish();
+        let err = f.read(tar);
+        assert!(
+            matches!(err, ArchiveError::UnsafePath { .. }),
+            "{path}: {err}"
+        );
+    }
+    for kind in [
+        tar::EntryType::Symlink,
+        tar::EntryType::Char,
+        tar::EntryType::Block,
+        tar::EntryType::Fifo,
+        tar::EntryType::Directory,
+    ] {
+        let tar = f.valid_tar().special("objects/extra", kind).finish();
+        let err = f.read(tar);
+        assert!(
+            matches!(err, ArchiveError::UnsafePath { .. }),
+            "{kind:?}: {err}"
+        );
+    }
+    // The manifest itself may not point outside either.
+    let mut bad = fixture();
+    bad.manifest["phases"][0]["entries"][0]["path"] = json!("../../x.json");
+    assert!(matches!(
+        bad.read(bad.valid_tar().finish()),
+        ArchiveError::UnsafePath { .. }
+    ));
+}
+
+#[test]
+fn duplicate_missing_and_unexpected_entries() {
+    let f = fixture();
+    let duplicate = f.valid_tar().file(&f.secret_path, &f.secret_json).finish();
+    assert!(matches!(
+        f.read(duplicate),
+        ArchiveError::DuplicateEntry { .. }
+    ));
+
+    let second_manifest = f
+        .valid_tar()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .finish();
+    assert!(matches!(
+        f.read(second_manifest),
+        ArchiveError::DuplicateEntry { .. }
+    ));
+
+    let missing = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(&f.secret_path, &f.secret_json)
+        .finish();
+    let err = f.read(missing);
+    assert!(
+        matches!(&err, ArchiveError::MissingEntry { path } if *path == f.cert_path),
+        "{err}"
+    );
+
+    let unexpected = f
+        .valid_tar()
+        .file("objects/03-secrets/core/secret/prod/extra.json", b"{}")
+        .finish();
+    assert!(matches!(
+        f.read(unexpected),
+        ArchiveError::UnexpectedEntry { .. }
+    ));
+}
+
+#[test]
+fn manifest_must_come_first() {
+    let f = fixture();
+    let tar = TarBuilder::new()
+        .file(&f.secret_path, &f.secret_json)
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(&f.cert_path, &f.cert_json)
+        .finish();
+    let err = f.read(tar);
+    assert!(matches!(err, ArchiveError::NotAnArchive(_)), "{err}");
+    assert!(err.to_string().contains("manifest.json"));
+}
+
+#[test]
+fn object_must_match_its_manifest_entry() {
+    let mut f = fixture();
+    // Swap the identities: the secret's bytes under the secret's path, but the manifest claims another name.
+    f.manifest["phases"][0]["entries"][0]["name"] = json!("other");
+    let err = f.read(f.valid_tar().finish());
+    assert!(matches!(err, ArchiveError::InvalidObject { .. }), "{err}");
+}
+
+#[test]
+fn trailing_garbage_after_the_tar() {
+    let f = fixture();
+    let mut tar = f.valid_tar().finish();
+    tar.extend_from_slice(b"surprise");
+    assert!(matches!(f.read(tar), ArchiveError::NotAnArchive(_)));
+}

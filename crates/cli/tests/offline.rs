@@ -1,0 +1,651 @@
+//! The offline commands as a person runs them: keygen, pack --from-file/--from-dir, inspect, unpack, and what
+//! happens with a wrong key, a truncated file or a flipped byte (exit 1, one line, no object printed).
+
+use assert_cmd::Command;
+use cmarchive_e2e::fixtures::{self, Ca, Certificate, IssuerRef};
+use serde_json::{Value, json};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+fn cmarchive() -> Command {
+    let mut cmd = Command::cargo_bin("cmarchive").unwrap();
+    for var in [
+        "CMARCHIVE_AGE_RECIPIENTS",
+        "CMARCHIVE_AGE_KEY_FILE",
+        "CMARCHIVE_AGE_KEY",
+        "CMARCHIVE_PASSPHRASE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A temp folder with an identity (`key.txt`) and its public key.
+struct Workspace {
+    dir: tempfile::TempDir,
+    recipient: String,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        let out = cmarchive()
+            .arg("keygen")
+            .arg(dir.path().join("key.txt"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let recipient = stderr
+            .trim()
+            .strip_prefix("Public key: ")
+            .unwrap()
+            .to_owned();
+        Workspace { dir, recipient }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn key(&self) -> PathBuf {
+        self.path("key.txt")
+    }
+
+    fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path(name);
+        fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Packs `dump` (written to a file) into `name`.
+    fn pack(&self, name: &str, dump: &str) -> PathBuf {
+        let input = self.write(&format!("{name}.input"), dump);
+        let archive = self.path(name);
+        cmarchive()
+            .args(["pack"])
+            .arg(&archive)
+            .arg("--from-file")
+            .arg(&input)
+            .args(["-r", &self.recipient])
+            .assert()
+            .success();
+        archive
+    }
+}
+
+/// What `kubectl get namespaces,secrets,clusterissuers,certificates,orders -A -o json` prints for a small but
+/// real setup: a CA ClusterIssuer with its key pair, one Certificate with its issued TLS Secret, live-cluster
+/// metadata noise, and an Order that must not be archived.
+fn kubectl_dump() -> Value {
+    let ca = Ca::new("test CA").unwrap();
+    let cert = Certificate::new(
+        "prod",
+        "web",
+        IssuerRef::cluster_issuer("ca"),
+        "web.example.com",
+    );
+    let now = jiff::Timestamp::now();
+    let leaf = ca
+        .issue(&cert.leaf_spec(
+            now - jiff::SignedDuration::from_hours(1),
+            now + jiff::SignedDuration::from_hours(24 * 60),
+        ))
+        .unwrap();
+    let mut items = vec![
+        fixtures::namespace("prod"),
+        fixtures::namespace("cert-manager"),
+        ca.secret("cert-manager", "ca-key"),
+        fixtures::ca_issuer(None, "ca", "ca-key"),
+        cert.to_json(),
+        cert.issued_secret(&ca, &leaf),
+        json!({"apiVersion": "acme.cert-manager.io/v1", "kind": "Order",
+               "metadata": {"name": "web-1-123", "namespace": "prod"}, "spec": {}}),
+    ];
+    for (i, item) in items.iter_mut().enumerate() {
+        let metadata = item["metadata"].as_object_mut().unwrap();
+        metadata.insert(
+            "uid".into(),
+            json!(format!("00000000-0000-0000-0000-00000000000{i}")),
+        );
+        metadata.insert("resourceVersion".into(), json!("4711"));
+        metadata.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
+        metadata.insert("managedFields".into(), json!([{"manager": "kubectl"}]));
+    }
+    // Strings YAML 1.1 readers would take for other types must survive unpack → kubectl.
+    items[4]["metadata"]["annotations"] =
+        json!({"example.com/enabled": "yes", "example.com/mode": "0755", "example.com/off": "off"});
+    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
+}
+
+fn stdout_json(cmd: &mut Command) -> Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn keygen_writes_a_private_file_and_never_overwrites() {
+    let ws = Workspace::new();
+    let text = fs::read_to_string(ws.key()).unwrap();
+    assert!(text.contains(&format!("# public key: {}", ws.recipient)));
+    assert!(text.lines().last().unwrap().starts_with("AGE-SECRET-KEY-1"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(ws.key()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    cmarchive()
+        .arg("keygen")
+        .arg(ws.key())
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("already exists"));
+    assert_eq!(fs::read_to_string(ws.key()).unwrap(), text);
+
+    let out = cmarchive().arg("keygen").output().unwrap();
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("AGE-SECRET-KEY-1")
+    );
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .starts_with("Public key: age1")
+    );
+}
+
+#[test]
+fn pack_inspect_unpack_round_trip_of_a_kubectl_list() {
+    let ws = Workspace::new();
+    let dump = kubectl_dump();
+    let archive = ws.pack("backup.cmar", &dump.to_string());
+
+    // inspect -o json is manifest.json; every entry is there, the Order is excluded.
+    let manifest = stdout_json(
+        cmarchive()
+            .arg("inspect")
+            .arg(&archive)
+            .arg("-i")
+            .arg(ws.key())
+            .args(["-o", "json"]),
+    );
+    assert_eq!(manifest["format"], "cmarchive");
+    let phases: Vec<&str> = manifest["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["namespaces", "secrets", "issuers", "certificates"]);
+    assert!(
+        manifest["excluded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "Order")
+    );
+    assert_eq!(manifest["certificates"].as_array().unwrap().len(), 1);
+
+    // The human summary names phases and counts.
+    let out = cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .arg("-i")
+        .arg(ws.key())
+        .output()
+        .unwrap();
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        summary.contains("secrets") && summary.contains("excluded: 1"),
+        "{summary}"
+    );
+
+    // unpack -o json: one List in phase order, sanitized.
+    let list = stdout_json(
+        cmarchive()
+            .arg("unpack")
+            .arg(&archive)
+            .arg("-i")
+            .arg(ws.key())
+            .args(["-o", "json"]),
+    );
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().unwrap();
+    let kinds: Vec<&str> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"Namespace"));
+    assert_eq!(kinds.last(), Some(&"Certificate"));
+    assert!(!kinds.contains(&"Order"));
+    assert!(items.iter().all(
+        |i| i["metadata"].get("uid").is_none() && i["metadata"].get("managedFields").is_none()
+    ));
+    let input_secret = dump["items"][5].clone();
+    let output_secret = items
+        .iter()
+        .find(|i| i["metadata"]["name"] == "web-tls")
+        .unwrap();
+    assert_eq!(
+        output_secret["data"], input_secret["data"],
+        "key material must be untouched"
+    );
+
+    // unpack (YAML) parses back to exactly the same objects.
+    let out = cmarchive()
+        .arg("unpack")
+        .arg(&archive)
+        .arg("-i")
+        .arg(ws.key())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&yaml).unwrap();
+    assert_eq!(&documents, items);
+    let certificate = documents
+        .iter()
+        .find(|d| d["kind"] == "Certificate")
+        .unwrap();
+    assert_eq!(
+        certificate["metadata"]["annotations"]["example.com/enabled"],
+        "yes"
+    );
+    assert_eq!(
+        certificate["metadata"]["annotations"]["example.com/mode"],
+        "0755"
+    );
+
+    // Packing the unpacked YAML again (multi-document YAML input) gives the same objects.
+    let again = ws.pack("again.cmar", &yaml);
+    let list2 = stdout_json(
+        cmarchive()
+            .arg("unpack")
+            .arg(&again)
+            .arg("-i")
+            .arg(ws.key())
+            .args(["-o", "json"]),
+    );
+    assert_eq!(list2["items"], list["items"]);
+}
+
+#[test]
+fn unpack_into_a_folder() {
+    let ws = Workspace::new();
+    let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
+    let out_dir = ws.path("restored");
+    cmarchive()
+        .arg("unpack")
+        .arg(&archive)
+        .arg("-i")
+        .arg(ws.key())
+        .arg("--dir")
+        .arg(&out_dir)
+        .assert()
+        .success()
+        .stdout("");
+
+    let secret = out_dir.join("03-secrets/core/secret/prod/web-tls.yaml");
+    let certificate = out_dir.join("05-certificates/cert-manager.io/certificate/prod/web.yaml");
+    assert!(secret.is_file() && certificate.is_file());
+    assert!(out_dir.join("manifest.json").is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&secret), 0o600);
+        assert_eq!(mode(&out_dir), 0o700);
+        assert_eq!(mode(secret.parent().unwrap()), 0o700);
+    }
+
+    // A folder with files in it is refused unless --force.
+    cmarchive()
+        .arg("unpack")
+        .arg(&archive)
+        .arg("-i")
+        .arg(ws.key())
+        .arg("--dir")
+        .arg(&out_dir)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("not empty"))
+        .stderr(predicates::str::contains("--force"));
+    cmarchive()
+        .arg("unpack")
+        .arg(&archive)
+        .arg("-i")
+        .arg(ws.key())
+        .arg("--dir")
+        .arg(&out_dir)
+        .arg("--force")
+        .assert()
+        .success();
+}
+
+#[test]
+fn pack_from_a_folder_and_from_stdin_to_stdout() {
+    let ws = Workspace::new();
+    let dump = kubectl_dump();
+    let folder = ws.path("dump");
+    fs::create_dir_all(folder.join("nested")).unwrap();
+    let items = dump["items"].as_array().unwrap();
+    fs::write(
+        folder.join("a.json"),
+        json!({"apiVersion": "v1", "kind": "List", "items": items[..3]}).to_string(),
+    )
+    .unwrap();
+    let rest: Vec<String> = items[3..]
+        .iter()
+        .map(|i| serde_saphyr::to_string(i).unwrap())
+        .collect();
+    fs::write(folder.join("nested/b.yaml"), rest.join("---\n")).unwrap();
+    fs::write(folder.join("notes.txt"), "ignored").unwrap();
+    let from_dir = ws.path("dir.cmar");
+    cmarchive()
+        .arg("pack")
+        .arg(&from_dir)
+        .arg("--from-dir")
+        .arg(&folder)
+        .args(["-r", &ws.recipient])
+        .assert()
+        .success();
+
+    // stdin → stdout, armored, then unpack from stdin.
+    let out = cmarchive()
+        .args(["pack", "-", "--from-file", "-", "-a", "-r", &ws.recipient])
+        .write_stdin(dump.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout
+            .starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    );
+    let from_stdin = stdout_json(
+        cmarchive()
+            .args(["unpack", "-", "-o", "json", "-i"])
+            .arg(ws.key())
+            .write_stdin(out.stdout),
+    );
+    let from_folder = stdout_json(
+        cmarchive()
+            .arg("unpack")
+            .arg(&from_dir)
+            .arg("-i")
+            .arg(ws.key())
+            .args(["-o", "json"]),
+    );
+    assert_eq!(from_stdin["items"], from_folder["items"]);
+}
+
+#[test]
+fn keys_from_the_environment() {
+    let ws = Workspace::new();
+    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let archive = ws.path("env.cmar");
+    cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("--from-file")
+        .arg(&input)
+        .env(
+            "CMARCHIVE_AGE_RECIPIENTS",
+            format!("{}, {}", ws.recipient, Workspace::new().recipient),
+        )
+        .assert()
+        .success();
+    cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .env("CMARCHIVE_AGE_KEY_FILE", ws.key())
+        .assert()
+        .success();
+    let key = fs::read_to_string(ws.key()).unwrap();
+    cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .env("CMARCHIVE_AGE_KEY", key)
+        .assert()
+        .success();
+}
+
+#[test]
+fn recipients_file_and_ssh_recipient() {
+    let ws = Workspace::new();
+    let ssh_pub = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../archive/tests/testkeys/ed25519.pub"
+    ))
+    .unwrap();
+    let recipients = ws.write(
+        "team.txt",
+        &format!("# the team\n{}\n{}", ws.recipient, ssh_pub),
+    );
+    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let archive = ws.path("team.cmar");
+    cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("--from-file")
+        .arg(&input)
+        .arg("-R")
+        .arg(&recipients)
+        .assert()
+        .success();
+    cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .args([
+            "-i",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../archive/tests/testkeys/ed25519"
+            ),
+        ])
+        .assert()
+        .success();
+}
+
+/// Runs a reading command on a damaged archive: exit 1, one error line naming the file, nothing on stdout.
+fn assert_refused(ws: &Workspace, archive: &Path, key: &Path, expect: &str) {
+    for command in [
+        &["unpack"][..],
+        &["unpack", "-o", "json"],
+        &["inspect"],
+        &["inspect", "-o", "json"],
+    ] {
+        let out = cmarchive()
+            .args(command)
+            .arg(archive)
+            .arg("-i")
+            .arg(key)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{command:?}");
+        assert!(
+            out.stdout.is_empty(),
+            "{command:?} printed {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{command:?}: {stderr}");
+        assert!(stderr.contains(expect), "{command:?}: {stderr}");
+        assert!(stderr.contains(&archive.display().to_string()), "{stderr}");
+    }
+    let dir = ws.path("never");
+    let out = cmarchive()
+        .arg("unpack")
+        .arg(archive)
+        .arg("-i")
+        .arg(key)
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !dir.exists(),
+        "nothing may be written from a damaged archive"
+    );
+}
+
+#[test]
+fn wrong_key_truncated_file_and_flipped_byte_are_refused() {
+    let ws = Workspace::new();
+    let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
+    let bytes = fs::read(&archive).unwrap();
+
+    let other = Workspace::new();
+    assert_refused(&ws, &archive, &other.key(), "no identity matched");
+
+    let truncated = ws.path("truncated.cmar");
+    fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_refused(&ws, &truncated, &ws.key(), "truncated");
+
+    let flipped = ws.path("flipped.cmar");
+    let mut damaged = bytes.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x04;
+    fs::write(&flipped, &damaged).unwrap();
+    assert_refused(&ws, &flipped, &ws.key(), "authentication failed");
+}
+
+#[test]
+fn helpful_errors() {
+    let ws = Workspace::new();
+    let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
+    // age habit on the wrong command.
+    cmarchive()
+        .arg("unpack")
+        .arg(&archive)
+        .args(["-r", &ws.recipient])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("did you mean -i"));
+    // No recipients at all.
+    let input = ws.write(
+        "dump.json",
+        "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[]}",
+    );
+    cmarchive()
+        .arg("pack")
+        .arg(ws.path("x.cmar"))
+        .arg("--from-file")
+        .arg(&input)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("no recipients"))
+        .stderr(predicates::str::contains("hint:"));
+    assert!(!ws.path("x.cmar").exists());
+    // An existing archive is not overwritten without --force.
+    cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("--from-file")
+        .arg(&input)
+        .args(["-r", &ws.recipient])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("--force"));
+    // No key for a key-encrypted archive.
+    cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("-i"));
+}
+
+#[test]
+fn completions_and_kubectl_plugin_name() {
+    cmarchive()
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("cmarchive"));
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("kubectl-cmarchive");
+    fs::copy(assert_cmd::cargo::cargo_bin("cmarchive"), &plugin).unwrap();
+    let out = std::process::Command::new(&plugin)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("kubectl cmarchive")
+    );
+}
+
+/// The promise of docs/FORMAT.md: an archive opens with stock tools, manifest.json first.
+#[test]
+fn opens_by_hand_with_age_zstd_and_tar() {
+    for tool in ["age", "zstd", "tar"] {
+        assert!(
+            std::process::Command::new(tool)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok(),
+            "`{tool}` is not installed: run scripts/install-deps"
+        );
+    }
+    let ws = Workspace::new();
+    let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
+    let shell = |pipeline: String| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&pipeline)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{pipeline}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let listing = shell(format!(
+        "age -d -i '{}' '{}' | zstd -d | tar t",
+        ws.key().display(),
+        archive.display()
+    ));
+    let listing = String::from_utf8(listing).unwrap();
+    assert_eq!(listing.lines().next(), Some("manifest.json"), "{listing}");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l == "objects/03-secrets/core/secret/prod/web-tls.json"),
+        "{listing}"
+    );
+
+    // inspect -o json prints manifest.json byte for byte.
+    let stored = shell(format!(
+        "age -d -i '{}' '{}' | zstd -d | tar xO manifest.json",
+        ws.key().display(),
+        archive.display()
+    ));
+    let printed = cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .arg("-i")
+        .arg(ws.key())
+        .args(["-o", "json"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(printed, stored);
+}
