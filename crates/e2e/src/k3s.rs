@@ -61,14 +61,13 @@ impl K3sProvider {
     }
 
     fn tag(&self) -> anyhow::Result<String> {
-        let pinned = config::pinned_versions();
         let kubernetes = config::env_var(config::ENV_KUBERNETES_VERSION)
-            .or_else(|| pinned.get("KUBERNETES_VERSION").cloned());
+            .unwrap_or_else(|| config::pinned().kubernetes);
         config::k3s_tag(
             self.tag
                 .as_deref()
                 .or(config::env_var(config::ENV_K3S_TAG).as_deref()),
-            kubernetes.as_deref(),
+            Some(&kubernetes),
         )
     }
 

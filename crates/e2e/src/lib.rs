@@ -6,6 +6,7 @@ pub mod local;
 pub mod provider;
 pub mod k3s;
 pub mod kind;
+pub mod select;
 pub mod fixtures;
 pub mod reissuance;
 pub mod scenarios;

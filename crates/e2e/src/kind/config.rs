@@ -415,27 +415,14 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// `KEY=VALUE` lines of `crates/e2e/controlplane/versions.env` (`#` comments), the project's pinned versions.
-pub fn parse_versions_env(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
-        .collect()
-}
-
-/// The crate's directory, for finding `kind-configs/` and `versions.env` from tests.
+/// The repository root, for finding `kind-configs/` and `scripts/`.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The pinned versions, or an empty map when the file is not there (then the environment must say).
-pub fn pinned_versions() -> BTreeMap<String, String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("controlplane/versions.env");
-    std::fs::read_to_string(path)
-        .map(|t| parse_versions_env(&t))
-        .unwrap_or_default()
+/// The project's pinned versions (`crates/e2e/controlplane/versions.env`), the defaults when nothing else says.
+pub fn pinned() -> crate::controlplane::Versions {
+    crate::controlplane::Versions::pinned()
 }
 
 /// Reads a non-empty environment variable.
@@ -749,16 +736,6 @@ spec:
         let err = patch_manifest(&mut docs, &spec()).unwrap_err().to_string();
         assert!(err.contains("cert-manager-controller"), "{err}");
         assert!(parse_manifest("kind: Namespace\n").is_err());
-    }
-
-    #[test]
-    fn versions_env_parses_like_the_shell() {
-        let map = parse_versions_env(
-            "# c\nKUBERNETES_VERSION=v1.36.3\n\nCERT_MANAGER_VERSION=\"v1.21.2\"\n",
-        );
-        assert_eq!(map["KUBERNETES_VERSION"], "v1.36.3");
-        assert_eq!(map["CERT_MANAGER_VERSION"], "v1.21.2");
-        assert_eq!(map.len(), 2);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and scaling helpers around it. Shared by the kind and k3s providers, so both run cert-manager the same way.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -28,23 +28,11 @@ const POLL: Duration = Duration::from_secs(2);
 
 /// The cert-manager version this run installs for `spec` (spec, then `CMARCHIVE_CERT_MANAGER_VERSION`, then the pin).
 pub fn version_for(spec: &ClusterSpec) -> anyhow::Result<String> {
-    let pinned = config::pinned_versions();
     config::resolve_cert_manager_version(
         spec.cert_manager_version.as_deref(),
         config::env_var(ENV_CERT_MANAGER_VERSION).as_deref(),
-        pinned.get("CERT_MANAGER_VERSION").map(String::as_str),
+        Some(&config::pinned().cert_manager),
     )
-}
-
-/// The project's cache directory (`CMARCHIVE_CACHE`, else `~/.cache/cmarchive`), shared with the build scripts.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = config::env_var("CMARCHIVE_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    home.join(".cache/cmarchive")
 }
 
 /// Reads the manifest: a local file as given, a release downloaded once with `curl` into the cache.
@@ -52,7 +40,7 @@ pub async fn load_manifest(source: &ManifestSource) -> anyhow::Result<String> {
     let path = match source {
         ManifestSource::File(path) => path.clone(),
         ManifestSource::Release { version, url } => {
-            let path = cache_dir()
+            let path = crate::controlplane::cache_dir()
                 .join("cert-manager-manifests")
                 .join(version)
                 .join("cert-manager.yaml");

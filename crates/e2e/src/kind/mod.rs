@@ -109,13 +109,12 @@ impl KindProvider {
     }
 
     fn node_image(&self) -> anyhow::Result<String> {
-        let pinned = config::pinned_versions();
         config::choose_kind_node_image(
             self.node_image
                 .as_deref()
                 .or(config::env_var(ENV_KIND_NODE_IMAGE).as_deref()),
             config::env_var(ENV_KUBERNETES_VERSION).as_deref(),
-            pinned.get("KUBERNETES_VERSION").map(String::as_str),
+            Some(&config::pinned().kubernetes),
         )
     }
 
@@ -330,6 +329,82 @@ mod tests {
             node_image: None,
         };
         assert_eq!(custom.config_file(), PathBuf::from("/x/y.yaml"));
+    }
+
+    fn resolve_script(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        use std::io::Write as _;
+        use std::process::Stdio;
+        let script = config::workspace_root().join("scripts/resolve-cert-manager-versions");
+        let mut child = Command::new(script)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn json_versions(out: &std::process::Output) -> Vec<String> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The nightly matrix: newest patch of each of the two newest minors, pre-releases ignored, numeric order.
+    #[test]
+    fn resolve_script_picks_newest_patch_of_newest_minors() {
+        let list = "v1.9.1 v1.10.0 v1.19.3\nv1.20.0 v1.20.11\tv1.20.2 v1.21.0-alpha.1 v1.21.0-beta.0.0.2026-abc\n";
+        let out = resolve_script(&["--stdin"], Some(list));
+        assert_eq!(json_versions(&out), ["v1.20.11", "v1.19.3"]);
+        let out = resolve_script(&["--stdin", "--minors", "4"], Some(list));
+        assert_eq!(
+            json_versions(&out),
+            ["v1.20.11", "v1.19.3", "v1.10.0", "v1.9.1"]
+        );
+        let out = resolve_script(&["--stdin", "--minors", "0"], Some(list));
+        assert_eq!(out.status.code(), Some(2));
+        let out = resolve_script(&["--stdin"], Some("v1.22.0-rc.1\n"));
+        assert!(!out.status.success());
+    }
+
+    /// Against the Go module proxy, as the nightly runs it: at least the newest release, which is no older than
+    /// the version the project pins. (A proxy may list fewer minors than exist; the script warns then.)
+    #[test]
+    fn resolve_script_asks_the_module_proxy() {
+        let versions = json_versions(&resolve_script(&[], None));
+        assert!(!versions.is_empty() && versions.len() <= 2, "{versions:?}");
+        let parsed: Vec<config::Version> = versions
+            .iter()
+            .map(|v| config::Version::parse(v).unwrap())
+            .collect();
+        assert!(parsed.iter().all(|v| v.pre.is_none()), "{versions:?}");
+        assert!(
+            parsed
+                .windows(2)
+                .all(|w| (w[0].numbers.0, w[0].numbers.1) > (w[1].numbers.0, w[1].numbers.1))
+        );
+        let pinned = config::Version::parse(&config::pinned().cert_manager).unwrap();
+        assert!(
+            parsed[0].numbers >= pinned.numbers,
+            "{versions:?} older than the pin {}",
+            pinned.tag()
+        );
     }
 
     #[test]
