@@ -343,3 +343,16 @@ fn heuristic_ignores_label_and_annotation_keys() {
     assert_eq!(refs.len(), 1, "{refs:#?}");
     assert_eq!(refs[0].name, "web-tls");
 }
+
+#[test]
+fn referenced_secrets_skips_unrelated_kinds() {
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "a"},
+        "spec": {"template": {"spec": {"volumes": [{"secret": {"secretName": "app-secret"}}]}}}});
+    let step = json!({"apiVersion": "certmanager.step.sm/v1beta1", "kind": "StepIssuer",
+        "metadata": {"name": "step", "namespace": "a"}, "spec": {"provisioner": {"passwordRef": {"name": "pw", "key": "k"}}}});
+    let names: Vec<String> = referenced_secrets(&[deployment, step], CRN)
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["pw"]);
+}

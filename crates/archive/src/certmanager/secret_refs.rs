@@ -217,11 +217,32 @@ pub fn service_account_refs(object: &Value, context: &RefContext<'_>) -> Vec<Ser
 }
 
 /// Every Secret referenced by a set of objects, resolved together: ClusterIssuer HTTP-01 pull secrets expand over
-/// the namespaces of the Certificates using each ClusterIssuer. Sorted and de-duplicated. This is the list of
-/// Secrets a cluster pack must GET.
+/// the namespaces of the Certificates using each ClusterIssuer. Objects of other kinds are scanned only when they
+/// look like external issuers (a Certificate's `issuerRef` names their group and kind, or their kind ends in
+/// `Issuer`), so passing a whole dump is safe. Sorted and de-duplicated: the list of Secrets a cluster pack must
+/// GET.
 pub fn referenced_secrets(objects: &[Value], cluster_resource_namespace: &str) -> Vec<SecretRef> {
+    let external: BTreeSet<(String, String)> = objects
+        .iter()
+        .filter(|o| kinds::classify(o) == Kind::Certificate)
+        .map(kinds::issuer_ref)
+        .filter(|(_, _, group)| group != CERT_MANAGER_GROUP)
+        .map(|(_, kind, group)| (group, kind))
+        .collect();
     let mut out = BTreeSet::new();
     for object in objects {
+        if kinds::classify(object) == Kind::Other {
+            let kind = object
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let group = kinds::api_group(object);
+            let own = group.is_empty() || group == CERT_MANAGER_GROUP || group == kinds::ACME_GROUP;
+            let named_like_issuer = !own && kind.ends_with("Issuer");
+            if !named_like_issuer && !external.contains(&(group.to_owned(), kind.to_owned())) {
+                continue;
+            }
+        }
         let namespaces = challenge_namespaces(object, objects);
         let context = RefContext {
             cluster_resource_namespace,
