@@ -16,9 +16,14 @@ use std::sync::Arc;
 /// itself; the CLI plugs in prompts, tests plug in fixed answers.
 #[derive(Clone, Default)]
 pub struct Interaction {
-    passphrase: Option<Arc<dyn Fn(&str) -> Option<SecretString> + Send + Sync>>,
-    message: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    passphrase: Option<Arc<PassphrasePrompt>>,
+    message: Option<Arc<MessageSink>>,
 }
+
+/// Asks for a passphrase, given what it is for; `None` when nobody can answer.
+type PassphrasePrompt = dyn Fn(&str) -> Option<SecretString> + Send + Sync;
+/// Shows a message to the person.
+type MessageSink = dyn Fn(&str) + Send + Sync;
 
 impl Interaction {
     /// No interaction: every passphrase request fails, messages are dropped.

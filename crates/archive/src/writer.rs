@@ -65,16 +65,16 @@ pub fn build_manifest(meta: ManifestMeta, plan: &Plan) -> Result<Manifest> {
     let mut paths_seen = HashSet::new();
     let mut keys_seen = HashSet::new();
     for planned in &plan.phases {
-        if let Some(previous) = phases.last() {
-            if previous.name >= planned.name {
-                return Err(ArchiveError::InvalidObject {
-                    what: format!("phase {}", planned.name),
-                    reason: format!(
-                        "comes after phase {}; phases must be unique and in restore order",
-                        previous.name
-                    ),
-                });
-            }
+        if let Some(previous) = phases.last()
+            && previous.name >= planned.name
+        {
+            return Err(ArchiveError::InvalidObject {
+                what: format!("phase {}", planned.name),
+                reason: format!(
+                    "comes after phase {}; phases must be unique and in restore order",
+                    previous.name
+                ),
+            });
         }
         let mut entries = Vec::with_capacity(planned.objects.len());
         for object in &planned.objects {
