@@ -1,0 +1,571 @@
+//! `cmarchive pack` / `restore` / `verify` against real local clusters (etcd, kube-apiserver,
+//! kube-controller-manager and the cert-manager controller as processes; `scripts/build-control-plane` first).
+//!
+//! One test drives every case so the source cluster is started once: round trip into a fresh cluster (with a
+//! dry run first that must change nothing), the negative control (a restore without the TLS Secrets must make
+//! `verify` exit 2), and RBAC (a read-only ServiceAccount packs; without `get secrets` it fails clearly).
+
+use anyhow::{Context as _, Result, bail};
+use assert_cmd::Command;
+use cmarchive_e2e::fixtures::{self, Certificate, IssuerRef};
+use cmarchive_e2e::local::LocalCluster;
+use cmarchive_e2e::provider::{Cluster, ClusterSpec};
+use futures::TryStreamExt as _;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::pinned_kind;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+/// Server-side applies fixtures.
+async fn apply(client: &kube::Client, objects: &[Value]) -> Result<()> {
+    for object in objects {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk =
+            GroupVersionKind::gvk(group, version, object["kind"].as_str().unwrap_or_default());
+        let (resource, caps) = pinned_kind(client, &gvk).await?;
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+            Some(ns) if caps.scope == kube::discovery::Scope::Namespaced => {
+                Api::namespaced_with(client.clone(), ns, &resource)
+            }
+            _ => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(
+            name,
+            &PatchParams::apply("cluster-io-test").force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .with_context(|| format!("applying {name}"))?;
+    }
+    Ok(())
+}
+
+fn certificates_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = kube::api::ApiResource {
+        group: "cert-manager.io".into(),
+        version: "v1".into(),
+        api_version: "cert-manager.io/v1".into(),
+        kind: "Certificate".into(),
+        plural: "certificates".into(),
+    };
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+fn requests_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = kube::api::ApiResource {
+        group: "cert-manager.io".into(),
+        version: "v1".into(),
+        api_version: "cert-manager.io/v1".into(),
+        kind: "CertificateRequest".into(),
+        plural: "certificaterequests".into(),
+    };
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// Ready=True for the Certificate's current generation: the controller has reconciled it.
+fn reconciled_ready(object: &DynamicObject) -> bool {
+    let generation = object.metadata.generation;
+    object.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c["type"] == "Ready"
+                && c["status"] == "True"
+                && c["observedGeneration"]
+                    .as_i64()
+                    .is_some_and(|o| Some(o) >= generation)
+        })
+}
+
+/// Watches Certificates in `namespace` until every one in `names` is Ready for its current generation.
+async fn wait_certificates_ready(
+    client: &kube::Client,
+    namespace: &str,
+    names: &[&str],
+) -> Result<BTreeMap<String, DynamicObject>> {
+    let mut pending: BTreeSet<String> = names.iter().map(|s| (*s).to_owned()).collect();
+    let mut seen = BTreeMap::new();
+    let stream = watcher(
+        certificates_api(client, namespace),
+        watcher::Config::default(),
+    );
+    let work = async {
+        futures::pin_mut!(stream);
+        while !pending.is_empty() {
+            let Some(event) = stream.try_next().await? else {
+                break;
+            };
+            if let watcher::Event::Apply(o) | watcher::Event::InitApply(o) = event {
+                let name = o.metadata.name.clone().unwrap_or_default();
+                if reconciled_ready(&o) {
+                    pending.remove(&name);
+                }
+                seen.insert(name, o);
+            }
+        }
+        anyhow::Ok(())
+    };
+    match tokio::time::timeout(WAIT, work).await {
+        Ok(result) => result?,
+        Err(_) => bail!("Certificates in {namespace} not Ready: {pending:?}; last seen {seen:#?}"),
+    }
+    Ok(seen)
+}
+
+fn cmarchive() -> Command {
+    let mut command = Command::cargo_bin("cmarchive").expect("the cmarchive binary");
+    command.env_remove("KUBECONFIG").env("HOME", "/nonexistent");
+    command
+}
+
+async fn get_secret(client: &kube::Client, namespace: &str, name: &str) -> Result<Option<Value>> {
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
+    Ok(api
+        .get_opt(name)
+        .await?
+        .map(|s| serde_json::to_value(s).expect("json")))
+}
+
+/// The source fixtures: a SelfSigned ClusterIssuer that issues a CA in cert-manager's namespace, a CA
+/// ClusterIssuer on top, a namespaced SelfSigned Issuer, and leaf Certificates in two namespaces.
+fn source_objects() -> Vec<Value> {
+    let mut objects = vec![
+        fixtures::namespace("team-a"),
+        fixtures::namespace("team-b"),
+        fixtures::self_signed_issuer(None, "bootstrap"),
+        Certificate::new(
+            "cert-manager",
+            "root-ca",
+            IssuerRef::cluster_issuer("bootstrap"),
+            "root-ca.example",
+        )
+        .secret_name("root-ca")
+        .ca()
+        .to_json(),
+        fixtures::ca_issuer(None, "company-ca", "root-ca"),
+        fixtures::self_signed_issuer(Some("team-b"), "local"),
+    ];
+    for (namespace, name, issuer) in [
+        ("team-a", "web", IssuerRef::cluster_issuer("company-ca")),
+        ("team-a", "api", IssuerRef::cluster_issuer("company-ca")),
+        ("team-b", "db", IssuerRef::issuer("local")),
+    ] {
+        objects.push(
+            Certificate::new(
+                namespace,
+                name,
+                issuer,
+                &format!("{name}.{namespace}.example"),
+            )
+            .to_json(),
+        );
+    }
+    objects
+}
+
+const LEAVES: [(&str, &str); 3] = [("team-a", "web"), ("team-a", "api"), ("team-b", "db")];
+
+async fn make_key(dir: &Path) -> Result<(String, std::path::PathBuf)> {
+    let key = dir.join("key.txt");
+    let out = cmarchive().arg("keygen").arg(&key).output()?;
+    assert!(
+        out.status.success(),
+        "keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let recipient = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("Public key: "))
+        .map(str::to_owned)
+        .context("public key line in the identity file")?;
+    Ok((recipient, key))
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let out = command.output().expect("running cmarchive");
+    let code = out.status.code().unwrap_or(-1);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    eprintln!("--- cmarchive exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    (code, stdout, stderr)
+}
+
+/// A kubeconfig for a ServiceAccount token, using the cluster's server and CA from the admin kubeconfig.
+async fn service_account_kubeconfig(
+    cluster: &dyn Cluster,
+    account: &str,
+    path: &Path,
+) -> Result<()> {
+    let client = cluster.client();
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let request = TokenRequest {
+        spec: Some(k8s_openapi::api::authentication::v1::TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request(account, &PostParams::default(), &request)
+        .await?
+        .status
+        .context("token status")?
+        .token;
+    let admin = kube::config::Kubeconfig::read_from(cluster.kubeconfig())?;
+    let named = admin
+        .clusters
+        .first()
+        .context("a cluster in the kubeconfig")?;
+    let cluster_entry = named.cluster.clone().context("cluster entry")?;
+    let server = cluster_entry.server.clone().unwrap_or_default();
+    let mut cluster_json = json!({"server": server});
+    if let Some(ca) = &cluster_entry.certificate_authority_data {
+        cluster_json["certificate-authority-data"] = json!(ca);
+    }
+    if let Some(ca) = &cluster_entry.certificate_authority {
+        cluster_json["certificate-authority"] = json!(ca);
+    }
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": account,
+        "clusters": [{"name": "c", "cluster": cluster_json}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": "c", "user": account}}],
+    });
+    std::fs::write(path, serde_json::to_string(&config)?)?;
+    Ok(())
+}
+
+fn rbac_objects(account: &str, secrets: bool) -> Vec<Value> {
+    let mut rules = vec![json!({
+        "apiGroups": ["cert-manager.io"],
+        "resources": ["issuers", "clusterissuers", "certificates"],
+        "verbs": ["get", "list"],
+    })];
+    if secrets {
+        rules.push(json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}));
+    }
+    vec![
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": "default"}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": account}, "rules": rules}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": account},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": account},
+               "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": "default"}]}),
+    ]
+}
+
+async fn count_objects(client: &kube::Client, namespaces: &[&str]) -> Result<usize> {
+    let mut count = 0;
+    for ns in namespaces {
+        count += certificates_api(client, ns)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .len();
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+        count += secrets
+            .list_metadata(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|s| s.metadata.name.as_deref() != Some("kube-root-ca.crt"))
+            .count();
+    }
+    Ok(count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pack_restore_verify_against_local_clusters() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let (recipient, key) = make_key(work.path()).await?;
+    let source = LocalCluster::start(&ClusterSpec::named("source")).await?;
+    let source_client = source.client();
+    apply(&source_client, &source_objects()).await?;
+    wait_certificates_ready(&source_client, "cert-manager", &["root-ca"]).await?;
+    wait_certificates_ready(&source_client, "team-a", &["web", "api"]).await?;
+    wait_certificates_ready(&source_client, "team-b", &["db"]).await?;
+
+    // --- pack with the admin kubeconfig
+    let archive = work.path().join("backup.cmar");
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("-r")
+        .arg(&recipient)
+        .arg("--kubeconfig")
+        .arg(source.kubeconfig()));
+    assert_eq!(code, 0, "pack failed");
+    assert!(stderr.contains("packed"), "summary line: {stderr}");
+    let (code, manifest, _) = run(cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("-o")
+        .arg("json"));
+    assert_eq!(code, 0);
+    let manifest: Value = serde_json::from_str(&manifest)?;
+    assert_eq!(manifest["source"]["kind"], "cluster");
+    assert!(
+        manifest["source"]["kubernetesVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("v1.")),
+        "{}",
+        manifest["source"]
+    );
+    assert_eq!(
+        manifest["source"]["clusterResourceNamespace"],
+        "cert-manager"
+    );
+    assert!(
+        manifest["source"]["certManagerVersion"].as_str().is_some(),
+        "{}",
+        manifest["source"]
+    );
+    assert_eq!(
+        manifest["certificates"].as_array().map(Vec::len),
+        Some(4),
+        "facts for every Certificate"
+    );
+
+    // --- RBAC: get/list on cert-manager resources + get on Secrets is enough; without get on Secrets it fails
+    apply(&source_client, &rbac_objects("backup-reader", true)).await?;
+    apply(&source_client, &rbac_objects("no-secrets", false)).await?;
+    let reader_config = work.path().join("reader.kubeconfig");
+    service_account_kubeconfig(&source, "backup-reader", &reader_config).await?;
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(work.path().join("reader.cmar"))
+        .arg("-r")
+        .arg(&recipient)
+        .arg("--kubeconfig")
+        .arg(&reader_config));
+    assert_eq!(
+        code, 0,
+        "a read-only ServiceAccount must be able to pack: {stderr}"
+    );
+    let limited_config = work.path().join("limited.kubeconfig");
+    service_account_kubeconfig(&source, "no-secrets", &limited_config).await?;
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(work.path().join("limited.cmar"))
+        .arg("-r")
+        .arg(&recipient)
+        .arg("--kubeconfig")
+        .arg(&limited_config));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("forbidden to get Secret"),
+        "names the Secret: {stderr}"
+    );
+    assert!(
+        stderr.contains("`get` on `secrets`"),
+        "names the permission: {stderr}"
+    );
+    assert!(
+        !work.path().join("limited.cmar").exists(),
+        "no archive on failure"
+    );
+
+    // --- fresh target: dry run changes nothing, restore, verify
+    let target = LocalCluster::start(&ClusterSpec::named("target")).await?;
+    let target_client = target.client();
+    let before = count_objects(&target_client, &["cert-manager", "default"]).await?;
+    let (code, _, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--dry-run")
+        .arg("--kubeconfig")
+        .arg(target.kubeconfig()));
+    assert_eq!(code, 0, "dry run: {stderr}");
+    assert!(
+        stderr.contains("would be created"),
+        "dry run prints the plan: {stderr}"
+    );
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target_client.clone());
+    assert!(
+        namespaces.get_opt("team-a").await?.is_none(),
+        "dry run created a Namespace"
+    );
+    assert_eq!(
+        count_objects(&target_client, &["cert-manager", "default"]).await?,
+        before,
+        "dry run changed something"
+    );
+
+    let (code, stdout, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--timeout")
+        .arg("3m")
+        .arg("--kubeconfig")
+        .arg(target.kubeconfig()));
+    assert_eq!(code, 0, "restore: {stderr}");
+    assert!(stdout.contains("0 reissued"), "{stdout}");
+
+    // Raw facts, checked here rather than trusted from verify: same Secret bytes, every Certificate reconciled,
+    // and no CertificateRequest anywhere.
+    for (namespace, names) in [
+        ("cert-manager", vec!["root-ca"]),
+        ("team-a", vec!["web", "api"]),
+        ("team-b", vec!["db"]),
+    ] {
+        let reconciled = wait_certificates_ready(&target_client, namespace, &names).await?;
+        for name in &names {
+            let secret_name = reconciled[*name].data["spec"]["secretName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let a = get_secret(&source_client, namespace, &secret_name)
+                .await?
+                .context("source Secret")?;
+            let b = get_secret(&target_client, namespace, &secret_name)
+                .await?
+                .context("target Secret")?;
+            assert_eq!(
+                a["data"]["tls.crt"], b["data"]["tls.crt"],
+                "{namespace}/{secret_name} tls.crt"
+            );
+            assert_eq!(
+                a["data"]["tls.key"], b["data"]["tls.key"],
+                "{namespace}/{secret_name} tls.key"
+            );
+            assert!(
+                reconciled[*name].data["status"].get("revision").is_none(),
+                "{namespace}/{name} was issued"
+            );
+        }
+        let requests = requests_api(&target_client, namespace)
+            .list(&ListParams::default())
+            .await?;
+        assert!(
+            requests.items.is_empty(),
+            "CertificateRequests in {namespace}: {:?}",
+            requests.items
+        );
+    }
+    let (code, stdout, _) = run(cmarchive()
+        .arg("verify")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("-o")
+        .arg("json")
+        .arg("--kubeconfig")
+        .arg(target.kubeconfig()));
+    assert_eq!(code, 0);
+    let report: Value = serde_json::from_str(&stdout)?;
+    assert_eq!(report["reissued"], 0);
+    assert_eq!(report["certificates"].as_array().map(Vec::len), Some(4));
+
+    // Re-running the restore is idempotent: nothing created, nothing reissued.
+    let (code, _, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--kubeconfig")
+        .arg(target.kubeconfig()));
+    assert_eq!(code, 0, "second restore: {stderr}");
+    assert!(
+        !stderr.contains(" created"),
+        "second restore created objects: {stderr}"
+    );
+    drop(target);
+
+    // --- negative control: the same objects without the leaves' TLS Secrets → cert-manager reissues, and
+    // verify against the original archive must say so (exit 2, naming each reissued Certificate).
+    let (code, dump, _) = run(cmarchive()
+        .arg("unpack")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("-o")
+        .arg("json"));
+    assert_eq!(code, 0);
+    let mut dump: Value = serde_json::from_str(&dump)?;
+    let leaf_secrets: BTreeSet<(String, String)> = LEAVES
+        .iter()
+        .map(|(ns, name)| ((*ns).to_owned(), format!("{name}-tls")))
+        .collect();
+    let items = dump["items"].as_array_mut().context("a List")?;
+    let before_len = items.len();
+    items.retain(|o| {
+        !(o["kind"] == "Secret"
+            && leaf_secrets.contains(&(
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )))
+    });
+    assert_eq!(
+        items.len() + LEAVES.len(),
+        before_len,
+        "the fixture's leaf Secrets are named <name>-tls"
+    );
+    let dump_file = work.path().join("without-tls.json");
+    std::fs::write(&dump_file, serde_json::to_string(&dump)?)?;
+    let broken = work.path().join("without-tls.cmar");
+    let (code, _, _) = run(cmarchive()
+        .arg("pack")
+        .arg(&broken)
+        .arg("--from-file")
+        .arg(&dump_file)
+        .arg("-r")
+        .arg(&recipient));
+    assert_eq!(code, 0);
+    let control = LocalCluster::start(&ClusterSpec::named("control")).await?;
+    let (code, _, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&broken)
+        .arg("-i")
+        .arg(&key)
+        .arg("--kubeconfig")
+        .arg(control.kubeconfig()));
+    assert!(
+        code == 0 || code == 2,
+        "restore of the broken archive: {stderr}"
+    );
+    let (code, stdout, _) = run(cmarchive()
+        .arg("verify")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--kubeconfig")
+        .arg(control.kubeconfig()));
+    assert_eq!(code, 2, "verify must report reissuance: {stdout}");
+    for (namespace, name) in LEAVES {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{namespace}/{name}:")))
+            .unwrap_or_default();
+        assert!(
+            !line.is_empty(),
+            "verify names {namespace}/{name}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("3 reissued"), "{stdout}");
+    Ok(())
+}
