@@ -10,8 +10,7 @@ use cmarchive_archive::{Identities, Interaction, ReadLimits, read_archive};
 use std::io::Write;
 
 /// Throwaway key made for this harness only.
-pub const TEST_IDENTITY: &str =
-    "AGE-SECRET-KEY-1EN3EWQRCH5HKW5DRJ2XTK33U2LN0UGQRMEYWCWGVTUCK8ANC3G8QNCWT8W";
+pub const TEST_IDENTITY: &str = "AGE-SECRET-KEY-1EN3EWQRCH5HKW5DRJ2XTK33U2LN0UGQRMEYWCWGVTUCK8ANC3G8QNCWT8W";
 /// Its public key.
 pub const TEST_RECIPIENT: &str = "age1p0nj6yxm92dwwp0sffsmrkv8ynqfawnww3wdrzfpeglxc360jvlskyj48q";
 
@@ -26,20 +25,13 @@ pub fn fuzz_one(data: &[u8]) {
         _ => seal(rest),
     };
     let mut identities = Identities::new(Interaction::none());
-    identities
-        .add_key(TEST_IDENTITY)
-        .expect("the test key parses");
+    identities.add_key(TEST_IDENTITY).expect("the test key parses");
     let limits = ReadLimits {
         max_decompressed: 16 << 20,
         max_entries: 10_000,
     };
     if let Ok(archive) = read_archive(input.as_slice(), &identities, &limits) {
-        let listed: usize = archive
-            .manifest
-            .phases
-            .iter()
-            .map(|p| p.entries.len())
-            .sum();
+        let listed: usize = archive.manifest.phases.iter().map(|p| p.entries.len()).sum();
         assert_eq!(listed, archive.objects.len());
         for object in &archive.objects {
             assert_eq!(
@@ -47,22 +39,19 @@ pub fn fuzz_one(data: &[u8]) {
                 Some(&object.entry.key)
             );
         }
-        let stored = serde_json::from_slice::<serde_json::Value>(&archive.manifest_json)
-            .expect("manifest is JSON");
+        let stored = serde_json::from_slice::<serde_json::Value>(&archive.manifest_json).expect("manifest is JSON");
         assert_eq!(stored["format"], "cmarchive");
     }
 }
 
 /// Encrypts `plaintext` to the test key, as the writer's outer layer does.
 pub fn seal(plaintext: &[u8]) -> Vec<u8> {
-    let recipient: age::x25519::Recipient =
-        TEST_RECIPIENT.parse().expect("the test recipient parses");
+    let recipient: age::x25519::Recipient = TEST_RECIPIENT.parse().expect("the test recipient parses");
     let mut out = Vec::with_capacity(plaintext.len() + 256);
-    let mut writer =
-        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-            .expect("one recipient")
-            .wrap_output(&mut out)
-            .expect("writing to memory");
+    let mut writer = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+        .expect("one recipient")
+        .wrap_output(&mut out)
+        .expect("writing to memory");
     writer.write_all(plaintext).expect("writing to memory");
     writer.finish().expect("writing to memory");
     out
@@ -95,9 +84,7 @@ pub fn valid_tar() -> Vec<u8> {
         ..Plan::default()
     };
     let mut recipients = cmarchive_archive::Recipients::new(Interaction::none());
-    recipients
-        .add(TEST_RECIPIENT)
-        .expect("the test recipient parses");
+    recipients.add(TEST_RECIPIENT).expect("the test recipient parses");
     let meta = cmarchive_archive::ManifestMeta {
         tool_version: "seed".into(),
         created: jiff::Timestamp::UNIX_EPOCH,
@@ -109,8 +96,7 @@ pub fn valid_tar() -> Vec<u8> {
         options: Default::default(),
     };
     let mut sealed = Vec::new();
-    cmarchive_archive::write_archive(&mut sealed, &recipients, &Default::default(), meta, &plan)
-        .expect("seed writes");
+    cmarchive_archive::write_archive(&mut sealed, &recipients, &Default::default(), meta, &plan).expect("seed writes");
     let identity: age::x25519::Identity = TEST_IDENTITY.parse().expect("the test key parses");
     let compressed = age::decrypt(&identity, &sealed).expect("seed decrypts");
     zstd::decode_all(compressed.as_slice()).expect("seed decompresses")

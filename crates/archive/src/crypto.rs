@@ -155,29 +155,25 @@ impl Recipients {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            self.add(line)
-                .map_err(|_| ArchiveError::InvalidRecipientsFile {
-                    file: file_name.into(),
-                    line: index + 1,
-                })?;
+            self.add(line).map_err(|_| ArchiveError::InvalidRecipientsFile {
+                file: file_name.into(),
+                line: index + 1,
+            })?;
         }
         Ok(())
     }
 
     /// Adds the default recipient of the plugin `age-plugin-<name>` (e.g. a hardware key the plugin knows).
     pub fn add_plugin_default(&mut self, name: &str) -> Result<()> {
-        let identity = age::plugin::Identity::default_for_plugin(name)
-            .map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
+        let identity =
+            age::plugin::Identity::default_for_plugin(name).map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
         self.plugin_defaults.push(identity);
         Ok(())
     }
 
     /// Whether nobody could open an archive encrypted to this set.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-            && self.plugins.is_empty()
-            && self.plugin_defaults.is_empty()
-            && self.passphrase.is_none()
+        self.keys.is_empty() && self.plugins.is_empty() && self.plugin_defaults.is_empty() && self.passphrase.is_none()
     }
 
     /// Whether this set is a passphrase.
@@ -188,14 +184,11 @@ impl Recipients {
     /// Builds the age encryptor (resolving plugins on `PATH`).
     pub(crate) fn encryptor(&self) -> Result<age::Encryptor> {
         if let Some(passphrase) = &self.passphrase {
-            if !self.keys.is_empty() || !self.plugins.is_empty() || !self.plugin_defaults.is_empty()
-            {
+            if !self.keys.is_empty() || !self.plugins.is_empty() || !self.plugin_defaults.is_empty() {
                 return Err(ArchiveError::MixedPassphrase);
             }
-            return age::Encryptor::with_recipients(std::iter::once(
-                passphrase as &dyn age::Recipient,
-            ))
-            .map_err(|e| ArchiveError::Encrypt(one_line(&e)));
+            return age::Encryptor::with_recipients(std::iter::once(passphrase as &dyn age::Recipient))
+                .map_err(|e| ArchiveError::Encrypt(one_line(&e)));
         }
         let mut plugins: Vec<age::plugin::RecipientPluginV1<Interaction>> = Vec::new();
         let mut names: Vec<&str> = self.plugins.iter().map(|p| p.plugin()).collect();
@@ -257,26 +250,16 @@ impl Identities {
         let head = String::from_utf8_lossy(&contents[..contents.len().min(64)]).into_owned();
         let head = head.trim_start();
 
-        if head.starts_with("age-encryption.org/")
-            || head.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
-        {
+        if head.starts_with("age-encryption.org/") || head.starts_with("-----BEGIN AGE ENCRYPTED FILE-----") {
             let identity = age::encrypted::Identity::from_buffer(
                 age::armor::ArmoredReader::new(std::io::Cursor::new(contents.to_vec())),
                 Some(file_name.to_owned()),
                 self.interaction.clone(),
                 self.max_scrypt_work_factor,
             )
-            .map_err(|e| {
-                invalid(format!(
-                    "cannot read the encrypted identity file: {}",
-                    one_line(&e)
-                ))
-            })?
+            .map_err(|e| invalid(format!("cannot read the encrypted identity file: {}", one_line(&e))))?
             .ok_or_else(|| {
-                invalid(
-                    "the identity file is encrypted to keys, not a passphrase; decrypt it first"
-                        .into(),
-                )
+                invalid("the identity file is encrypted to keys, not a passphrase; decrypt it first".into())
             })?;
             self.keys.push(Box::new(identity));
             return Ok(1);
@@ -310,43 +293,36 @@ impl Identities {
         }
 
         let file = age::IdentityFile::from_buffer(contents)
-            .map_err(|e| {
-                invalid(format!(
-                    "{e}; expected AGE-SECRET-KEY-1… lines or an SSH private key"
-                ))
-            })?
+            .map_err(|e| invalid(format!("{e}; expected AGE-SECRET-KEY-1… lines or an SSH private key")))?
             .with_callbacks(self.interaction.clone());
-        let keys = file
-            .into_identities()
-            .map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
+        let keys = file.into_identities().map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
         if keys.is_empty() {
             return Err(invalid("no identities in the file".into()));
         }
         let count = keys.len();
-        self.keys
-            .extend(keys.into_iter().map(|k| k as Box<dyn age::Identity>));
+        self.keys.extend(keys.into_iter().map(|k| k as Box<dyn age::Identity>));
         Ok(count)
     }
 
     /// Adds one identity given as text (an `AGE-SECRET-KEY-1…` line).
     pub fn add_key(&mut self, text: &str) -> Result<()> {
-        let key = text.trim().parse::<age::x25519::Identity>().map_err(|_| {
-            ArchiveError::InvalidIdentity {
+        let key = text
+            .trim()
+            .parse::<age::x25519::Identity>()
+            .map_err(|_| ArchiveError::InvalidIdentity {
                 file: "key".into(),
                 reason: "not an age secret key".into(),
-            }
-        })?;
+            })?;
         self.keys.push(Box::new(key));
         Ok(())
     }
 
     /// Adds the default identity of the plugin `age-plugin-<name>`.
     pub fn add_plugin_default(&mut self, name: &str) -> Result<()> {
-        let identity = age::plugin::Identity::default_for_plugin(name)
+        let identity =
+            age::plugin::Identity::default_for_plugin(name).map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
+        let plugin = age::plugin::IdentityPluginV1::new(name, &[identity], self.interaction.clone())
             .map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
-        let plugin =
-            age::plugin::IdentityPluginV1::new(name, &[identity], self.interaction.clone())
-                .map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
         self.keys.push(Box::new(plugin));
         Ok(())
     }
@@ -477,8 +453,7 @@ mod tests {
     #[test]
     fn passphrase_cannot_mix_with_keys() {
         let mut r = Recipients::passphrase_with_work_factor(SecretString::from("pw".to_owned()), 2);
-        r.add(&generate_key(jiff::Timestamp::UNIX_EPOCH).recipient)
-            .unwrap();
+        r.add(&generate_key(jiff::Timestamp::UNIX_EPOCH).recipient).unwrap();
         assert!(matches!(r.encryptor(), Err(ArchiveError::MixedPassphrase)));
     }
 
@@ -489,9 +464,6 @@ mod tests {
         r.add_plugin_default("cmarchivetest").unwrap();
         let err = r.encryptor().err().expect("plugin must not resolve");
         assert!(matches!(err, ArchiveError::Plugin(_)), "{err}");
-        assert!(
-            err.to_string().contains("age-plugin-cmarchivetest"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("age-plugin-cmarchivetest"), "{err}");
     }
 }

@@ -8,19 +8,13 @@ use std::io;
 #[non_exhaustive]
 pub enum ArchiveError {
     /// None of the given identities can decrypt the archive.
-    #[error(
-        "no identity matched: the archive was encrypted to other recipients; pass the matching key with -i"
-    )]
+    #[error("no identity matched: the archive was encrypted to other recipients; pass the matching key with -i")]
     NoMatchingIdentity,
     /// The archive is encrypted to keys and no key was given.
-    #[error(
-        "no identity given: pass the key the archive was encrypted to with -i (or set CMARCHIVE_AGE_KEY_FILE)"
-    )]
+    #[error("no identity given: pass the key the archive was encrypted to with -i (or set CMARCHIVE_AGE_KEY_FILE)")]
     NoIdentities,
     /// A passphrase archive and the passphrase does not open it.
-    #[error(
-        "wrong passphrase: the archive's passphrase did not decrypt it; check the passphrase file or prompt"
-    )]
+    #[error("wrong passphrase: the archive's passphrase did not decrypt it; check the passphrase file or prompt")]
     WrongPassphrase,
     /// A passphrase archive but no passphrase is available.
     #[error(
@@ -28,9 +22,7 @@ pub enum ArchiveError {
     )]
     PassphraseRequired,
     /// The input stops before the end of the age stream, the zstd frame or the tar.
-    #[error(
-        "the archive ends early: it is truncated or was not fully written; use a complete copy"
-    )]
+    #[error("the archive ends early: it is truncated or was not fully written; use a complete copy")]
     Truncated,
     /// A payload chunk failed to authenticate.
     #[error("{}", auth_failed_message(*.at_end))]
@@ -55,17 +47,13 @@ pub enum ArchiveError {
     #[error("invalid manifest.json: {0}; the archive was not written by cmarchive or is damaged")]
     InvalidManifest(String),
     /// An entry's content does not hash to the manifest's sha256.
-    #[error(
-        "checksum mismatch on {path}: the content was altered after packing; use an intact copy"
-    )]
+    #[error("checksum mismatch on {path}: the content was altered after packing; use an intact copy")]
     ChecksumMismatch {
         /// The tar path.
         path: String,
     },
     /// An entry's size differs from the manifest's.
-    #[error(
-        "size mismatch on {path}: manifest says {expected} bytes, archive holds {actual}; use an intact copy"
-    )]
+    #[error("size mismatch on {path}: manifest says {expected} bytes, archive holds {actual}; use an intact copy")]
     SizeMismatch {
         /// The tar path.
         path: String,
@@ -75,9 +63,7 @@ pub enum ArchiveError {
         actual: u64,
     },
     /// A path that could escape a folder, or a link, device or other non-regular entry.
-    #[error(
-        "unsafe entry {path:?}: {reason}; refusing to read an archive that was not written by cmarchive"
-    )]
+    #[error("unsafe entry {path:?}: {reason}; refusing to read an archive that was not written by cmarchive")]
     UnsafePath {
         /// The path as found.
         path: String,
@@ -85,17 +71,13 @@ pub enum ArchiveError {
         reason: &'static str,
     },
     /// The same path twice, in the tar or in the manifest.
-    #[error(
-        "duplicate entry {path}: every path may appear once; the archive was tampered with or is damaged"
-    )]
+    #[error("duplicate entry {path}: every path may appear once; the archive was tampered with or is damaged")]
     DuplicateEntry {
         /// The repeated path.
         path: String,
     },
     /// A manifest entry has no tar entry.
-    #[error(
-        "missing entry {path}: listed in the manifest but not in the archive; the archive is incomplete"
-    )]
+    #[error("missing entry {path}: listed in the manifest but not in the archive; the archive is incomplete")]
     MissingEntry {
         /// The missing path.
         path: String,
@@ -107,9 +89,7 @@ pub enum ArchiveError {
         path: String,
     },
     /// Decompressed content beyond the configured cap.
-    #[error(
-        "the archive expands to more than {limit} bytes; if you trust it, raise the limit with --max-size"
-    )]
+    #[error("the archive expands to more than {limit} bytes; if you trust it, raise the limit with --max-size")]
     TooLarge {
         /// The cap in bytes.
         limit: u64,
@@ -128,9 +108,7 @@ pub enum ArchiveError {
     )]
     InvalidRecipient(String),
     /// A line of a recipients file that is not a recipient.
-    #[error(
-        "{file}: line {line} is not a recipient (age1…, ssh-ed25519, ssh-rsa or plugin); fix or comment it with #"
-    )]
+    #[error("{file}: line {line} is not a recipient (age1…, ssh-ed25519, ssh-rsa or plugin); fix or comment it with #")]
     InvalidRecipientsFile {
         /// The file.
         file: String,

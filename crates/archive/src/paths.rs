@@ -48,8 +48,7 @@ pub fn object_path(phase: PhaseName, key: &ObjectKey) -> String {
 pub fn safe_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, byte) in text.bytes().enumerate() {
-        let keep =
-            byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.' || (byte == b'_' && i > 0);
+        let keep = byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.' || (byte == b'_' && i > 0);
         if keep {
             out.push(byte as char);
         } else {
@@ -109,10 +108,7 @@ pub fn check_entry_path(path: &str) -> Result<(), &'static str> {
 /// Checks that a manifest entry's path is an object path: safe, under `objects/`, ending in `.json`.
 pub fn check_object_path(path: &str) -> Result<(), &'static str> {
     check_entry_path(path)?;
-    if path == MANIFEST_PATH
-        || !path.starts_with(&format!("{OBJECTS_DIR}/"))
-        || !path.ends_with(".json")
-    {
+    if path == MANIFEST_PATH || !path.starts_with(&format!("{OBJECTS_DIR}/")) || !path.ends_with(".json") {
         return Err("object paths must look like objects/…/NAME.json");
     }
     Ok(())
@@ -135,10 +131,7 @@ mod tests {
     #[test]
     fn layout() {
         assert_eq!(
-            object_path(
-                PhaseName::Secrets,
-                &key("v1", "Secret", Some("prod"), "web-tls")
-            ),
+            object_path(PhaseName::Secrets, &key("v1", "Secret", Some("prod"), "web-tls")),
             "objects/03-secrets/core/secret/prod/web-tls.json"
         );
         assert_eq!(
@@ -166,16 +159,7 @@ mod tests {
 
     #[test]
     fn rejects_unsafe_paths() {
-        for bad in [
-            "/etc/passwd",
-            "../x",
-            "a/../b",
-            "a//b",
-            "a/./b",
-            "a\\b",
-            "",
-            "a/\u{0}",
-        ] {
+        for bad in ["/etc/passwd", "../x", "a/../b", "a//b", "a/./b", "a\\b", "", "a/\u{0}"] {
             assert!(check_entry_path(bad).is_err(), "{bad:?}");
         }
         assert!(check_object_path("manifest.json").is_err());

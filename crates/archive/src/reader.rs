@@ -75,11 +75,7 @@ impl VerifiedArchive {
 }
 
 /// Decrypts, decompresses and verifies a whole archive from `input` (binary or armored, detected).
-pub fn read_archive<R: Read>(
-    input: R,
-    identities: &Identities,
-    limits: &ReadLimits,
-) -> Result<VerifiedArchive> {
+pub fn read_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLimits) -> Result<VerifiedArchive> {
     let failure: Failure = Rc::default();
     let input_eof = Rc::new(Cell::new(false));
     let raw = Tap {
@@ -208,17 +204,13 @@ fn header_error(error: age::DecryptError, failure: &Failure, at_end: bool) -> Ar
         return recorded;
     }
     match error {
-        age::DecryptError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            ArchiveError::Truncated
-        }
+        age::DecryptError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => ArchiveError::Truncated,
         age::DecryptError::Io(e) => classify(Layer::Armor, &e, at_end),
         age::DecryptError::InvalidHeader if at_end => ArchiveError::Truncated,
-        age::DecryptError::InvalidHeader => {
-            ArchiveError::NotAnArchive("the age header is damaged".into())
+        age::DecryptError::InvalidHeader => ArchiveError::NotAnArchive("the age header is damaged".into()),
+        age::DecryptError::UnknownFormat => {
+            ArchiveError::NotAnArchive("unknown age format version (written by a newer age?)".into())
         }
-        age::DecryptError::UnknownFormat => ArchiveError::NotAnArchive(
-            "unknown age format version (written by a newer age?)".into(),
-        ),
         other => decrypt_error(other, failure, at_end),
     }
 }
@@ -232,23 +224,17 @@ fn decrypt_error(error: age::DecryptError, failure: &Failure, at_end: bool) -> A
         age::DecryptError::InvalidMac | age::DecryptError::DecryptionFailed => {
             ArchiveError::AuthenticationFailed { at_end: false }
         }
-        age::DecryptError::ExcessiveWork { required, target } => {
-            ArchiveError::NotAnArchive(format!(
-                "the passphrase needs scrypt work factor 2^{required} (this machine targets 2^{target}); refusing the work"
-            ))
-        }
+        age::DecryptError::ExcessiveWork { required, target } => ArchiveError::NotAnArchive(format!(
+            "the passphrase needs scrypt work factor 2^{required} (this machine targets 2^{target}); refusing the work"
+        )),
         age::DecryptError::KeyDecryptionFailed => ArchiveError::InvalidIdentity {
             file: "identity".into(),
             reason: "could not decrypt the key (wrong passphrase?)".into(),
         },
         age::DecryptError::Io(e) => classify(Layer::Armor, &e, at_end),
-        age::DecryptError::Plugin(errors) => ArchiveError::Plugin(
-            errors
-                .iter()
-                .map(|e| one_line(e))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        age::DecryptError::Plugin(errors) => {
+            ArchiveError::Plugin(errors.iter().map(|e| one_line(e)).collect::<Vec<_>>().join("; "))
+        }
         age::DecryptError::PluginResolve(e) => ArchiveError::Plugin(one_line(&e)),
         other => ArchiveError::NotAnArchive(one_line(&other)),
     }
@@ -263,14 +249,8 @@ enum Marker {
 }
 
 fn age_marker(head: &[u8]) -> Marker {
-    const MARKERS: [&[u8]; 2] = [
-        b"age-encryption.org/",
-        b"-----BEGIN AGE ENCRYPTED FILE-----",
-    ];
-    let start = head
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(head.len());
+    const MARKERS: [&[u8]; 2] = [b"age-encryption.org/", b"-----BEGIN AGE ENCRYPTED FILE-----"];
+    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
     let head = &head[start..];
     if MARKERS.iter().any(|m| head.starts_with(m)) {
         Marker::Found
@@ -312,10 +292,7 @@ impl From<io::Error> for TarFailure {
     }
 }
 
-fn verify_tar<R: Read>(
-    input: R,
-    limits: &ReadLimits,
-) -> std::result::Result<VerifiedArchive, TarFailure> {
+fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<VerifiedArchive, TarFailure> {
     let mut archive = tar::Archive::new(input);
     let mut entries = archive.entries()?;
 
@@ -326,10 +303,9 @@ fn verify_tar<R: Read>(
     };
     let first_path = entry_path(&first)?;
     if first_path != MANIFEST_PATH {
-        return Err(ArchiveError::NotAnArchive(format!(
-            "the first entry is {first_path:?}, not {MANIFEST_PATH}"
-        ))
-        .into());
+        return Err(
+            ArchiveError::NotAnArchive(format!("the first entry is {first_path:?}, not {MANIFEST_PATH}")).into(),
+        );
     }
     check_regular(&first, &first_path)?;
     let manifest_size = first.size();
@@ -399,16 +375,13 @@ fn verify_tar<R: Read>(
     let mut objects = Vec::with_capacity(expected.len());
     for phase in &manifest.phases {
         for entry in &phase.entries {
-            let bytes = contents
-                .remove(&entry.path)
-                .ok_or_else(|| ArchiveError::MissingEntry {
-                    path: entry.path.clone(),
-                })?;
-            let object: Value =
-                serde_json::from_slice(&bytes).map_err(|e| ArchiveError::InvalidObject {
-                    what: entry.path.clone(),
-                    reason: format!("not JSON: {e}"),
-                })?;
+            let bytes = contents.remove(&entry.path).ok_or_else(|| ArchiveError::MissingEntry {
+                path: entry.path.clone(),
+            })?;
+            let object: Value = serde_json::from_slice(&bytes).map_err(|e| ArchiveError::InvalidObject {
+                what: entry.path.clone(),
+                reason: format!("not JSON: {e}"),
+            })?;
             match ObjectKey::of(&object) {
                 Some(key) if key == entry.key => {}
                 Some(key) => {
@@ -421,9 +394,7 @@ fn verify_tar<R: Read>(
                 None => {
                     return Err(ArchiveError::InvalidObject {
                         what: entry.path.clone(),
-                        reason:
-                            "not a Kubernetes object (apiVersion, kind or metadata.name missing)"
-                                .into(),
+                        reason: "not a Kubernetes object (apiVersion, kind or metadata.name missing)".into(),
                     }
                     .into());
                 }
@@ -502,17 +473,14 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
     let major = version
         .split_once('.')
         .and_then(|(major, minor)| minor.parse::<u32>().ok().and(major.parse::<u32>().ok()))
-        .ok_or_else(|| {
-            ArchiveError::InvalidManifest(format!("formatVersion {version:?} is not MAJOR.MINOR"))
-        })?;
+        .ok_or_else(|| ArchiveError::InvalidManifest(format!("formatVersion {version:?} is not MAJOR.MINOR")))?;
     if major != FORMAT_MAJOR {
         return Err(ArchiveError::UnsupportedVersion {
             found: version.to_owned(),
             supported: FORMAT_MAJOR,
         });
     }
-    let manifest: Manifest =
-        serde_json::from_value(value).map_err(|e| ArchiveError::InvalidManifest(e.to_string()))?;
+    let manifest: Manifest = serde_json::from_value(value).map_err(|e| ArchiveError::InvalidManifest(e.to_string()))?;
 
     let mut previous: Option<PhaseName> = None;
     let mut seen_paths = HashSet::new();
@@ -536,10 +504,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
                 });
             }
             if !seen_keys.insert(&entry.key) {
-                return Err(ArchiveError::InvalidManifest(format!(
-                    "{} is listed twice",
-                    entry.key
-                )));
+                return Err(ArchiveError::InvalidManifest(format!("{} is listed twice", entry.key)));
             }
             if entry.sha256.len() != 64
                 || !entry
@@ -614,9 +579,7 @@ impl<R: Read> Read for LimitTap<R> {
             }
             return Err(io::Error::other("decompressed size limit reached"));
         }
-        let max = buf
-            .len()
-            .min(self.remaining.min(usize::MAX as u64) as usize);
+        let max = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
         let n = self.inner.read(&mut buf[..max])?;
         self.remaining -= n as u64;
         Ok(n)

@@ -8,9 +8,7 @@
 
 use crate::crypto::Recipients;
 use crate::error::{ArchiveError, Result};
-use crate::manifest::{
-    Entry, FORMAT_MAJOR, FORMAT_MINOR, FORMAT_NAME, MANIFEST_PATH, Manifest, Phase, Source,
-};
+use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_MINOR, FORMAT_NAME, MANIFEST_PATH, Manifest, Phase, Source};
 use crate::object::ObjectKey;
 use crate::paths;
 use crate::plan::Plan;
@@ -93,11 +91,9 @@ pub fn build_manifest(meta: ManifestMeta, plan: &Plan) -> Result<Manifest> {
                 return Err(ArchiveError::DuplicateEntry { path });
             }
             let mut sink = HashingSink::default();
-            serde_json::to_writer(&mut sink, &object.object).map_err(|e| {
-                ArchiveError::InvalidObject {
-                    what: key.to_string(),
-                    reason: e.to_string(),
-                }
+            serde_json::to_writer(&mut sink, &object.object).map_err(|e| ArchiveError::InvalidObject {
+                what: key.to_string(),
+                reason: e.to_string(),
             })?;
             entries.push(Entry {
                 key,
@@ -150,11 +146,10 @@ pub fn write_archive_with_progress<W: Write>(
     progress: &mut dyn FnMut(WriteProgress),
 ) -> Result<Manifest> {
     let manifest = build_manifest(meta, plan)?;
-    let mut manifest_json =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| ArchiveError::InvalidObject {
-            what: MANIFEST_PATH.into(),
-            reason: e.to_string(),
-        })?;
+    let mut manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| ArchiveError::InvalidObject {
+        what: MANIFEST_PATH.into(),
+        reason: e.to_string(),
+    })?;
     manifest_json.push(b'\n');
     let encryptor = recipients.encryptor()?;
     let mtime = manifest.created.as_second().max(0) as u64;
@@ -169,8 +164,8 @@ pub fn write_archive_with_progress<W: Write>(
     let encrypted = encryptor
         .wrap_output(armored)
         .map_err(ArchiveError::io("writing the archive"))?;
-    let mut compressed = zstd::stream::write::Encoder::new(encrypted, options.zstd_level)
-        .map_err(ArchiveError::io("starting zstd"))?;
+    let mut compressed =
+        zstd::stream::write::Encoder::new(encrypted, options.zstd_level).map_err(ArchiveError::io("starting zstd"))?;
     compressed
         .include_checksum(true)
         .map_err(ArchiveError::io("starting zstd"))?;
@@ -181,16 +176,14 @@ pub fn write_archive_with_progress<W: Write>(
     let mut written = 0;
     for (planned, phase) in plan.phases.iter().zip(&manifest.phases) {
         for (object, entry) in planned.objects.iter().zip(&phase.entries) {
-            let bytes =
-                serde_json::to_vec(&object.object).map_err(|e| ArchiveError::InvalidObject {
-                    what: entry.key.to_string(),
-                    reason: e.to_string(),
-                })?;
+            let bytes = serde_json::to_vec(&object.object).map_err(|e| ArchiveError::InvalidObject {
+                what: entry.key.to_string(),
+                reason: e.to_string(),
+            })?;
             if bytes.len() as u64 != entry.size {
                 return Err(ArchiveError::InvalidObject {
                     what: entry.key.to_string(),
-                    reason: "serialized differently twice (the object changed while being written)"
-                        .into(),
+                    reason: "serialized differently twice (the object changed while being written)".into(),
                 });
             }
             append_file(&mut tar, &entry.path, &bytes, mtime)?;
@@ -200,32 +193,18 @@ pub fn write_archive_with_progress<W: Write>(
     }
 
     // Innermost layer first, or the outer layers never see the inner layers' last bytes.
-    let compressed = tar
-        .into_inner()
-        .map_err(ArchiveError::io("finishing the tar"))?;
-    let encrypted = compressed
-        .finish()
-        .map_err(ArchiveError::io("finishing zstd"))?;
-    let armored = encrypted
-        .finish()
-        .map_err(ArchiveError::io("finishing encryption"))?;
-    let mut out = armored
-        .finish()
-        .map_err(ArchiveError::io("finishing the armor"))?;
-    out.flush()
-        .map_err(ArchiveError::io("writing the archive"))?;
+    let compressed = tar.into_inner().map_err(ArchiveError::io("finishing the tar"))?;
+    let encrypted = compressed.finish().map_err(ArchiveError::io("finishing zstd"))?;
+    let armored = encrypted.finish().map_err(ArchiveError::io("finishing encryption"))?;
+    let mut out = armored.finish().map_err(ArchiveError::io("finishing the armor"))?;
+    out.flush().map_err(ArchiveError::io("writing the archive"))?;
     Ok(manifest)
 }
 
 /// Appends one regular file with a fixed, reproducible header (mode 0600, owner 0:0, the archive's mtime).
 /// Paths that do not fit a ustar header get a POSIX (pax) `path` record, which GNU tar, bsdtar and the tar crate
 /// all honour.
-fn append_file<W: Write>(
-    tar: &mut tar::Builder<W>,
-    path: &str,
-    data: &[u8],
-    mtime: u64,
-) -> Result<()> {
+fn append_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8], mtime: u64) -> Result<()> {
     let io_err = || ArchiveError::io("writing the tar");
     let mut header = tar::Header::new_ustar();
     header.set_entry_type(tar::EntryType::Regular);
@@ -275,10 +254,7 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 
 /// `Kind/name` for error messages about objects that may lack identity fields.
 fn describe(object: &serde_json::Value) -> String {
-    let kind = object
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .unwrap_or("<no kind>");
+    let kind = object.get("kind").and_then(|k| k.as_str()).unwrap_or("<no kind>");
     let name = object
         .pointer("/metadata/name")
         .and_then(|n| n.as_str())

@@ -6,8 +6,8 @@ use cmarchive_archive::crypto::generate_key;
 use cmarchive_archive::manifest::{MANIFEST_PATH, PhaseName, Source};
 use cmarchive_archive::plan::{Plan, PlannedObject, PlannedPhase};
 use cmarchive_archive::{
-    ArchiveError, Identities, Interaction, ManifestMeta, ReadLimits, Recipients, VerifiedArchive,
-    WriteOptions, read_archive, write_archive,
+    ArchiveError, Identities, Interaction, ManifestMeta, ReadLimits, Recipients, VerifiedArchive, WriteOptions,
+    read_archive, write_archive,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -92,8 +92,7 @@ fn big_plan() -> Plan {
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
                     char::from(
-                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-                            [(rng_state >> 58) as usize],
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(rng_state >> 58) as usize],
                     )
                 })
                 .collect();
@@ -116,10 +115,7 @@ fn x25519() -> Keys {
     identities
         .add_file("key.txt", key.identity_file.expose_secret().as_bytes())
         .unwrap();
-    Keys {
-        recipients,
-        identities,
-    }
+    Keys { recipients, identities }
 }
 
 fn write(plan: &Plan, recipients: &Recipients, armor: bool) -> Vec<u8> {
@@ -127,10 +123,7 @@ fn write(plan: &Plan, recipients: &Recipients, armor: bool) -> Vec<u8> {
     write_archive(
         &mut out,
         recipients,
-        &WriteOptions {
-            zstd_level: 3,
-            armor,
-        },
+        &WriteOptions { zstd_level: 3, armor },
         meta(),
         plan,
     )
@@ -158,9 +151,7 @@ fn keys_for(kind: RecipientKind) -> Keys {
         RecipientKind::X25519 => return x25519(),
         RecipientKind::SshEd25519 => {
             recipients.add(&key_text("ed25519.pub")).unwrap();
-            identities
-                .add_file("ed25519", &key_file("ed25519"))
-                .unwrap();
+            identities.add_file("ed25519", &key_file("ed25519")).unwrap();
         }
         RecipientKind::SshRsa => {
             recipients.add(&key_text("rsa.pub")).unwrap();
@@ -168,29 +159,19 @@ fn keys_for(kind: RecipientKind) -> Keys {
         }
         RecipientKind::Passphrase => {
             // A low scrypt work factor keeps the property test fast; the format is the same.
-            recipients = Recipients::passphrase_with_work_factor(
-                SecretString::from("hunter2".to_owned()),
-                4,
-            );
+            recipients = Recipients::passphrase_with_work_factor(SecretString::from("hunter2".to_owned()), 4);
             identities.set_passphrase(SecretString::from("hunter2".to_owned()));
         }
         RecipientKind::Several => {
             let other = generate_key(jiff::Timestamp::UNIX_EPOCH);
-            let file = format!(
-                "# team\n{}\n\n{}\n",
-                other.recipient,
-                key_text("ed25519.pub").trim()
-            );
+            let file = format!("# team\n{}\n\n{}\n", other.recipient, key_text("ed25519.pub").trim());
             recipients.add_file("team.txt", file.as_bytes()).unwrap();
             recipients.add(&key_text("rsa.pub")).unwrap();
             // Any one of the recipients' keys opens it.
             identities.add_file("rsa", &key_file("rsa")).unwrap();
         }
     }
-    Keys {
-        recipients,
-        identities,
-    }
+    Keys { recipients, identities }
 }
 
 fn arb_object() -> impl Strategy<Value = (PhaseName, Value)> {
@@ -201,11 +182,23 @@ fn arb_object() -> impl Strategy<Value = (PhaseName, Value)> {
         Just("null".to_owned()),
         "\\PC{0,16}",
     ];
-    (0usize..4, proptest::option::of("[a-z][a-z0-9-]{0,12}"), "[a-z0-9][a-z0-9.-]{0,30}", text, any::<i64>(), any::<bool>())
+    (
+        0usize..4,
+        proptest::option::of("[a-z][a-z0-9-]{0,12}"),
+        "[a-z0-9][a-z0-9.-]{0,30}",
+        text,
+        any::<i64>(),
+        any::<bool>(),
+    )
         .prop_map(|(kind, namespace, name, text, number, flag)| {
             let (phase, api_version, kind, namespace) = match kind {
                 0 => (PhaseName::Namespaces, "v1", "Namespace", None),
-                1 => (PhaseName::Secrets, "v1", "Secret", Some(namespace.unwrap_or_else(|| "default".into()))),
+                1 => (
+                    PhaseName::Secrets,
+                    "v1",
+                    "Secret",
+                    Some(namespace.unwrap_or_else(|| "default".into())),
+                ),
                 2 => (PhaseName::Issuers, "cert-manager.io/v1", "ClusterIssuer", None),
                 _ => (PhaseName::Certificates, "cert-manager.io/v1", "Certificate", namespace),
             };
@@ -274,10 +267,7 @@ fn long_names_survive_through_pax_headers() {
     let namespace = "n".repeat(63);
     let keys = x25519();
     let bytes = write(
-        &plan(vec![(
-            PhaseName::Secrets,
-            vec![secret(&namespace, &name, "eA==")],
-        )]),
+        &plan(vec![(PhaseName::Secrets, vec![secret(&namespace, &name, "eA==")])]),
         &keys.recipients,
         false,
     );
@@ -312,8 +302,7 @@ fn passphrase_protected_ssh_key() {
     recipients.add(&key_text("ed25519_protected.pub")).unwrap();
     let bytes = write(&small_plan(), &recipients, true);
 
-    let asking = Interaction::none()
-        .with_passphrase_prompt(|_| Some(SecretString::from("correct horse".to_owned())));
+    let asking = Interaction::none().with_passphrase_prompt(|_| Some(SecretString::from("correct horse".to_owned())));
     let mut identities = Identities::new(asking);
     identities
         .add_file("ed25519_protected", &key_file("ed25519_protected"))
@@ -326,8 +315,7 @@ fn passphrase_protected_ssh_key() {
         .unwrap_err();
     assert!(err.to_string().contains("passphrase"), "{err}");
 
-    let wrong = Interaction::none()
-        .with_passphrase_prompt(|_| Some(SecretString::from("wrong".to_owned())));
+    let wrong = Interaction::none().with_passphrase_prompt(|_| Some(SecretString::from("wrong".to_owned())));
     let err = Identities::new(wrong)
         .add_file("ed25519_protected", &key_file("ed25519_protected"))
         .unwrap_err();
@@ -340,13 +328,7 @@ fn the_manifest_is_the_first_entry_and_paths_follow_the_layout() {
     let mut recipients = Recipients::new(Interaction::none());
     recipients.add(&key.recipient).unwrap();
     let bytes = write(&small_plan(), &recipients, false);
-    let secret = key
-        .identity_file
-        .expose_secret()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let secret = key.identity_file.expose_secret().lines().last().unwrap().to_owned();
     let tar = open_to_tar(&bytes, &secret);
     let mut archive = tar::Archive::new(tar.as_slice());
     let paths: Vec<String> = archive
@@ -371,10 +353,7 @@ fn expect_err(bytes: &[u8], identities: &Identities) -> ArchiveError {
         Ok(_) => panic!("a damaged archive was accepted"),
         Err(e) => {
             let message = e.to_string();
-            assert!(
-                !message.contains('\n'),
-                "error messages are one line: {message:?}"
-            );
+            assert!(!message.contains('\n'), "error messages are one line: {message:?}");
             e
         }
     }
@@ -397,15 +376,11 @@ fn no_key() {
 
 #[test]
 fn wrong_and_missing_passphrase() {
-    let recipients =
-        Recipients::passphrase_with_work_factor(SecretString::from("right".to_owned()), 4);
+    let recipients = Recipients::passphrase_with_work_factor(SecretString::from("right".to_owned()), 4);
     let bytes = write(&small_plan(), &recipients, false);
     let mut wrong = Identities::new(Interaction::none());
     wrong.set_passphrase(SecretString::from("wrong".to_owned()));
-    assert!(matches!(
-        expect_err(&bytes, &wrong),
-        ArchiveError::WrongPassphrase
-    ));
+    assert!(matches!(expect_err(&bytes, &wrong), ArchiveError::WrongPassphrase));
     assert!(matches!(
         expect_err(&bytes, &Identities::new(Interaction::none())),
         ArchiveError::PassphraseRequired
@@ -431,8 +406,7 @@ fn truncated_anywhere() {
                 assert!(
                     matches!(
                         err,
-                        ArchiveError::Truncated
-                            | ArchiveError::AuthenticationFailed { at_end: true }
+                        ArchiveError::Truncated | ArchiveError::AuthenticationFailed { at_end: true }
                     ),
                     "armor={armor} cut={cut}/{}: {err}",
                     bytes.len()
@@ -449,13 +423,7 @@ fn truncated_at_a_chunk_boundary_says_truncated() {
     let bytes = write(&big_plan(), &keys.recipients, false);
     // age payload chunks are 64 KiB + 16 bytes of tag; cut right after the first full chunk.
     let header_end = bytes.windows(4).position(|w| w == b"\n---").unwrap();
-    let payload_start = header_end
-        + bytes[header_end + 1..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .unwrap()
-        + 2
-        + 16;
+    let payload_start = header_end + bytes[header_end + 1..].iter().position(|b| *b == b'\n').unwrap() + 2 + 16;
     let cut = payload_start + 65536 + 16;
     assert!(cut < bytes.len(), "big_plan must span several chunks");
     assert!(matches!(
@@ -514,10 +482,7 @@ fn too_large() {
     )
     .err()
     .unwrap();
-    assert!(
-        matches!(err, ArchiveError::TooLarge { limit: 100_000 }),
-        "{err}"
-    );
+    assert!(matches!(err, ArchiveError::TooLarge { limit: 100_000 }), "{err}");
 }
 
 // Hand-made tars, sealed with zstd + age exactly like the writer does, to reach the checks behind the crypto.
@@ -569,11 +534,10 @@ fn seal(tar: &[u8], recipient: &str) -> Vec<u8> {
     let recipient: age::x25519::Recipient = recipient.parse().unwrap();
     let compressed = zstd::encode_all(tar, 3).unwrap();
     let mut out = Vec::new();
-    let mut writer =
-        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-            .unwrap()
-            .wrap_output(&mut out)
-            .unwrap();
+    let mut writer = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+        .unwrap()
+        .wrap_output(&mut out)
+        .unwrap();
     writer.write_all(&compressed).unwrap();
     writer.finish().unwrap();
     out
@@ -648,10 +612,7 @@ fn unknown_major_version() {
     f.manifest["formatVersion"] = json!("2.0");
     f.manifest["phases"] = json!("a v2 manifest may look entirely different");
     let err = f.read(f.valid_tar().finish());
-    assert!(
-        matches!(err, ArchiveError::UnsupportedVersion { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, ArchiveError::UnsupportedVersion { .. }), "{err}");
     assert!(err.to_string().contains("2.0"));
 }
 
@@ -667,10 +628,7 @@ fn newer_minor_version_reads() {
 fn other_format_name_and_bad_schema() {
     let mut f = fixture();
     f.manifest["format"] = json!("velero");
-    assert!(matches!(
-        f.read(f.valid_tar().finish()),
-        ArchiveError::NotAnArchive(_)
-    ));
+    assert!(matches!(f.read(f.valid_tar().finish()), ArchiveError::NotAnArchive(_)));
     let mut f = fixture();
     f.manifest["phases"][0]["entries"][0]["size"] = json!("big");
     assert!(matches!(
@@ -722,10 +680,7 @@ fn unsafe_paths_links_and_devices() {
     ] {
         let tar = f.valid_tar().file(path, b"{}").finish();
         let err = f.read(tar);
-        assert!(
-            matches!(err, ArchiveError::UnsafePath { .. }),
-            "{path}: {err}"
-        );
+        assert!(matches!(err, ArchiveError::UnsafePath { .. }), "{path}: {err}");
     }
     for kind in [
         tar::EntryType::Symlink,
@@ -736,10 +691,7 @@ fn unsafe_paths_links_and_devices() {
     ] {
         let tar = f.valid_tar().special("objects/extra", kind).finish();
         let err = f.read(tar);
-        assert!(
-            matches!(err, ArchiveError::UnsafePath { .. }),
-            "{kind:?}: {err}"
-        );
+        assert!(matches!(err, ArchiveError::UnsafePath { .. }), "{kind:?}: {err}");
     }
     // The manifest itself may not point outside either.
     let mut bad = fixture();
@@ -754,19 +706,10 @@ fn unsafe_paths_links_and_devices() {
 fn duplicate_missing_and_unexpected_entries() {
     let f = fixture();
     let duplicate = f.valid_tar().file(&f.secret_path, &f.secret_json).finish();
-    assert!(matches!(
-        f.read(duplicate),
-        ArchiveError::DuplicateEntry { .. }
-    ));
+    assert!(matches!(f.read(duplicate), ArchiveError::DuplicateEntry { .. }));
 
-    let second_manifest = f
-        .valid_tar()
-        .file(MANIFEST_PATH, &f.manifest_bytes())
-        .finish();
-    assert!(matches!(
-        f.read(second_manifest),
-        ArchiveError::DuplicateEntry { .. }
-    ));
+    let second_manifest = f.valid_tar().file(MANIFEST_PATH, &f.manifest_bytes()).finish();
+    assert!(matches!(f.read(second_manifest), ArchiveError::DuplicateEntry { .. }));
 
     let missing = TarBuilder::new()
         .file(MANIFEST_PATH, &f.manifest_bytes())
@@ -782,10 +725,7 @@ fn duplicate_missing_and_unexpected_entries() {
         .valid_tar()
         .file("objects/03-secrets/core/secret/prod/extra.json", b"{}")
         .finish();
-    assert!(matches!(
-        f.read(unexpected),
-        ArchiveError::UnexpectedEntry { .. }
-    ));
+    assert!(matches!(f.read(unexpected), ArchiveError::UnexpectedEntry { .. }));
 }
 
 #[test]

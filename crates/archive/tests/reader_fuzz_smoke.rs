@@ -24,9 +24,7 @@ fn the_seed_is_a_valid_archive() {
         ids
     };
     let sealed = harness::seal(&zstd::encode_all(seed(), 1).unwrap());
-    let archive =
-        cmarchive_archive::read_archive(sealed.as_slice(), &identities, &Default::default())
-            .unwrap();
+    let archive = cmarchive_archive::read_archive(sealed.as_slice(), &identities, &Default::default()).unwrap();
     assert_eq!(archive.objects.len(), 2);
 }
 
@@ -42,16 +40,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 1u8..=255).prop_map(|(at, bits)| Mutation::Flip(at, bits)),
         any::<usize>().prop_map(Mutation::Cut),
-        (
-            any::<usize>(),
-            proptest::collection::vec(any::<u8>(), 1..64)
-        )
-            .prop_map(|(at, b)| Mutation::Splice(at, b)),
-        (
-            any::<usize>(),
-            proptest::collection::vec(any::<u8>(), 1..16)
-        )
-            .prop_map(|(at, b)| Mutation::Overwrite(at, b)),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..64)).prop_map(|(at, b)| Mutation::Splice(at, b)),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, b)| Mutation::Overwrite(at, b)),
     ]
 }
 

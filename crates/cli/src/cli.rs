@@ -151,8 +151,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("{s:?} is not a size like 512M or 2G"))?;
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{s} is too large"))
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s} is too large"))
 }
 
 /// Which cluster to talk to, the way kubectl chooses it.
@@ -245,13 +244,7 @@ pub struct PackArgs {
 }
 
 /// Flags that only make sense when reading a live cluster.
-const CLUSTER_ONLY_FLAGS: [&str; 5] = [
-    "kubeconfig",
-    "context",
-    "namespaces",
-    "all_namespaces",
-    "selector",
-];
+const CLUSTER_ONLY_FLAGS: [&str; 5] = ["kubeconfig", "context", "namespaces", "all_namespaces", "selector"];
 
 impl PackArgs {
     /// Whether this run reads files instead of a cluster.
@@ -435,15 +428,7 @@ mod tests {
 
     #[test]
     fn offline_pack_rejects_cluster_flags() {
-        let err = Cli::try_parse_from([
-            "cmarchive",
-            "pack",
-            "a.cmar",
-            "--from-file",
-            "x",
-            "-n",
-            "prod",
-        ]);
+        let err = Cli::try_parse_from(["cmarchive", "pack", "a.cmar", "--from-file", "x", "-n", "prod"]);
         assert!(err.is_err());
     }
 }

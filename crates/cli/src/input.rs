@@ -22,8 +22,7 @@ pub fn parse_dump(name: &str, bytes: &[u8]) -> Result<Vec<Value>> {
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| bad(format!("invalid JSON: {e}")))?
     } else {
-        serde_saphyr::from_multiple::<Value>(trimmed)
-            .map_err(|e| bad(format!("invalid YAML: {e}")))?
+        serde_saphyr::from_multiple::<Value>(trimmed).map_err(|e| bad(format!("invalid YAML: {e}")))?
     };
     let mut objects = Vec::new();
     for document in documents {
@@ -42,17 +41,10 @@ fn flatten(name: &str, document: Value, out: &mut Vec<Value>) -> Result<()> {
             Ok(())
         }
         Value::Object(mut map) => {
-            let kind = map
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
+            let kind = map.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
             if kind.ends_with("List") && map.get("items").is_some_and(Value::is_array) {
                 let api_version = map.get("apiVersion").cloned();
-                let item_kind = kind
-                    .strip_suffix("List")
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_owned);
+                let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_owned);
                 let Some(Value::Array(items)) = map.remove("items") else {
                     unreachable!()
                 };
@@ -74,8 +66,9 @@ fn flatten(name: &str, document: Value, out: &mut Vec<Value>) -> Result<()> {
             if cmarchive_archive::object::ObjectKey::of(&object).is_none() {
                 return Err(CliError::Input {
                     path: name.to_owned(),
-                    reason: "an object without apiVersion, kind or metadata.name; is this `kubectl get -o json` output?"
-                        .into(),
+                    reason:
+                        "an object without apiVersion, kind or metadata.name; is this `kubectl get -o json` output?"
+                            .into(),
                 });
             }
             out.push(object);
@@ -102,8 +95,7 @@ pub fn dump_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(current) = pending.pop() {
-        let entries = std::fs::read_dir(&current)
-            .map_err(CliError::io(format!("reading {}", current.display())))?;
+        let entries = std::fs::read_dir(&current).map_err(CliError::io(format!("reading {}", current.display())))?;
         for entry in entries {
             let entry = entry.map_err(CliError::io(format!("reading {}", current.display())))?;
             let path = entry.path();
@@ -115,10 +107,7 @@ pub fn dump_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 .map_err(CliError::io(format!("reading {}", path.display())))?;
             if file_type.is_dir() {
                 pending.push(path);
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("json" | "yaml" | "yml")
-            ) {
+            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "yml")) {
                 files.push(path);
             }
         }

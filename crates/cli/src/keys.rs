@@ -27,13 +27,10 @@ pub const ENV_PASSPHRASE: &str = "CMARCHIVE_PASSPHRASE";
 /// Recipients for `pack`.
 pub fn recipients(args: &RecipientArgs) -> Result<Recipients> {
     let wants_passphrase = args.passphrase || args.passphrase_file.is_some();
-    let has_keys = !args.recipients.is_empty()
-        || !args.recipients_files.is_empty()
-        || !args.plugins.is_empty();
+    let has_keys = !args.recipients.is_empty() || !args.recipients_files.is_empty() || !args.plugins.is_empty();
     if wants_passphrase && has_keys {
         return Err(CliError::Usage(
-            "a passphrase (-p/--passphrase-file) cannot be combined with -r, -R or -j; choose one"
-                .into(),
+            "a passphrase (-p/--passphrase-file) cannot be combined with -r, -R or -j; choose one".into(),
         ));
     }
     if wants_passphrase {
@@ -54,14 +51,10 @@ pub fn recipients(args: &RecipientArgs) -> Result<Recipients> {
         }
         for file in &args.recipients_files {
             let contents = read_key_file(file)?;
-            recipients
-                .add_file(file, &contents)
-                .map_err(CliError::Keys)?;
+            recipients.add_file(file, &contents).map_err(CliError::Keys)?;
         }
         for plugin in &args.plugins {
-            recipients
-                .add_plugin_default(plugin)
-                .map_err(CliError::Keys)?;
+            recipients.add_plugin_default(plugin).map_err(CliError::Keys)?;
         }
     } else if let Ok(list) = std::env::var(ENV_RECIPIENTS) {
         for r in list
@@ -85,30 +78,19 @@ pub fn identities(args: &IdentityArgs, archive_on_stdin: bool) -> Result<Identit
     if !args.identities.is_empty() || !args.plugins.is_empty() {
         for file in &args.identities {
             if file == "-" && archive_on_stdin {
-                return Err(CliError::Usage(
-                    "the archive and -i cannot both be stdin (`-`)".into(),
-                ));
+                return Err(CliError::Usage("the archive and -i cannot both be stdin (`-`)".into()));
             }
             let contents = read_key_file(file)?;
-            identities
-                .add_file(file, &contents)
-                .map_err(CliError::Keys)?;
+            identities.add_file(file, &contents).map_err(CliError::Keys)?;
         }
         for plugin in &args.plugins {
-            identities
-                .add_plugin_default(plugin)
-                .map_err(CliError::Keys)?;
+            identities.add_plugin_default(plugin).map_err(CliError::Keys)?;
         }
     } else if let Ok(file) = std::env::var(ENV_KEY_FILE) {
-        let contents =
-            std::fs::read(&file).map_err(CliError::io(format!("{ENV_KEY_FILE}={file}")))?;
-        identities
-            .add_file(&file, &contents)
-            .map_err(CliError::Keys)?;
+        let contents = std::fs::read(&file).map_err(CliError::io(format!("{ENV_KEY_FILE}={file}")))?;
+        identities.add_file(&file, &contents).map_err(CliError::Keys)?;
     } else if let Ok(keys) = std::env::var(ENV_KEY) {
-        identities
-            .add_file(ENV_KEY, keys.as_bytes())
-            .map_err(CliError::Keys)?;
+        identities.add_file(ENV_KEY, keys.as_bytes()).map_err(CliError::Keys)?;
     }
     if let Some(file) = &args.passphrase_file {
         identities.set_passphrase(read_passphrase_file(file)?);
@@ -136,9 +118,8 @@ fn prompt_new_passphrase() -> Result<SecretString> {
             "-p needs a passphrase: no terminal to ask on; use --passphrase-file FILE or set {ENV_PASSPHRASE}"
         )));
     }
-    let passphrase =
-        age::cli_common::read_secret("Passphrase for the archive", "Passphrase", Some("Confirm"))
-            .map_err(|e| CliError::Usage(format!("could not read the passphrase: {e}")))?;
+    let passphrase = age::cli_common::read_secret("Passphrase for the archive", "Passphrase", Some("Confirm"))
+        .map_err(|e| CliError::Usage(format!("could not read the passphrase: {e}")))?;
     if passphrase.expose_secret().is_empty() {
         return Err(CliError::Usage("the passphrase is empty".into()));
     }
@@ -154,8 +135,7 @@ fn env_passphrase() -> Option<SecretString> {
 
 /// The first line of a file, without its line ending.
 fn read_passphrase_file(path: &Path) -> Result<SecretString> {
-    let text = std::fs::read_to_string(path)
-        .map_err(CliError::io(format!("reading {}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(CliError::io(format!("reading {}", path.display())))?;
     let line = text.lines().next().unwrap_or("").to_owned();
     if line.is_empty() {
         return Err(CliError::Usage(format!(

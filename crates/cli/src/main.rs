@@ -45,9 +45,7 @@ fn parse(args: &[OsString]) -> Result<Cli, i32> {
         .unwrap_or_default();
     let mut command = Cli::command();
     if invoked_as.starts_with("kubectl-cmarchive") {
-        command = command
-            .bin_name("kubectl cmarchive")
-            .display_name("kubectl cmarchive");
+        command = command.bin_name("kubectl cmarchive").display_name("kubectl cmarchive");
     }
     let matches = command
         .try_get_matches_from(args)
@@ -83,12 +81,9 @@ fn flag_hint(error: &clap::Error, args: &[OsString]) -> Option<&'static str> {
         .find(|a| !a.starts_with('-'))?;
     let flag = flag.split('=').next().unwrap_or_default();
     match (subcommand.as_ref(), flag) {
-        (
-            "unpack" | "inspect" | "restore" | "verify",
-            "-r" | "--recipient" | "-R" | "--recipients-file",
-        ) => Some(
-            "-r/-R name who may open a new archive (for `pack`); to open this one, did you mean -i KEY_FILE?",
-        ),
+        ("unpack" | "inspect" | "restore" | "verify", "-r" | "--recipient" | "-R" | "--recipients-file") => {
+            Some("-r/-R name who may open a new archive (for `pack`); to open this one, did you mean -i KEY_FILE?")
+        }
         ("pack", "-i" | "--identity") => Some(
             "-i names a key to open archives; `pack` encrypts to public keys: did you mean -r RECIPIENT or -R FILE?",
         ),
@@ -139,12 +134,7 @@ fn run(command: Command) -> Result<i32, CliError> {
         }
         Command::Completions(args) => {
             let mut command = Cli::command();
-            clap_complete::generate(
-                args.shell,
-                &mut command,
-                "cmarchive",
-                &mut std::io::stdout(),
-            );
+            clap_complete::generate(args.shell, &mut command, "cmarchive", &mut std::io::stdout());
             Ok(EXIT_OK)
         }
     }

@@ -37,11 +37,7 @@ impl Workspace {
             .unwrap();
         assert!(out.status.success());
         let stderr = String::from_utf8(out.stderr).unwrap();
-        let recipient = stderr
-            .trim()
-            .strip_prefix("Public key: ")
-            .unwrap()
-            .to_owned();
+        let recipient = stderr.trim().strip_prefix("Public key: ").unwrap().to_owned();
         Workspace { dir, recipient }
     }
 
@@ -80,12 +76,7 @@ impl Workspace {
 /// metadata noise, and an Order that must not be archived.
 fn kubectl_dump() -> Value {
     let ca = Ca::new("test CA").unwrap();
-    let cert = Certificate::new(
-        "prod",
-        "web",
-        IssuerRef::cluster_issuer("ca"),
-        "web.example.com",
-    );
+    let cert = Certificate::new("prod", "web", IssuerRef::cluster_issuer("ca"), "web.example.com");
     let now = jiff::Timestamp::now();
     let leaf = ca
         .issue(&cert.leaf_spec(
@@ -105,10 +96,7 @@ fn kubectl_dump() -> Value {
     ];
     for (i, item) in items.iter_mut().enumerate() {
         let metadata = item["metadata"].as_object_mut().unwrap();
-        metadata.insert(
-            "uid".into(),
-            json!(format!("00000000-0000-0000-0000-00000000000{i}")),
-        );
+        metadata.insert("uid".into(), json!(format!("00000000-0000-0000-0000-00000000000{i}")));
         metadata.insert("resourceVersion".into(), json!("4711"));
         metadata.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
         metadata.insert("managedFields".into(), json!([{"manager": "kubectl"}]));
@@ -121,11 +109,7 @@ fn kubectl_dump() -> Value {
 
 fn stdout_json(cmd: &mut Command) -> Value {
     let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -138,10 +122,7 @@ fn keygen_writes_a_private_file_and_never_overwrites() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            fs::metadata(ws.key()).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(ws.key()).unwrap().permissions().mode() & 0o777, 0o600);
     }
     cmarchive()
         .arg("keygen")
@@ -152,16 +133,8 @@ fn keygen_writes_a_private_file_and_never_overwrites() {
     assert_eq!(fs::read_to_string(ws.key()).unwrap(), text);
 
     let out = cmarchive().arg("keygen").output().unwrap();
-    assert!(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .contains("AGE-SECRET-KEY-1")
-    );
-    assert!(
-        String::from_utf8(out.stderr)
-            .unwrap()
-            .starts_with("Public key: age1")
-    );
+    assert!(String::from_utf8(out.stdout).unwrap().contains("AGE-SECRET-KEY-1"));
+    assert!(String::from_utf8(out.stderr).unwrap().starts_with("Public key: age1"));
 }
 
 #[test]
@@ -225,14 +198,13 @@ fn pack_inspect_unpack_round_trip_of_a_kubectl_list() {
     assert_eq!(kinds.first(), Some(&"Namespace"));
     assert_eq!(kinds.last(), Some(&"Certificate"));
     assert!(!kinds.contains(&"Order"));
-    assert!(items.iter().all(
-        |i| i["metadata"].get("uid").is_none() && i["metadata"].get("managedFields").is_none()
-    ));
+    assert!(
+        items
+            .iter()
+            .all(|i| i["metadata"].get("uid").is_none() && i["metadata"].get("managedFields").is_none())
+    );
     let input_secret = dump["items"][5].clone();
-    let output_secret = items
-        .iter()
-        .find(|i| i["metadata"]["name"] == "web-tls")
-        .unwrap();
+    let output_secret = items.iter().find(|i| i["metadata"]["name"] == "web-tls").unwrap();
     assert_eq!(
         output_secret["data"], input_secret["data"],
         "key material must be untouched"
@@ -250,18 +222,9 @@ fn pack_inspect_unpack_round_trip_of_a_kubectl_list() {
     let yaml = String::from_utf8(out.stdout).unwrap();
     let documents: Vec<Value> = serde_saphyr::from_multiple(&yaml).unwrap();
     assert_eq!(&documents, items);
-    let certificate = documents
-        .iter()
-        .find(|d| d["kind"] == "Certificate")
-        .unwrap();
-    assert_eq!(
-        certificate["metadata"]["annotations"]["example.com/enabled"],
-        "yes"
-    );
-    assert_eq!(
-        certificate["metadata"]["annotations"]["example.com/mode"],
-        "0755"
-    );
+    let certificate = documents.iter().find(|d| d["kind"] == "Certificate").unwrap();
+    assert_eq!(certificate["metadata"]["annotations"]["example.com/enabled"], "yes");
+    assert_eq!(certificate["metadata"]["annotations"]["example.com/mode"], "0755");
 
     // Packing the unpacked YAML again (multi-document YAML input) gives the same objects.
     let again = ws.pack("again.cmar", &yaml);
@@ -341,10 +304,7 @@ fn pack_from_a_folder_and_from_stdin_to_stdout() {
         json!({"apiVersion": "v1", "kind": "List", "items": items[..3]}).to_string(),
     )
     .unwrap();
-    let rest: Vec<String> = items[3..]
-        .iter()
-        .map(|i| serde_saphyr::to_string(i).unwrap())
-        .collect();
+    let rest: Vec<String> = items[3..].iter().map(|i| serde_saphyr::to_string(i).unwrap()).collect();
     fs::write(folder.join("nested/b.yaml"), rest.join("---\n")).unwrap();
     fs::write(folder.join("notes.txt"), "ignored").unwrap();
     let from_dir = ws.path("dir.cmar");
@@ -363,15 +323,8 @@ fn pack_from_a_folder_and_from_stdin_to_stdout() {
         .write_stdin(dump.to_string())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout
-            .starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
     let from_stdin = stdout_json(
         cmarchive()
             .args(["unpack", "-", "-o", "json", "-i"])
@@ -428,10 +381,7 @@ fn recipients_file_and_ssh_recipient() {
         "/../archive/tests/testkeys/ed25519.pub"
     ))
     .unwrap();
-    let recipients = ws.write(
-        "team.txt",
-        &format!("# the team\n{}\n{}", ws.recipient, ssh_pub),
-    );
+    let recipients = ws.write("team.txt", &format!("# the team\n{}\n{}", ws.recipient, ssh_pub));
     let input = ws.write("dump.json", &kubectl_dump().to_string());
     let archive = ws.path("team.cmar");
     cmarchive()
@@ -448,10 +398,7 @@ fn recipients_file_and_ssh_recipient() {
         .arg(&archive)
         .args([
             "-i",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../archive/tests/testkeys/ed25519"
-            ),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../archive/tests/testkeys/ed25519"),
         ])
         .assert()
         .success();
@@ -494,10 +441,7 @@ fn assert_refused(ws: &Workspace, archive: &Path, key: &Path, expect: &str) {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        !dir.exists(),
-        "nothing may be written from a damaged archive"
-    );
+    assert!(!dir.exists(), "nothing may be written from a damaged archive");
 }
 
 #[test]
@@ -534,10 +478,7 @@ fn helpful_errors() {
         .code(1)
         .stderr(predicates::str::contains("did you mean -i"));
     // No recipients at all.
-    let input = ws.write(
-        "dump.json",
-        "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[]}",
-    );
+    let input = ws.write("dump.json", "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[]}");
     cmarchive()
         .arg("pack")
         .arg(ws.path("x.cmar"))
@@ -577,16 +518,9 @@ fn completions_and_kubectl_plugin_name() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("kubectl-cmarchive");
     fs::copy(assert_cmd::cargo::cargo_bin("cmarchive"), &plugin).unwrap();
-    let out = std::process::Command::new(&plugin)
-        .arg("--help")
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(&plugin).arg("--help").output().unwrap();
     assert!(out.status.success());
-    assert!(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .contains("kubectl cmarchive")
-    );
+    assert!(String::from_utf8(out.stdout).unwrap().contains("kubectl cmarchive"));
 }
 
 /// The promise of docs/FORMAT.md: an archive opens with stock tools, manifest.json first.

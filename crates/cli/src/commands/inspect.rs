@@ -35,11 +35,7 @@ pub fn summary(name: &str, archive: &VerifiedArchive, at: jiff::Timestamp) -> St
     );
     let _ = writeln!(s, "created:  {}", m.created);
     let _ = writeln!(s, "source:   {}", describe_source(m));
-    let _ = writeln!(
-        s,
-        "cluster resource namespace: {}",
-        m.source.cluster_resource_namespace
-    );
+    let _ = writeln!(s, "cluster resource namespace: {}", m.source.cluster_resource_namespace);
     let total: usize = m.phases.iter().map(|p| p.entries.len()).sum();
     let _ = writeln!(s, "\nphases (restore order), {total} objects:");
     for phase in &m.phases {
@@ -53,11 +49,7 @@ pub fn summary(name: &str, archive: &VerifiedArchive, at: jiff::Timestamp) -> St
     }
     if !m.certificates.is_empty() {
         let earliest = m.certificates.iter().map(|c| c.not_after).min();
-        let _ = write!(
-            s,
-            "\ncertificates with archived key material: {}",
-            m.certificates.len()
-        );
+        let _ = write!(s, "\ncertificates with archived key material: {}", m.certificates.len());
         if let Some(earliest) = earliest {
             let _ = write!(s, " (earliest expiry {earliest})");
         }

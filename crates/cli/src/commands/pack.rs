@@ -8,9 +8,7 @@ use crate::error::{CliError, Result};
 use crate::planning::{PlanOptions, plan_objects};
 use crate::{input, keys};
 use cmarchive_archive::manifest::{Exclusion, Source, Warning};
-use cmarchive_archive::writer::{
-    ManifestMeta, WriteOptions, WriteProgress, write_archive_with_progress,
-};
+use cmarchive_archive::writer::{ManifestMeta, WriteOptions, WriteProgress, write_archive_with_progress};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fs;
@@ -37,12 +35,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         return Err(CliError::BinaryToTerminal);
     }
     let stdin_users = args.from_file.iter().filter(|f| *f == "-").count()
-        + args
-            .recipients
-            .recipients_files
-            .iter()
-            .filter(|f| *f == "-")
-            .count();
+        + args.recipients.recipients_files.iter().filter(|f| *f == "-").count();
     if stdin_users > 1 {
         return Err(CliError::Usage(
             "only one of --from-file and -R can read stdin (`-`)".into(),
@@ -85,11 +78,12 @@ pub fn run(args: &PackArgs) -> Result<()> {
     };
     let manifest = if to_stdout {
         let stdout = io::stdout().lock();
-        write_archive_with_progress(stdout, &recipients, &options, meta, &plan, &mut on_progress)
-            .map_err(|source| CliError::Archive {
+        write_archive_with_progress(stdout, &recipients, &options, meta, &plan, &mut on_progress).map_err(|source| {
+            CliError::Archive {
                 path: "-".into(),
                 source,
-            })?
+            }
+        })?
     } else {
         write_file_atomically(&archive_path, args.force, |file| {
             write_archive_with_progress(
@@ -156,17 +150,12 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
     }
     for dir in &args.from_dir {
         for file in input::dump_files(dir)? {
-            let bytes =
-                fs::read(&file).map_err(CliError::io(format!("reading {}", file.display())))?;
+            let bytes = fs::read(&file).map_err(CliError::io(format!("reading {}", file.display())))?;
             objects.extend(input::parse_dump(&file.display().to_string(), &bytes)?);
         }
         inputs.push(dir.display().to_string());
     }
-    let kind = if args.from_file.is_empty() {
-        "dir"
-    } else {
-        "file"
-    };
+    let kind = if args.from_file.is_empty() { "dir" } else { "file" };
     Ok(Collected {
         objects,
         source: Source {
@@ -208,11 +197,7 @@ fn recorded_options(args: &PackArgs) -> BTreeMap<String, Value> {
 }
 
 /// Writes through `write` into `PATH.partial-PID` (mode 0600) and renames it to `path` only on success.
-pub fn write_file_atomically<T>(
-    path: &Path,
-    overwrite: bool,
-    write: impl FnOnce(&fs::File) -> Result<T>,
-) -> Result<T> {
+pub fn write_file_atomically<T>(path: &Path, overwrite: bool, write: impl FnOnce(&fs::File) -> Result<T>) -> Result<T> {
     let mut partial = path.as_os_str().to_owned();
     partial.push(format!(".partial-{}", std::process::id()));
     let partial = PathBuf::from(partial);
@@ -231,8 +216,7 @@ pub fn write_file_atomically<T>(
         if !overwrite && path.exists() {
             return Err(CliError::OutputExists(path.to_owned()));
         }
-        fs::rename(&partial, path)
-            .map_err(CliError::io(format!("renaming to {}", path.display())))?;
+        fs::rename(&partial, path).map_err(CliError::io(format!("renaming to {}", path.display())))?;
         Ok(value)
     });
     if result.is_err() {
@@ -248,10 +232,8 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
     }
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} packing {pos}/{len} objects {wide_bar} {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{spinner} packing {pos}/{len} objects {wide_bar} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Some(bar)
 }

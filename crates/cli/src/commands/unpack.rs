@@ -40,25 +40,18 @@ pub fn to_yaml_documents<'a>(objects: impl Iterator<Item = &'a Value>) -> Result
 }
 
 fn to_yaml(object: &Value) -> Result<String> {
-    serde_saphyr::to_string(object)
-        .map_err(|e| CliError::Usage(format!("cannot render an object as YAML: {e}")))
+    serde_saphyr::to_string(object).map_err(|e| CliError::Usage(format!("cannot render an object as YAML: {e}")))
 }
 
 fn to_json_list(archive: &VerifiedArchive) -> Result<String> {
     let items: Vec<&Value> = archive.objects.iter().map(|o| &o.object).collect();
     let list = json!({ "apiVersion": "v1", "kind": "List", "metadata": {}, "items": items });
-    let mut text =
-        serde_json::to_string_pretty(&list).map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut text = serde_json::to_string_pretty(&list).map_err(|e| CliError::Usage(e.to_string()))?;
     text.push('\n');
     Ok(text)
 }
 
-fn write_dir(
-    dir: &Path,
-    format: UnpackFormat,
-    force: bool,
-    archive: &VerifiedArchive,
-) -> Result<()> {
+fn write_dir(dir: &Path, format: UnpackFormat, force: bool, archive: &VerifiedArchive) -> Result<()> {
     match fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() && !force {
@@ -87,8 +80,8 @@ fn write_dir(
                 to_yaml(&object.object)?
             }
             UnpackFormat::Json => {
-                let mut text = serde_json::to_string_pretty(&object.object)
-                    .map_err(|e| CliError::Usage(e.to_string()))?;
+                let mut text =
+                    serde_json::to_string_pretty(&object.object).map_err(|e| CliError::Usage(e.to_string()))?;
                 text.push('\n');
                 text
             }
@@ -97,24 +90,10 @@ fn write_dir(
             make_dir(parent)?;
         }
         let secret = object.entry.key.kind == "Secret" && object.entry.key.api_version == "v1";
-        write_file(
-            &path,
-            text.as_bytes(),
-            if secret { 0o600 } else { 0o644 },
-            force,
-        )?;
+        write_file(&path, text.as_bytes(), if secret { 0o600 } else { 0o644 }, force)?;
     }
-    write_file(
-        &dir.join("manifest.json"),
-        &archive.manifest_json,
-        0o644,
-        force,
-    )?;
-    eprintln!(
-        "wrote {} objects to {}",
-        archive.objects.len(),
-        dir.display()
-    );
+    write_file(&dir.join("manifest.json"), &archive.manifest_json, 0o644, force)?;
+    eprintln!("wrote {} objects to {}", archive.objects.len(), dir.display());
     Ok(())
 }
 
