@@ -583,3 +583,60 @@ fn opens_by_hand_with_age_zstd_and_tar() {
         .stdout;
     assert_eq!(printed, stored);
 }
+
+#[test]
+fn passphrase_from_a_file_and_from_the_environment() {
+    let ws = Workspace::new();
+    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let passphrase = ws.write("pass.txt", "correct horse battery staple\n");
+    let archive = ws.path("pass.cmar");
+    cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("--from-file")
+        .arg(&input)
+        .arg("--passphrase-file")
+        .arg(&passphrase)
+        .assert()
+        .success();
+    cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .arg("--passphrase-file")
+        .arg(&passphrase)
+        .assert()
+        .success();
+    cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .env("CMARCHIVE_PASSPHRASE", "correct horse battery staple")
+        .assert()
+        .success();
+    let out = cmarchive()
+        .arg("unpack")
+        .arg(&archive)
+        .env("CMARCHIVE_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("wrong passphrase"));
+    // Without a passphrase and without a terminal to ask on: say how to pass one.
+    cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("--passphrase-file"));
+    // A passphrase does not mix with keys.
+    cmarchive()
+        .arg("pack")
+        .arg(ws.path("mixed.cmar"))
+        .arg("--from-file")
+        .arg(&input)
+        .arg("-p")
+        .args(["-r", &ws.recipient])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("cannot be combined"));
+}
