@@ -29,8 +29,7 @@ async fn apply(client: &kube::Client, objects: &[Value]) -> Result<()> {
     for object in objects {
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let gvk =
-            GroupVersionKind::gvk(group, version, object["kind"].as_str().unwrap_or_default());
+        let gvk = GroupVersionKind::gvk(group, version, object["kind"].as_str().unwrap_or_default());
         let (resource, caps) = pinned_kind(client, &gvk).await?;
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
         let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
@@ -82,9 +81,7 @@ fn reconciled_ready(object: &DynamicObject) -> bool {
         .any(|c| {
             c["type"] == "Ready"
                 && c["status"] == "True"
-                && c["observedGeneration"]
-                    .as_i64()
-                    .is_some_and(|o| Some(o) >= generation)
+                && c["observedGeneration"].as_i64().is_some_and(|o| Some(o) >= generation)
         })
 }
 
@@ -96,10 +93,7 @@ async fn wait_certificates_ready(
 ) -> Result<BTreeMap<String, DynamicObject>> {
     let mut pending: BTreeSet<String> = names.iter().map(|s| (*s).to_owned()).collect();
     let mut seen = BTreeMap::new();
-    let stream = watcher(
-        certificates_api(client, namespace),
-        watcher::Config::default(),
-    );
+    let stream = watcher(certificates_api(client, namespace), watcher::Config::default());
     let work = async {
         futures::pin_mut!(stream);
         while !pending.is_empty() {
@@ -131,10 +125,7 @@ fn cmarchive() -> Command {
 
 async fn get_secret(client: &kube::Client, namespace: &str, name: &str) -> Result<Option<Value>> {
     let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
-    Ok(api
-        .get_opt(name)
-        .await?
-        .map(|s| serde_json::to_value(s).expect("json")))
+    Ok(api.get_opt(name).await?.map(|s| serde_json::to_value(s).expect("json")))
 }
 
 /// The source fixtures: a SelfSigned ClusterIssuer that issues a CA in cert-manager's namespace, a CA
@@ -161,15 +152,7 @@ fn source_objects() -> Vec<Value> {
         ("team-a", "api", IssuerRef::cluster_issuer("company-ca")),
         ("team-b", "db", IssuerRef::issuer("local")),
     ] {
-        objects.push(
-            Certificate::new(
-                namespace,
-                name,
-                issuer,
-                &format!("{name}.{namespace}.example"),
-            )
-            .to_json(),
-        );
+        objects.push(Certificate::new(namespace, name, issuer, &format!("{name}.{namespace}.example")).to_json());
     }
     objects
 }
@@ -179,11 +162,7 @@ const LEAVES: [(&str, &str); 3] = [("team-a", "web"), ("team-a", "api"), ("team-
 async fn make_key(dir: &Path) -> Result<(String, std::path::PathBuf)> {
     let key = dir.join("key.txt");
     let out = cmarchive().arg("keygen").arg(&key).output()?;
-    assert!(
-        out.status.success(),
-        "keygen: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let recipient = stderr
         .lines()
@@ -205,11 +184,7 @@ fn run(command: &mut Command) -> (i32, String, String) {
 }
 
 /// A kubeconfig for a ServiceAccount token, using the cluster's server and CA from the admin kubeconfig.
-async fn service_account_kubeconfig(
-    cluster: &dyn Cluster,
-    account: &str,
-    path: &Path,
-) -> Result<()> {
+async fn service_account_kubeconfig(cluster: &dyn Cluster, account: &str, path: &Path) -> Result<()> {
     let client = cluster.client();
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
     let request = TokenRequest {
@@ -226,10 +201,7 @@ async fn service_account_kubeconfig(
         .context("token status")?
         .token;
     let admin = kube::config::Kubeconfig::read_from(cluster.kubeconfig())?;
-    let named = admin
-        .clusters
-        .first()
-        .context("a cluster in the kubeconfig")?;
+    let named = admin.clusters.first().context("a cluster in the kubeconfig")?;
     let cluster_entry = named.cluster.clone().context("cluster entry")?;
     let server = cluster_entry.server.clone().unwrap_or_default();
     let mut cluster_json = json!({"server": server});
@@ -326,10 +298,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         "{}",
         manifest["source"]
     );
-    assert_eq!(
-        manifest["source"]["clusterResourceNamespace"],
-        "cert-manager"
-    );
+    assert_eq!(manifest["source"]["clusterResourceNamespace"], "cert-manager");
     assert!(
         manifest["source"]["certManagerVersion"].as_str().is_some(),
         "{}",
@@ -353,10 +322,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg(&recipient)
         .arg("--kubeconfig")
         .arg(&reader_config));
-    assert_eq!(
-        code, 0,
-        "a read-only ServiceAccount must be able to pack: {stderr}"
-    );
+    assert_eq!(code, 0, "a read-only ServiceAccount must be able to pack: {stderr}");
     let limited_config = work.path().join("limited.kubeconfig");
     service_account_kubeconfig(&source, "no-secrets", &limited_config).await?;
     let (code, _, stderr) = run(cmarchive()
@@ -367,18 +333,9 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg("--kubeconfig")
         .arg(&limited_config));
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("forbidden to get Secret"),
-        "names the Secret: {stderr}"
-    );
-    assert!(
-        stderr.contains("`get` on `secrets`"),
-        "names the permission: {stderr}"
-    );
-    assert!(
-        !work.path().join("limited.cmar").exists(),
-        "no archive on failure"
-    );
+    assert!(stderr.contains("forbidden to get Secret"), "names the Secret: {stderr}");
+    assert!(stderr.contains("`get` on `secrets`"), "names the permission: {stderr}");
+    assert!(!work.path().join("limited.cmar").exists(), "no archive on failure");
 
     // --- fresh target: dry run changes nothing, restore, verify
     let target = LocalCluster::start(&ClusterSpec::named("target")).await?;
@@ -393,10 +350,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg("--kubeconfig")
         .arg(target.kubeconfig()));
     assert_eq!(code, 0, "dry run: {stderr}");
-    assert!(
-        stderr.contains("would be created"),
-        "dry run prints the plan: {stderr}"
-    );
+    assert!(stderr.contains("would be created"), "dry run prints the plan: {stderr}");
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target_client.clone());
     assert!(
         namespaces.get_opt("team-a").await?.is_none(),
@@ -475,19 +429,88 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     assert_eq!(report["reissued"], 0);
     assert_eq!(report["certificates"].as_array().map(Vec::len), Some(4));
 
-    // Re-running the restore is idempotent: nothing created, nothing reissued.
+    // Re-running the restore is idempotent: nothing created, nothing reissued. With --pause-controller the
+    // controller Deployment is scaled to 0 and back (the local provider's Deployment has no Pods; the mechanics
+    // are what is checked here).
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(target_client.clone(), "cert-manager");
+    let replicas_before = deployments.get("cert-manager").await?.spec.and_then(|s| s.replicas);
     let (code, _, stderr) = run(cmarchive()
         .arg("restore")
         .arg(&archive)
         .arg("-i")
         .arg(&key)
+        .arg("--pause-controller")
         .arg("--kubeconfig")
         .arg(target.kubeconfig()));
     assert_eq!(code, 0, "second restore: {stderr}");
-    assert!(
-        !stderr.contains(" created"),
-        "second restore created objects: {stderr}"
+    assert!(!stderr.contains(" created"), "second restore created objects: {stderr}");
+    assert!(stderr.contains("paused the cert-manager controller"), "{stderr}");
+    let after = deployments.get("cert-manager").await?;
+    assert_eq!(
+        after.spec.and_then(|s| s.replicas),
+        replicas_before,
+        "replicas restored"
     );
+    assert!(
+        !after
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("cmarchive.io/paused-replicas"),
+        "pause annotation removed"
+    );
+
+    // A field another manager set to another value is a conflict: reported and left alone (exit 1) …
+    let issuers = kube::api::ApiResource {
+        group: "cert-manager.io".into(),
+        version: "v1".into(),
+        api_version: "cert-manager.io/v1".into(),
+        kind: "ClusterIssuer".into(),
+        plural: "clusterissuers".into(),
+    };
+    let issuers: Api<DynamicObject> = Api::all_with(target_client.clone(), &issuers);
+    let intruder = json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+        "metadata": {"name": "company-ca"}, "spec": {"ca": {"secretName": "someone-elses-ca"}}});
+    issuers
+        .patch(
+            "company-ca",
+            &PatchParams::apply("intruder").force(),
+            &Patch::Apply(&intruder),
+        )
+        .await?;
+    let (code, _, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--timeout")
+        .arg("15s")
+        .arg("--kubeconfig")
+        .arg(target.kubeconfig()));
+    assert_eq!(code, 1, "a conflict is not a clean restore: {stderr}");
+    assert!(
+        stderr.contains("CONFLICT") && stderr.contains("ClusterIssuer company-ca"),
+        "{stderr}"
+    );
+    let left = issuers.get("company-ca").await?;
+    assert_eq!(
+        left.data["spec"]["ca"]["secretName"], "someone-elses-ca",
+        "conflict left alone"
+    );
+    // … and taken over with --force-conflicts.
+    let (code, stdout, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--force-conflicts")
+        .arg("--kubeconfig")
+        .arg(target.kubeconfig()));
+    assert_eq!(code, 0, "--force-conflicts: {stderr}");
+    assert!(stdout.contains("0 reissued"), "{stdout}");
+    let taken = issuers.get("company-ca").await?;
+    assert_eq!(taken.data["spec"]["ca"]["secretName"], "root-ca");
     drop(target);
 
     // --- negative control: the same objects without the leaves' TLS Secrets → cert-manager reissues, and
@@ -510,14 +533,8 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     items.retain(|o| {
         !(o["kind"] == "Secret"
             && leaf_secrets.contains(&(
-                o["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                o["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                o["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
+                o["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
             )))
     });
     assert_eq!(
@@ -544,10 +561,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg(&key)
         .arg("--kubeconfig")
         .arg(control.kubeconfig()));
-    assert!(
-        code == 0 || code == 2,
-        "restore of the broken archive: {stderr}"
-    );
+    assert!(code == 0 || code == 2, "restore of the broken archive: {stderr}");
     let (code, stdout, _) = run(cmarchive()
         .arg("verify")
         .arg(&archive)
@@ -561,11 +575,12 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
             .lines()
             .find(|l| l.starts_with(&format!("{namespace}/{name}:")))
             .unwrap_or_default();
-        assert!(
-            !line.is_empty(),
-            "verify names {namespace}/{name}: {stdout}"
-        );
+        assert!(!line.is_empty(), "verify names {namespace}/{name}: {stdout}");
     }
     assert!(stdout.contains("3 reissued"), "{stdout}");
+    assert!(
+        stdout.contains("Secret does not exist"),
+        "cert-manager's reason is given: {stdout}"
+    );
     Ok(())
 }

@@ -130,14 +130,8 @@ impl Applier {
 
     /// The resource an object belongs to, from a known table or by discovery.
     pub async fn resource_of(&self, object: &Value) -> Result<Resource> {
-        let api_version = object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let kind = object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
         let key = (api_version.to_owned(), kind.to_owned());
         if let Some(found) = self.resources.lock().await.get(&key) {
             return Ok(found.clone());
@@ -156,17 +150,9 @@ impl Applier {
                     .client
                     .list_api_group_resources(api_version)
                     .await
-                    .with_context(|| {
-                        format!("the cluster does not serve {api_version} (needed for {kind})")
-                    })?;
-                let Some(found) = list
-                    .resources
-                    .iter()
-                    .find(|r| r.kind == kind && !r.name.contains('/'))
-                else {
-                    bail!(
-                        "the cluster serves {api_version} but not kind {kind}: install its CRD first"
-                    );
+                    .with_context(|| format!("the cluster does not serve {api_version} (needed for {kind})"))?;
+                let Some(found) = list.resources.iter().find(|r| r.kind == kind && !r.name.contains('/')) else {
+                    bail!("the cluster serves {api_version} but not kind {kind}: install its CRD first");
                 };
                 let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
                 Resource::known(group, version, kind, &found.name, found.namespaced)
@@ -189,9 +175,7 @@ impl Applier {
             .unwrap_or_default()
             .to_owned();
         let describe = resource.describe(namespace.as_deref(), &name);
-        let existing = resource
-            .get(&self.client, namespace.as_deref(), &name)
-            .await?;
+        let existing = resource.get(&self.client, namespace.as_deref(), &name).await?;
         let mut applied = Applied {
             object: describe,
             namespace: namespace.clone(),
@@ -203,14 +187,10 @@ impl Applier {
         };
         // CRDs are only ever created: an existing CRD belongs to whoever installed cert-manager.
         if resource.api.kind == "CustomResourceDefinition" && existing.is_some() {
-            applied.outcome =
-                Outcome::Kept("exists already; CRDs are only created when missing".into());
+            applied.outcome = Outcome::Kept("exists already; CRDs are only created when missing".into());
             return Ok(applied);
         }
-        match resource
-            .apply(&self.client, object, self.dry_run, self.force)
-            .await
-        {
+        match resource.apply(&self.client, object, self.dry_run, self.force).await {
             Ok(stored) => {
                 applied.resource_version = resource_version(&stored);
                 applied.outcome = match &existing {
@@ -226,20 +206,14 @@ impl Applier {
                 ));
             }
             // A dry run cannot see the Namespaces an earlier phase would create.
-            Err(e) if self.dry_run && is_code(&e, 404) && existing.is_none() => {
-                applied.outcome = Outcome::Created
-            }
+            Err(e) if self.dry_run && is_code(&e, 404) && existing.is_none() => applied.outcome = Outcome::Created,
             Err(e) => applied.outcome = Outcome::Failed(api_message(&e)),
         }
         Ok(applied)
     }
 
     /// Applies the objects of one phase, [`CONCURRENT_APPLIES`] at a time; results in input order.
-    pub async fn apply_all(
-        &self,
-        objects: &[Value],
-        progress: &(dyn Fn(&Applied) + Sync),
-    ) -> Result<Vec<Applied>> {
+    pub async fn apply_all(&self, objects: &[Value], progress: &(dyn Fn(&Applied) + Sync)) -> Result<Vec<Applied>> {
         let results: Vec<Result<Applied>> = stream::iter(objects.iter())
             .map(|object| async move {
                 let applied = self.apply(object).await;
@@ -262,8 +236,10 @@ mod tests {
 
     #[test]
     fn server_bookkeeping_is_not_a_change() {
-        let before = json!({"metadata": {"name": "a", "resourceVersion": "1", "managedFields": [1]}, "data": {"k": "v"}});
-        let after = json!({"metadata": {"name": "a", "resourceVersion": "2", "managedFields": [2]}, "data": {"k": "v"}});
+        let before =
+            json!({"metadata": {"name": "a", "resourceVersion": "1", "managedFields": [1]}, "data": {"k": "v"}});
+        let after =
+            json!({"metadata": {"name": "a", "resourceVersion": "2", "managedFields": [2]}, "data": {"k": "v"}});
         assert_eq!(comparable(&before), comparable(&after));
         let changed = json!({"metadata": {"name": "a"}, "data": {"k": "w"}});
         assert_ne!(comparable(&before), comparable(&changed));

@@ -45,11 +45,7 @@ enum Source {
     InCluster,
 }
 
-fn choose_source(
-    options: &ConnectOptions,
-    kubeconfig_env: Option<&str>,
-    home: Option<PathBuf>,
-) -> Source {
+fn choose_source(options: &ConnectOptions, kubeconfig_env: Option<&str>, home: Option<PathBuf>) -> Source {
     if let Some(path) = &options.kubeconfig {
         return Source::File(path.clone());
     }
@@ -82,25 +78,19 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection> {
         }
         other => {
             let kubeconfig = match &other {
-                Source::File(path) | Source::Home(path) => Kubeconfig::read_from(path)
-                    .with_context(|| format!("cannot read kubeconfig {}", path.display()))?,
+                Source::File(path) | Source::Home(path) => {
+                    Kubeconfig::read_from(path).with_context(|| format!("cannot read kubeconfig {}", path.display()))?
+                }
                 Source::Env => Kubeconfig::from_env()
                     .context("cannot read the kubeconfig files listed in KUBECONFIG")?
                     .unwrap_or_default(),
                 Source::InCluster => unreachable!("handled above"),
             };
-            let context = options
-                .context
-                .clone()
-                .or_else(|| kubeconfig.current_context.clone());
+            let context = options.context.clone().or_else(|| kubeconfig.current_context.clone());
             if let Some(name) = &options.context
                 && !kubeconfig.contexts.iter().any(|c| &c.name == name)
             {
-                let known: Vec<&str> = kubeconfig
-                    .contexts
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect();
+                let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
                 bail!(
                     "context {name:?} not found in the kubeconfig (known: {})",
                     known.join(", ")
@@ -116,17 +106,11 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection> {
             (config, context)
         }
     };
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(USER_AGENT),
-    ));
-    let server = config
-        .cluster_url
-        .to_string()
-        .trim_end_matches('/')
-        .to_owned();
-    let client = kube::Client::try_from(config)
-        .with_context(|| format!("cannot create a client for {server}"))?;
+    config
+        .headers
+        .push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
+    let server = config.cluster_url.to_string().trim_end_matches('/').to_owned();
+    let client = kube::Client::try_from(config).with_context(|| format!("cannot create a client for {server}"))?;
     Ok(Connection {
         client,
         server,
@@ -168,16 +152,8 @@ mod tests {
     fn home_config_when_present() {
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir(home.path().join(".kube")).unwrap();
-        std::fs::write(
-            home.path().join(".kube/config"),
-            "apiVersion: v1\nkind: Config\n",
-        )
-        .unwrap();
-        let source = choose_source(
-            &ConnectOptions::default(),
-            None,
-            Some(home.path().to_owned()),
-        );
+        std::fs::write(home.path().join(".kube/config"), "apiVersion: v1\nkind: Config\n").unwrap();
+        let source = choose_source(&ConnectOptions::default(), None, Some(home.path().to_owned()));
         assert_eq!(source, Source::Home(home.path().join(".kube/config")));
     }
 }

@@ -46,11 +46,7 @@ pub async fn cert_manager_objects(
     let scopes: Vec<Option<&str>> = if selection.namespaces.is_empty() {
         vec![None]
     } else {
-        selection
-            .namespaces
-            .iter()
-            .map(|n| Some(n.as_str()))
-            .collect()
+        selection.namespaces.iter().map(|n| Some(n.as_str())).collect()
     };
     let mut out = CertManagerObjects::default();
     let mut namespaced = vec![&apis.issuers, &apis.certificates];
@@ -88,11 +84,7 @@ pub async fn cert_manager_objects(
     out.warnings.extend(external.warnings);
     out.objects.extend(external.objects);
     for object in &out.objects {
-        let kind = object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_owned();
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("?").to_owned();
         *out.counts.entry(kind).or_default() += 1;
     }
     Ok(out)
@@ -121,12 +113,7 @@ pub fn used_issuers(objects: &[Value]) -> BTreeSet<IssuerUse> {
         let Some(reference) = object.pointer("/spec/issuerRef") else {
             continue;
         };
-        let text = |key: &str| {
-            reference
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
+        let text = |key: &str| reference.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
         let Some(name) = text("name") else { continue };
         let group = text("group").unwrap_or(CERT_MANAGER_GROUP).to_owned();
         let kind = text("kind").unwrap_or("Issuer").to_owned();
@@ -148,10 +135,7 @@ pub fn used_issuers(objects: &[Value]) -> BTreeSet<IssuerUse> {
     used
 }
 
-async fn external_issuers(
-    client: &kube::Client,
-    used: &BTreeSet<IssuerUse>,
-) -> Result<CertManagerObjects> {
+async fn external_issuers(client: &kube::Client, used: &BTreeSet<IssuerUse>) -> Result<CertManagerObjects> {
     let mut out = CertManagerObjects::default();
     let mut resources: BTreeMap<(String, String), Option<Resource>> = BTreeMap::new();
     for issuer in used.iter().filter(|u| u.group != CERT_MANAGER_GROUP) {
@@ -209,9 +193,7 @@ pub async fn secrets_by_name(
             s.pointer("/metadata/namespace")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            s.pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            s.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned),
         )
     });
     Ok(secrets)
@@ -219,10 +201,7 @@ pub async fn secrets_by_name(
 
 /// GETs the Namespaces the objects live in. A Namespace the identity may not read is archived by name only,
 /// with a warning: its labels and annotations are lost, but the restore can still create it.
-pub async fn namespaces(
-    client: &kube::Client,
-    names: &BTreeSet<String>,
-) -> Result<(Vec<Value>, Vec<String>)> {
+pub async fn namespaces(client: &kube::Client, names: &BTreeSet<String>) -> Result<(Vec<Value>, Vec<String>)> {
     let resource = Resource::namespaces();
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
@@ -240,16 +219,12 @@ pub async fn namespaces(
     for (name, result) in results {
         match result {
             Ok(Some(object)) => objects.push(object),
-            Ok(None) => warnings.push(format!(
-                "Namespace {name} does not exist (its objects were just read)"
-            )),
+            Ok(None) => warnings.push(format!("Namespace {name} does not exist (its objects were just read)")),
             Err(e) if e.downcast_ref::<ClusterError>().is_some() => {
                 warnings.push(format!(
                     "cannot read Namespace {name} (forbidden): archived with its name only"
                 ));
-                objects.push(
-                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
-                );
+                objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}));
             }
             Err(e) => return Err(e),
         }
@@ -273,10 +248,7 @@ pub const CERT_MANAGER_CRDS: [&str; 6] = [
 ];
 
 /// GETs CRDs by name (cert-manager's, plus the external issuers' `plural.group`).
-pub async fn crds(
-    client: &kube::Client,
-    names: &BTreeSet<String>,
-) -> Result<(Vec<Value>, Vec<String>)> {
+pub async fn crds(client: &kube::Client, names: &BTreeSet<String>) -> Result<(Vec<Value>, Vec<String>)> {
     let resource = Resource::crds();
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
@@ -322,6 +294,9 @@ mod tests {
             namespace: None,
             name: "global".into()
         }));
-        assert!(used.iter().any(|u| u.group == "awspca.cert-manager.io" && u.namespace.as_deref() == Some("b")));
+        assert!(
+            used.iter()
+                .any(|u| u.group == "awspca.cert-manager.io" && u.namespace.as_deref() == Some("b"))
+        );
     }
 }

@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 /// Labels the Helm chart and the static manifests put on the controller Deployment.
-pub const CONTROLLER_SELECTOR: &str =
-    "app.kubernetes.io/name=cert-manager,app.kubernetes.io/component=controller";
+pub const CONTROLLER_SELECTOR: &str = "app.kubernetes.io/name=cert-manager,app.kubernetes.io/component=controller";
 /// Annotation that remembers the replica count while paused, so a crashed restore can still be resumed.
 pub const PAUSED_REPLICAS_ANNOTATION: &str = "cmarchive.io/paused-replicas";
 /// The controller binary's own default for `--cluster-resource-namespace`.
@@ -42,10 +41,7 @@ impl ControllerDeployment {
     }
 
     fn container(&self) -> Option<&Value> {
-        let containers = self
-            .object
-            .pointer("/spec/template/spec/containers")?
-            .as_array()?;
+        let containers = self.object.pointer("/spec/template/spec/containers")?.as_array()?;
         containers
             .iter()
             .find(|c| {
@@ -97,21 +93,13 @@ impl ControllerDeployment {
     /// Expands `$(NAME)` the way the kubelet does, for env vars with a literal value or the Pod's namespace.
     fn expand(&self, container: &Value, text: &str) -> String {
         let mut out = text.to_owned();
-        for env in container
-            .get("env")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for env in container.get("env").and_then(Value::as_array).into_iter().flatten() {
             let Some(name) = env.get("name").and_then(Value::as_str) else {
                 continue;
             };
             let value = if let Some(v) = env.get("value").and_then(Value::as_str) {
                 v.to_owned()
-            } else if env
-                .pointer("/valueFrom/fieldRef/fieldPath")
-                .and_then(Value::as_str)
-                == Some("metadata.namespace")
+            } else if env.pointer("/valueFrom/fieldRef/fieldPath").and_then(Value::as_str) == Some("metadata.namespace")
             {
                 self.namespace().to_owned()
             } else {
@@ -136,10 +124,7 @@ pub fn image_tag(image: &str) -> Option<String> {
 /// Returns `None` when there is none or it may not be read (a backup identity need not read Deployments).
 pub async fn find(client: &kube::Client) -> Option<ControllerDeployment> {
     let deployments = Resource::deployments();
-    match deployments
-        .list(client, None, Some(CONTROLLER_SELECTOR))
-        .await
-    {
+    match deployments.list(client, None, Some(CONTROLLER_SELECTOR)).await {
         Ok(found) if !found.is_empty() => {
             if found.len() > 1 {
                 tracing::warn!(
@@ -147,18 +132,12 @@ pub async fn find(client: &kube::Client) -> Option<ControllerDeployment> {
                     "several cert-manager controller Deployments; using the first"
                 );
             }
-            return found
-                .into_iter()
-                .next()
-                .map(|object| ControllerDeployment { object });
+            return found.into_iter().next().map(|object| ControllerDeployment { object });
         }
         Ok(_) => {}
         Err(e) => tracing::debug!(error = %e, "cannot list Deployments"),
     }
-    match deployments
-        .get(client, Some("cert-manager"), "cert-manager")
-        .await
-    {
+    match deployments.get(client, Some("cert-manager"), "cert-manager").await {
         Ok(found) => found.map(|object| ControllerDeployment { object }),
         Err(e) => {
             tracing::debug!(error = %e, "cannot get Deployment cert-manager/cert-manager");
@@ -169,14 +148,9 @@ pub async fn find(client: &kube::Client) -> Option<ControllerDeployment> {
 
 /// Scales the controller to zero, remembering the replica count in an annotation (kept from an earlier,
 /// interrupted run), and waits until its Pods are gone.
-pub async fn pause(
-    client: &kube::Client,
-    deployment: &ControllerDeployment,
-    timeout: Duration,
-) -> Result<i64> {
+pub async fn pause(client: &kube::Client, deployment: &ControllerDeployment, timeout: Duration) -> Result<i64> {
     let (namespace, name) = (deployment.namespace(), deployment.name());
-    let api: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(client.clone(), namespace);
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), namespace);
     let remembered = deployment
         .object
         .pointer(&format!(
@@ -197,7 +171,9 @@ pub async fn pause(
     });
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .with_context(|| format!("cannot scale Deployment {namespace}/{name} to 0 (needs `patch` on deployments.apps)"))?;
+        .with_context(|| {
+            format!("cannot scale Deployment {namespace}/{name} to 0 (needs `patch` on deployments.apps)")
+        })?;
     eprintln!("paused the cert-manager controller ({namespace}/{name}: {replicas} → 0 replicas)");
     let selector = deployment
         .object
@@ -214,39 +190,28 @@ pub async fn pause(
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let remaining = pods
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await?;
+        let remaining = pods.list_metadata(&ListParams::default().labels(&selector)).await?;
         if remaining.items.is_empty() {
             return Ok(replicas);
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!(
-                "the cert-manager controller Pods in {namespace} did not stop within {timeout:?}"
-            );
+            bail!("the cert-manager controller Pods in {namespace} did not stop within {timeout:?}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
 /// Scales the controller back to the remembered replica count and forgets it.
-pub async fn resume(
-    client: &kube::Client,
-    deployment: &ControllerDeployment,
-    replicas: i64,
-) -> Result<()> {
+pub async fn resume(client: &kube::Client, deployment: &ControllerDeployment, replicas: i64) -> Result<()> {
     let (namespace, name) = (deployment.namespace(), deployment.name());
-    let api: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(client.clone(), namespace);
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), namespace);
     let patch = json!({
         "metadata": {"annotations": {PAUSED_REPLICAS_ANNOTATION: null}},
         "spec": {"replicas": replicas}
     });
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .with_context(|| {
-            format!("cannot scale Deployment {namespace}/{name} back to {replicas}: do it by hand")
-        })?;
+        .with_context(|| format!("cannot scale Deployment {namespace}/{name} back to {replicas}: do it by hand"))?;
     eprintln!("resumed the cert-manager controller ({namespace}/{name}: {replicas} replicas)");
     Ok(())
 }
@@ -269,10 +234,7 @@ mod tests {
 
     #[test]
     fn version_from_image_tag() {
-        assert_eq!(
-            deployment(json!([]), json!([])).version().as_deref(),
-            Some("v1.21.1")
-        );
+        assert_eq!(deployment(json!([]), json!([])).version().as_deref(), Some("v1.21.1"));
         assert_eq!(image_tag("localhost:5000/cm"), None);
         assert_eq!(image_tag("localhost:5000/cm:v1"), Some("v1".into()));
     }

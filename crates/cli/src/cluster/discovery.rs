@@ -31,9 +31,7 @@ pub struct CertManagerApis {
 impl CertManagerApis {
     /// The resources with the usual shape, for code paths that know discovery already succeeded.
     pub fn v1() -> CertManagerApis {
-        let r = |kind, plural, namespaced| {
-            Resource::known(CERT_MANAGER_GROUP, KNOWN_VERSION, kind, plural, namespaced)
-        };
+        let r = |kind, plural, namespaced| Resource::known(CERT_MANAGER_GROUP, KNOWN_VERSION, kind, plural, namespaced);
         CertManagerApis {
             issuers: r("Issuer", "issuers", true),
             cluster_issuers: r("ClusterIssuer", "clusterissuers", false),
@@ -61,12 +59,7 @@ fn versions(group: &APIGroup) -> Vec<String> {
 }
 
 /// Checks the served versions of one cert-manager group: v1 must be there; others are reported.
-fn check_group(
-    groups: &APIGroupList,
-    name: &str,
-    cluster: &str,
-    warnings: &mut Vec<String>,
-) -> Result<bool> {
+fn check_group(groups: &APIGroupList, name: &str, cluster: &str, warnings: &mut Vec<String>) -> Result<bool> {
     let Some(group) = groups.groups.iter().find(|g| g.name == name) else {
         return Ok(false);
     };
@@ -95,10 +88,7 @@ fn check_group(
 
 /// Discovers cert-manager's API groups and resources; `cluster` names the cluster in messages.
 pub async fn cert_manager(client: &kube::Client, cluster: &str) -> Result<CertManagerApis> {
-    let groups = client
-        .list_api_groups()
-        .await
-        .context("API discovery failed")?;
+    let groups = client.list_api_groups().await.context("API discovery failed")?;
     let mut warnings = Vec::new();
     if !check_group(&groups, CERT_MANAGER_GROUP, cluster, &mut warnings)? {
         return Err(ClusterError::CertManagerMissing {
@@ -122,17 +112,12 @@ pub async fn cert_manager(client: &kube::Client, cluster: &str) -> Result<CertMa
         ("Certificate", &mut apis.certificates),
         ("CertificateRequest", &mut apis.certificate_requests),
     ] {
-        let found = list
-            .resources
-            .iter()
-            .find(|r| r.kind == kind && !r.name.contains('/'));
+        let found = list.resources.iter().find(|r| r.kind == kind && !r.name.contains('/'));
         let Some(found) = found else {
             return Err(ClusterError::CertManagerMissing {
                 cluster: cluster.to_owned(),
             })
-            .with_context(|| {
-                format!("{kind} is not served by {CERT_MANAGER_GROUP}/{KNOWN_VERSION}")
-            });
+            .with_context(|| format!("{kind} is not served by {CERT_MANAGER_GROUP}/{KNOWN_VERSION}"));
         };
         slot.api.plural = found.name.clone();
         slot.namespaced = found.namespaced;
@@ -143,15 +128,8 @@ pub async fn cert_manager(client: &kube::Client, cluster: &str) -> Result<CertMa
 
 /// Resolves a kind of an arbitrary group (external issuers) at the group's preferred version; `None` when the
 /// cluster does not serve it.
-pub async fn resolve_kind(
-    client: &kube::Client,
-    group: &str,
-    kind: &str,
-) -> Result<Option<Resource>> {
-    let groups = client
-        .list_api_groups()
-        .await
-        .context("API discovery failed")?;
+pub async fn resolve_kind(client: &kube::Client, group: &str, kind: &str) -> Result<Option<Resource>> {
+    let groups = client.list_api_groups().await.context("API discovery failed")?;
     let Some(api_group) = groups.groups.iter().find(|g| g.name == group) else {
         return Ok(None);
     };

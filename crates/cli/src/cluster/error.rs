@@ -13,9 +13,7 @@ pub enum ClusterError {
         cluster: String,
     },
     /// cert-manager is there but does not serve `v1`.
-    #[error(
-        "cluster {cluster} serves {group} only in versions {served}, but cmarchive needs v1: upgrade cert-manager"
-    )]
+    #[error("cluster {cluster} serves {group} only in versions {served}, but cmarchive needs v1: upgrade cert-manager")]
     NoV1 {
         /// Context or server of the cluster.
         cluster: String,

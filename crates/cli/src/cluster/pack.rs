@@ -73,9 +73,7 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
     let apis = discovery::cert_manager(client, &name).await?;
     let mut warnings: Vec<String> = apis.warnings.clone();
     let deployment = controller::find(client).await;
-    let cert_manager_version = deployment
-        .as_ref()
-        .and_then(controller::ControllerDeployment::version);
+    let cert_manager_version = deployment.as_ref().and_then(controller::ControllerDeployment::version);
     let cluster_resource_namespace = options
         .cluster_resource_namespace
         .clone()
@@ -152,15 +150,12 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
 
     if options.include_crds {
         say("reading CRDs");
-        let mut names: BTreeSet<String> =
-            CERT_MANAGER_CRDS.iter().map(|s| (*s).to_owned()).collect();
+        let mut names: BTreeSet<String> = CERT_MANAGER_CRDS.iter().map(|s| (*s).to_owned()).collect();
         for issuer in collect::used_issuers(&objects)
             .into_iter()
             .filter(|u| u.group != CERT_MANAGER_GROUP)
         {
-            if let Some(resource) =
-                discovery::resolve_kind(client, &issuer.group, &issuer.kind).await?
-            {
+            if let Some(resource) = discovery::resolve_kind(client, &issuer.group, &issuer.kind).await? {
                 names.insert(resource.qualified());
             }
         }

@@ -22,13 +22,7 @@ pub struct Resource {
 
 impl Resource {
     /// A resource known without discovery.
-    pub fn known(
-        group: &str,
-        version: &str,
-        kind: &str,
-        plural: &str,
-        namespaced: bool,
-    ) -> Resource {
+    pub fn known(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> Resource {
         let api_version = if group.is_empty() {
             version.to_owned()
         } else {
@@ -109,13 +103,7 @@ impl Resource {
         }
     }
 
-    fn forbidden(
-        &self,
-        verb: &str,
-        namespace: Option<&str>,
-        what: String,
-        error: &kube::Error,
-    ) -> ClusterError {
+    fn forbidden(&self, verb: &str, namespace: Option<&str>, what: String, error: &kube::Error) -> ClusterError {
         let scope = match namespace {
             Some(ns) if self.namespaced => format!(" in namespace {ns}"),
             _ if self.namespaced => " in all namespaces".to_owned(),
@@ -131,12 +119,7 @@ impl Resource {
     }
 
     /// GET one object by name; `None` when it does not exist. A 403 becomes [`ClusterError::Forbidden`].
-    pub async fn get(
-        &self,
-        client: &kube::Client,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Option<Value>> {
+    pub async fn get(&self, client: &kube::Client, namespace: Option<&str>, name: &str) -> Result<Option<Value>> {
         let request = self.request(namespace).get(name, &GetParams::default())?;
         match client.request::<Value>(request).await {
             Ok(mut object) => {
@@ -147,9 +130,7 @@ impl Resource {
             Err(e) if is_code(&e, 403) => Err(self
                 .forbidden("get", namespace, self.describe(namespace, name), &e)
                 .into()),
-            Err(e) => {
-                Err(e).with_context(|| format!("cannot get {}", self.describe(namespace, name)))
-            }
+            Err(e) => Err(e).with_context(|| format!("cannot get {}", self.describe(namespace, name))),
         }
     }
 
@@ -186,10 +167,7 @@ impl Resource {
                 }
             };
             let Value::Object(mut page) = page else {
-                anyhow::bail!(
-                    "listing {} returned something that is not a list",
-                    self.qualified()
-                );
+                anyhow::bail!("listing {} returned something that is not a list", self.qualified());
             };
             if let Some(Value::Array(page_items)) = page.remove("items") {
                 for mut item in page_items {
@@ -217,9 +195,7 @@ impl Resource {
         dry_run: bool,
         force: bool,
     ) -> std::result::Result<Value, kube::Error> {
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str);
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
         let name = object
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -240,10 +216,7 @@ impl Resource {
     pub fn fill_type(&self, object: &mut Value) {
         if let Value::Object(map) = object {
             if !map.get("apiVersion").is_some_and(Value::is_string) {
-                map.insert(
-                    "apiVersion".into(),
-                    Value::String(self.api.api_version.clone()),
-                );
+                map.insert("apiVersion".into(), Value::String(self.api.api_version.clone()));
             }
             if !map.get("kind").is_some_and(Value::is_string) {
                 map.insert("kind".into(), Value::String(self.api.kind.clone()));
@@ -254,11 +227,7 @@ impl Resource {
 
 /// `metadata.resourceVersion` as a number; etcd revisions in practice, compared only to wait for our own writes.
 pub fn resource_version(object: &Value) -> Option<u64> {
-    object
-        .pointer("/metadata/resourceVersion")?
-        .as_str()?
-        .parse()
-        .ok()
+    object.pointer("/metadata/resourceVersion")?.as_str()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -268,20 +237,11 @@ mod tests {
 
     #[test]
     fn urls_for_core_group_and_namespaces() {
-        assert_eq!(
-            Resource::secrets().url(Some("a")),
-            "/api/v1/namespaces/a/secrets"
-        );
+        assert_eq!(Resource::secrets().url(Some("a")), "/api/v1/namespaces/a/secrets");
         assert_eq!(Resource::secrets().url(None), "/api/v1/secrets");
-        assert_eq!(
-            Resource::namespaces().url(Some("ignored")),
-            "/api/v1/namespaces"
-        );
+        assert_eq!(Resource::namespaces().url(Some("ignored")), "/api/v1/namespaces");
         let issuers = Resource::known("cert-manager.io", "v1", "Issuer", "issuers", true);
-        assert_eq!(
-            issuers.url(Some("x")),
-            "/apis/cert-manager.io/v1/namespaces/x/issuers"
-        );
+        assert_eq!(issuers.url(Some("x")), "/apis/cert-manager.io/v1/namespaces/x/issuers");
         assert_eq!(issuers.qualified(), "issuers.cert-manager.io");
     }
 

@@ -58,11 +58,7 @@ pub struct RestoreReport {
 
 impl RestoreReport {
     fn problems(&self) -> usize {
-        self.phases
-            .values()
-            .flatten()
-            .filter(|a| !a.outcome.is_ok())
-            .count()
+        self.phases.values().flatten().filter(|a| !a.outcome.is_ok()).count()
     }
 
     /// 2 when a certificate was reissued, 1 when anything else went wrong, else 0.
@@ -99,18 +95,11 @@ fn key(object: &Value) -> (Option<String>, String) {
 }
 
 fn kind(object: &Value) -> &str {
-    object
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+    object.get("kind").and_then(Value::as_str).unwrap_or_default()
 }
 
 /// The archived facts with ClusterIssuer-namespace objects moved the way the restore moves them.
-pub fn remap_facts(
-    facts: &[CertificateFacts],
-    source_crn: &str,
-    target_crn: &str,
-) -> Vec<CertificateFacts> {
+pub fn remap_facts(facts: &[CertificateFacts], source_crn: &str, target_crn: &str) -> Vec<CertificateFacts> {
     facts
         .iter()
         .cloned()
@@ -134,9 +123,7 @@ async fn needed_permissions(
     for (phase, objects) in phases {
         for object in objects {
             let resource = applier.resource_of(object).await?;
-            let namespace = object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str);
+            let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
             let verbs: &[&str] = if options.dry_run {
                 &["get", "patch"]
             } else {
@@ -180,12 +167,7 @@ async fn needed_permissions(
         && !options.dry_run
         && let Some(d) = deployment
     {
-        wanted.insert(Permission::new(
-            "patch",
-            "apps",
-            "deployments",
-            Some(d.namespace()),
-        ));
+        wanted.insert(Permission::new("patch", "apps", "deployments", Some(d.namespace())));
         wanted.insert(Permission::new("list", "", "pods", Some(d.namespace())));
     }
     Ok(wanted.into_iter().collect())
@@ -195,6 +177,8 @@ fn print_phase(name: PhaseName, applied: &[Applied], dry_run: bool) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for a in applied {
         let word = match a.outcome {
+            Outcome::Created if dry_run => "would be created",
+            Outcome::Changed if dry_run => "would change",
             Outcome::Created => "created",
             Outcome::Changed => "changed",
             Outcome::Unchanged => "unchanged",
@@ -215,10 +199,7 @@ fn print_phase(name: PhaseName, applied: &[Applied], dry_run: bool) {
 }
 
 /// Runs a restore. `archive` has already been decrypted and verified as a whole.
-pub async fn restore(
-    archive: &ArchiveContent<'_>,
-    options: &RestoreOptions,
-) -> Result<RestoreReport> {
+pub async fn restore(archive: &ArchiveContent<'_>, options: &RestoreOptions) -> Result<RestoreReport> {
     let started = jiff::Timestamp::now();
     let connection = client::connect(&options.connect).await?;
     let client = connection.client.clone();
@@ -233,9 +214,7 @@ pub async fn restore(
                     Some(ClusterError::CertManagerMissing { .. })
                 ) =>
         {
-            eprintln!(
-                "cert-manager CRDs missing in {cluster}: they will be created from the archive"
-            );
+            eprintln!("cert-manager CRDs missing in {cluster}: they will be created from the archive");
             (CertManagerApis::v1(), false)
         }
         Err(e) => return Err(e),
@@ -306,10 +285,7 @@ pub async fn restore(
             continue;
         }
         let applied = preview.apply_all(objects, &|_| {}).await?;
-        would_change += applied
-            .iter()
-            .filter(|a| matches!(a.outcome, Outcome::Changed))
-            .count();
+        would_change += applied.iter().filter(|a| matches!(a.outcome, Outcome::Changed)).count();
         if options.dry_run {
             print_phase(*phase, &applied, true);
             report.phases.insert(phase.to_string(), applied);
@@ -333,15 +309,7 @@ pub async fn restore(
     } else {
         None
     };
-    let outcome = apply_phases(
-        &client,
-        &apis,
-        &phases,
-        options,
-        paused.is_some(),
-        &mut report,
-    )
-    .await;
+    let outcome = apply_phases(&client, &apis, &phases, options, paused.is_some(), &mut report).await;
     if let (Some(replicas), Some(d)) = (paused, deployment.as_ref()) {
         controller::resume(&client, d, replicas).await?;
     }
@@ -351,14 +319,8 @@ pub async fn restore(
     }
     if !options.no_verify {
         let facts = remap_facts(&archive.manifest.certificates, &source_crn, &target_crn);
-        let verification = verify::verify(
-            &client,
-            &apis.certificates,
-            &apis.certificate_requests,
-            &facts,
-            started,
-        )
-        .await?;
+        let verification =
+            verify::verify(&client, &apis.certificates, &apis.certificate_requests, &facts, started).await?;
         report.verify = Some(verification);
     }
     Ok(report)
@@ -379,9 +341,7 @@ async fn apply_phases(
             let namespaces: BTreeSet<String> = objects.iter().filter_map(|o| key(o).0).collect();
             barrier = Some(SecretBarrier::open(client, &namespaces).await?);
         }
-        let applied = applier
-            .apply_all(objects, &|a| tracing::info!(%a, "applied"))
-            .await?;
+        let applied = applier.apply_all(objects, &|a| tracing::info!(%a, "applied")).await?;
         print_phase(*phase, &applied, false);
         let failed = applied.iter().filter(|a| !a.outcome.is_ok()).count();
         let done: Vec<Applied> = applied.clone();
@@ -399,9 +359,7 @@ async fn apply_phases(
                 let expected: Vec<(String, String, u64)> = done
                     .iter()
                     .filter(|a| matches!(a.outcome, Outcome::Created | Outcome::Changed))
-                    .filter_map(|a| {
-                        Some((a.namespace.clone()?, a.name.clone(), a.resource_version?))
-                    })
+                    .filter_map(|a| Some((a.namespace.clone()?, a.name.clone(), a.resource_version?)))
                     .collect();
                 if let Some(barrier) = barrier.take() {
                     barrier.wait(&expected, options.timeout).await?;
@@ -448,11 +406,7 @@ async fn wait_certificates(
     timeout: Duration,
     report: &mut RestoreReport,
 ) -> Result<()> {
-    let names: BTreeSet<_> = objects
-        .iter()
-        .filter(|o| kind(o) == "Certificate")
-        .map(key)
-        .collect();
+    let names: BTreeSet<_> = objects.iter().filter(|o| kind(o) == "Certificate").map(key).collect();
     let not_ready = wait::until_ready(client, &apis.certificates, &names, timeout).await?;
     for n in &not_ready {
         eprintln!("not ready: {}: {}", n.object, n.message);
@@ -470,12 +424,8 @@ async fn wait_for_ready(
 ) -> Result<()> {
     for (phase, objects) in phases {
         match phase {
-            PhaseName::Issuers => {
-                wait_issuers(client, apis, objects, options.timeout, report).await?
-            }
-            PhaseName::Certificates => {
-                wait_certificates(client, apis, objects, options.timeout, report).await?
-            }
+            PhaseName::Issuers => wait_issuers(client, apis, objects, options.timeout, report).await?,
+            PhaseName::Certificates => wait_certificates(client, apis, objects, options.timeout, report).await?,
             _ => {}
         }
     }
@@ -499,10 +449,7 @@ async fn wait_for_crds(client: &kube::Client, timeout: Duration) -> Result<()> {
 /// Parses `90s`, `5m`, `1h`, `300` (seconds).
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let text = text.trim();
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let n: u64 = number
         .parse()
         .with_context(|| format!("{text:?} is not a duration like 90s or 5m"))?;

@@ -112,14 +112,7 @@ impl Report {
                 ]
             })
             .collect();
-        let header = [
-            "NAMESPACE",
-            "CERTIFICATE",
-            "READY",
-            "CERT",
-            "NEW CRS",
-            "RESULT",
-        ];
+        let header = ["NAMESPACE", "CERTIFICATE", "READY", "CERT", "NEW CRS", "RESULT"];
         let mut widths = header.map(str::len);
         for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
@@ -193,12 +186,7 @@ fn condition_text(object: &Value, kind: &str) -> Option<String> {
     if c.get("status").and_then(Value::as_str) != Some("True") && kind == "Issuing" {
         return None;
     }
-    let text = |k: &str| {
-        c.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     Some(format!("{} {}: {}", kind, text("reason"), text("message")))
 }
 
@@ -237,25 +225,15 @@ pub fn check(
     let restored_since = created.is_some_and(|c| c >= since);
     result.new_requests = requests
         .iter()
-        .filter(|r| {
-            owned_by(r, uid)
-                && timestamp(r, "/metadata/creationTimestamp").is_some_and(|t| t >= since)
-        })
-        .filter_map(|r| {
-            r.pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
+        .filter(|r| owned_by(r, uid) && timestamp(r, "/metadata/creationTimestamp").is_some_and(|t| t >= since))
+        .filter_map(|r| r.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned))
         .collect();
     result.new_requests.sort();
     let issuing = condition_text(certificate, "Issuing");
     let mut evidence = Vec::new();
     match &result.actual_fingerprint {
         Some(f) if *f == facts.sha256_fingerprint => {}
-        Some(_) => evidence.push(format!(
-            "Secret {} holds a different certificate",
-            facts.secret_name
-        )),
+        Some(_) => evidence.push(format!("Secret {} holds a different certificate", facts.secret_name)),
         None => evidence.push(format!("Secret {} has no certificate", facts.secret_name)),
     }
     if !result.new_requests.is_empty() {
@@ -282,6 +260,42 @@ pub fn check(
     result
 }
 
+/// cert-manager's own word on why it issued: the first `Issuing` Event it recorded on the Certificate since the
+/// cut-off (e.g. "Issuing certificate as Secret does not exist"). The `Issuing` condition is gone once an
+/// issuance completes; the Event stays for an hour. `None` when there is none or Events may not be read.
+async fn issuing_event(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    since: jiff::Timestamp,
+) -> Option<String> {
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(client.clone(), namespace);
+    let params =
+        kube::api::ListParams::default().fields(&format!("involvedObject.kind=Certificate,involvedObject.name={name}"));
+    let list = match events.list(&params).await {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list Events; reissuance reason from conditions only");
+            return None;
+        }
+    };
+    let when = |e: &k8s_openapi::api::core::v1::Event| {
+        e.first_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or(e.event_time.as_ref().map(|t| t.0))
+            .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    };
+    list.items
+        .iter()
+        .filter(|e| e.involved_object.uid.as_deref() == Some(uid))
+        .filter(|e| e.reason.as_deref() == Some("Issuing"))
+        .filter(|e| when(e).is_some_and(|t| t >= since - jiff::SignedDuration::from_secs(1)))
+        .min_by_key(|e| when(e))
+        .map(|e| format!("Issuing: {}", e.message.clone().unwrap_or_default()))
+}
+
 /// Verifies every archived Certificate against the live cluster.
 pub async fn verify(
     client: &kube::Client,
@@ -297,36 +311,35 @@ pub async fn verify(
         .map(|f| f.namespace.clone())
         .collect::<std::collections::BTreeSet<_>>()
     {
-        let requests = certificate_requests
-            .list(client, Some(&namespace), None)
-            .await?;
+        let requests = certificate_requests.list(client, Some(&namespace), None).await?;
         requests_by_namespace.insert(namespace, requests);
     }
     let mut checks = Vec::new();
     for f in facts {
-        let certificate = certificates
-            .get(client, Some(&f.namespace), &f.name)
-            .await?;
+        let certificate = certificates.get(client, Some(&f.namespace), &f.name).await?;
         let secret_name = certificate
             .as_ref()
             .and_then(|c| c.pointer("/spec/secretName"))
             .and_then(Value::as_str)
             .unwrap_or(&f.secret_name)
             .to_owned();
-        let secret = secrets
-            .get(client, Some(&f.namespace), &secret_name)
-            .await?;
+        let secret = secrets.get(client, Some(&f.namespace), &secret_name).await?;
         let requests = requests_by_namespace
             .get(&f.namespace)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        checks.push(check(
-            f,
-            certificate.as_ref(),
-            secret.as_ref(),
-            requests,
-            since,
-        ));
+        let mut checked = check(f, certificate.as_ref(), secret.as_ref(), requests, since);
+        if checked.verdict == Verdict::Reissued
+            && !checked.reason.as_deref().is_some_and(|r| r.starts_with("Issuing"))
+            && let Some(uid) = certificate
+                .as_ref()
+                .and_then(|c| c.pointer("/metadata/uid"))
+                .and_then(Value::as_str)
+            && let Some(trigger) = issuing_event(client, &f.namespace, &f.name, uid, since).await
+        {
+            checked.reason = Some(format!("{trigger}; {}", checked.reason.unwrap_or_default()));
+        }
+        checks.push(checked);
     }
     checks.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let count = |v: Verdict| checks.iter().filter(|c| c.verdict == v).count();
@@ -382,7 +395,8 @@ mod tests {
     }
 
     fn certificate(extra_status: Value) -> Value {
-        let mut status = json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "ok"}]});
+        let mut status =
+            json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "ok"}]});
         if let (Some(s), Some(e)) = (status.as_object_mut(), extra_status.as_object()) {
             s.extend(e.clone());
         }
@@ -397,10 +411,7 @@ mod tests {
     #[test]
     fn same_certificate_is_ok() {
         let (pem, fingerprint) = pem_and_fingerprint();
-        assert_eq!(
-            leaf_fingerprint(pem.as_bytes()).as_deref(),
-            Some(fingerprint.as_str())
-        );
+        assert_eq!(leaf_fingerprint(pem.as_bytes()).as_deref(), Some(fingerprint.as_str()));
         let result = check(
             &facts(&fingerprint),
             Some(&certificate(json!({}))),
@@ -444,13 +455,7 @@ mod tests {
         );
         let pending = json!({"metadata": {"uid": "u1", "creationTimestamp": "2026-06-01T10:00:00Z"},
             "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Pending", "message": "waiting"}]}});
-        let result = check(
-            &facts(&fingerprint),
-            Some(&pending),
-            Some(&secret(&pem)),
-            &[],
-            since(),
-        );
+        let result = check(&facts(&fingerprint), Some(&pending), Some(&secret(&pem)), &[], since());
         assert_eq!(result.verdict, Verdict::NotReady);
         let report = Report {
             since: since(),

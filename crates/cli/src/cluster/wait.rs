@@ -41,10 +41,7 @@ pub struct SecretBarrier {
 
 impl SecretBarrier {
     /// Opens the watches and returns once the API server has accepted every one of them.
-    pub async fn open(
-        client: &kube::Client,
-        namespaces: &BTreeSet<String>,
-    ) -> Result<SecretBarrier> {
+    pub async fn open(client: &kube::Client, namespaces: &BTreeSet<String>) -> Result<SecretBarrier> {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let changed = Arc::new(Notify::new());
         let mut tasks = Vec::new();
@@ -54,7 +51,9 @@ impl SecretBarrier {
             let stream = api
                 .watch_metadata(&params, "0")
                 .await
-                .with_context(|| format!("cannot watch Secrets in namespace {namespace} (needed for the race barrier)"))?
+                .with_context(|| {
+                    format!("cannot watch Secrets in namespace {namespace} (needed for the race barrier)")
+                })?
                 .boxed();
             let (seen, changed, namespace) = (seen.clone(), changed.clone(), namespace.clone());
             tasks.push(tokio::spawn(async move {
@@ -66,37 +65,27 @@ impl SecretBarrier {
                         match event {
                             Ok(WatchEvent::Added(meta) | WatchEvent::Modified(meta)) => {
                                 let rv = meta.metadata.resource_version.clone().unwrap_or_default();
-                                if let (Some(name), Ok(number)) =
-                                    (meta.metadata.name.clone(), rv.parse::<u64>())
-                                {
-                                    let entry =
-                                        state.objects.entry((namespace.clone(), name)).or_default();
+                                if let (Some(name), Ok(number)) = (meta.metadata.name.clone(), rv.parse::<u64>()) {
+                                    let entry = state.objects.entry((namespace.clone(), name)).or_default();
                                     *entry = (*entry).max(number);
                                 }
                                 last = rv;
                             }
                             Ok(WatchEvent::Bookmark(bookmark)) => {
-                                if let Ok(number) =
-                                    bookmark.metadata.resource_version.parse::<u64>()
-                                {
-                                    let entry =
-                                        state.bookmarks.entry(namespace.clone()).or_default();
+                                if let Ok(number) = bookmark.metadata.resource_version.parse::<u64>() {
+                                    let entry = state.bookmarks.entry(namespace.clone()).or_default();
                                     *entry = (*entry).max(number);
                                 }
                                 last = bookmark.metadata.resource_version;
                             }
                             Ok(WatchEvent::Deleted(_)) => {}
                             Ok(WatchEvent::Error(status)) => {
-                                state.failed = Some(format!(
-                                    "watch on Secrets in {namespace}: {}",
-                                    status.message
-                                ));
+                                state.failed = Some(format!("watch on Secrets in {namespace}: {}", status.message));
                                 changed.notify_waiters();
                                 return;
                             }
                             Err(e) => {
-                                state.failed =
-                                    Some(format!("watch on Secrets in {namespace}: {e}"));
+                                state.failed = Some(format!("watch on Secrets in {namespace}: {e}"));
                                 changed.notify_waiters();
                                 return;
                             }
@@ -117,11 +106,7 @@ impl SecretBarrier {
                 }
             }));
         }
-        Ok(SecretBarrier {
-            seen,
-            changed,
-            tasks,
-        })
+        Ok(SecretBarrier { seen, changed, tasks })
     }
 
     fn missing(&self, expected: &[(String, String, u64)]) -> Result<Vec<String>> {
@@ -161,10 +146,7 @@ impl SecretBarrier {
                 );
             }
         }
-        tracing::info!(
-            secrets = expected.len(),
-            "race barrier passed; grace {BARRIER_GRACE:?}"
-        );
+        tracing::info!(secrets = expected.len(), "race barrier passed; grace {BARRIER_GRACE:?}");
         tokio::time::sleep(BARRIER_GRACE).await;
         Ok(())
     }
@@ -180,15 +162,10 @@ impl Drop for SecretBarrier {
 
 /// Whether an object's `Ready` condition is `True` for its current generation.
 pub fn is_ready(object: &Value) -> bool {
-    let generation = object
-        .pointer("/metadata/generation")
-        .and_then(Value::as_i64);
+    let generation = object.pointer("/metadata/generation").and_then(Value::as_i64);
     ready_condition(object).is_some_and(|c| {
         c.get("status").and_then(Value::as_str) == Some("True")
-            && match (
-                generation,
-                c.get("observedGeneration").and_then(Value::as_i64),
-            ) {
+            && match (generation, c.get("observedGeneration").and_then(Value::as_i64)) {
                 (Some(generation), Some(observed)) => observed >= generation,
                 _ => true,
             }
@@ -217,18 +194,8 @@ pub fn readiness_message(object: Option<&Value>) -> String {
     match ready_condition(object) {
         None => "no Ready condition yet".to_owned(),
         Some(c) => {
-            let text = |k: &str| {
-                c.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            format!(
-                "Ready={} {}: {}",
-                text("status"),
-                text("reason"),
-                text("message")
-            )
+            let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            format!("Ready={} {}: {}", text("status"), text("reason"), text("message"))
         }
     }
 }
@@ -258,11 +225,7 @@ pub async fn until_ready(
     }
     let mut by_scope: BTreeMap<Option<String>, BTreeSet<String>> = BTreeMap::new();
     for (namespace, name) in names {
-        let scope = if resource.namespaced {
-            namespace.clone()
-        } else {
-            None
-        };
+        let scope = if resource.namespaced { namespace.clone() } else { None };
         by_scope.entry(scope).or_default().insert(name.clone());
     }
     let latest: Arc<Mutex<LastSeen>> = Arc::default();
@@ -291,10 +254,7 @@ pub async fn until_ready(
                     if is_ready(&value) {
                         pending.remove(&name);
                     }
-                    latest
-                        .lock()
-                        .expect("poisoned")
-                        .insert((scope.clone(), name), value);
+                    latest.lock().expect("poisoned").insert((scope.clone(), name), value);
                 }
             }
             anyhow::Ok(())
@@ -305,16 +265,12 @@ pub async fn until_ready(
         Ok(result) => {
             result.with_context(|| format!("watching {}", resource.qualified()))?;
         }
-        Err(_) => tracing::warn!(kind = %resource.api.kind, "timed out waiting for Ready"),
+        Err(_) => tracing::info!(kind = %resource.api.kind, "timed out waiting for Ready"),
     }
     let latest = latest.lock().expect("poisoned");
     let mut not_ready = Vec::new();
     for (namespace, name) in names {
-        let scope = if resource.namespaced {
-            namespace.clone()
-        } else {
-            None
-        };
+        let scope = if resource.namespaced { namespace.clone() } else { None };
         let object = latest.get(&(scope, name.clone()));
         if !object.is_some_and(is_ready) {
             not_ready.push(NotReady {
@@ -339,15 +295,11 @@ mod tests {
         let stale = json!({"metadata": {"generation": 3},
             "status": {"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 2}]}});
         assert!(!is_ready(&stale));
-        let no_generation =
-            json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        let no_generation = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
         assert!(is_ready(&no_generation));
         let not = json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "DoesNotExist", "message": "gone"}]}});
         assert!(!is_ready(&not));
-        assert_eq!(
-            readiness_message(Some(&not)),
-            "Ready=False DoesNotExist: gone"
-        );
+        assert_eq!(readiness_message(Some(&not)), "Ready=False DoesNotExist: gone");
         assert_eq!(readiness_message(None), "not seen");
     }
 }
