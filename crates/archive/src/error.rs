@@ -94,6 +94,12 @@ pub enum ArchiveError {
         /// The cap in bytes.
         limit: u64,
     },
+    /// More tar entries than the configured cap.
+    #[error("the archive holds more than {limit} entries; refusing it (cmarchive archives hold one file per object)")]
+    TooManyEntries {
+        /// The cap.
+        limit: usize,
+    },
     /// An object that cannot be stored or a stored object that is not what the manifest says.
     #[error("invalid object {what}: {reason}")]
     InvalidObject {

@@ -324,8 +324,8 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<Ver
         let mut entry = entry?;
         count += 1;
         if count > limits.max_entries {
-            return Err(ArchiveError::TooLarge {
-                limit: limits.max_decompressed,
+            return Err(ArchiveError::TooManyEntries {
+                limit: limits.max_entries,
             }
             .into());
         }

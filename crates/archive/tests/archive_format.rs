@@ -757,3 +757,15 @@ fn trailing_garbage_after_the_tar() {
     tar.extend_from_slice(b"surprise");
     assert!(matches!(f.read(tar), ArchiveError::NotAnArchive(_)));
 }
+
+#[test]
+fn too_many_entries() {
+    let keys = x25519();
+    let bytes = write(&small_plan(), &keys.recipients, false);
+    let limits = ReadLimits {
+        max_entries: 2,
+        ..ReadLimits::default()
+    };
+    let err = read_archive(bytes.as_slice(), &keys.identities, &limits).err().unwrap();
+    assert!(matches!(err, ArchiveError::TooManyEntries { limit: 2 }), "{err}");
+}
