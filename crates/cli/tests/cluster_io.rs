@@ -310,6 +310,69 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         "facts for every Certificate"
     );
 
+    // --- --include-crds archives cert-manager's CRDs (GET by name)
+    let with_crds = work.path().join("with-crds.cmar");
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(&with_crds)
+        .arg("-r")
+        .arg(&recipient)
+        .arg("--include-crds")
+        .arg("--kubeconfig")
+        .arg(source.kubeconfig()));
+    assert_eq!(code, 0, "{stderr}");
+    let (_, crd_manifest, _) = run(cmarchive()
+        .arg("inspect")
+        .arg(&with_crds)
+        .arg("-i")
+        .arg(&key)
+        .arg("-o")
+        .arg("json"));
+    let crd_manifest: Value = serde_json::from_str(&crd_manifest)?;
+    let crds = crd_manifest["phases"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "crds"))
+        .and_then(|p| p["entries"].as_array())
+        .map(Vec::len);
+    assert_eq!(crds, Some(6), "cert-manager's six CRDs");
+
+    // --- a referenced Secret that does not exist: a warning, or with --strict an error (and -n scoping)
+    apply(
+        &source_client,
+        &[
+            fixtures::namespace("team-c"),
+            fixtures::ca_issuer(Some("team-c"), "broken", "no-such-ca"),
+        ],
+    )
+    .await?;
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(work.path().join("team-c.cmar"))
+        .arg("-r")
+        .arg(&recipient)
+        .arg("-n")
+        .arg("team-c")
+        .arg("--kubeconfig")
+        .arg(source.kubeconfig()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("Secret team-c/no-such-ca referenced by Issuer/team-c/broken"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("packed 2 objects (1 namespaces, 1 issuers)"), "only team-c: {stderr}");
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(work.path().join("team-c-strict.cmar"))
+        .arg("-r")
+        .arg(&recipient)
+        .arg("-n")
+        .arg("team-c")
+        .arg("--strict")
+        .arg("--kubeconfig")
+        .arg(source.kubeconfig()));
+    assert_eq!(code, 1, "--strict: {stderr}");
+    assert!(stderr.contains("no-such-ca"), "{stderr}");
+
     // --- RBAC: get/list on cert-manager resources + get on Secrets is enough; without get on Secrets it fails
     apply(&source_client, &rbac_objects("backup-reader", true)).await?;
     apply(&source_client, &rbac_objects("no-secrets", false)).await?;
@@ -581,6 +644,44 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     assert!(
         stdout.contains("Secret does not exist"),
         "cert-manager's reason is given: {stdout}"
+    );
+
+    // --- a cluster without cert-manager's CRDs: one clear error
+    let crd_api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(control.client());
+    for name in [
+        "certificaterequests.cert-manager.io",
+        "certificates.cert-manager.io",
+        "clusterissuers.cert-manager.io",
+        "issuers.cert-manager.io",
+        "challenges.acme.cert-manager.io",
+        "orders.acme.cert-manager.io",
+    ] {
+        crd_api.delete(name, &Default::default()).await?;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while control
+        .client()
+        .list_api_groups()
+        .await?
+        .groups
+        .iter()
+        .any(|g| g.name == "cert-manager.io")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "CRDs not gone");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(work.path().join("none.cmar"))
+        .arg("-r")
+        .arg(&recipient)
+        .arg("--kubeconfig")
+        .arg(control.kubeconfig()));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cert-manager CRDs not found in cluster") && stderr.contains("is cert-manager installed?"),
+        "{stderr}"
     );
     Ok(())
 }
