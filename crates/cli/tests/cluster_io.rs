@@ -359,7 +359,10 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         stderr.contains("Secret team-c/no-such-ca referenced by Issuer/team-c/broken"),
         "{stderr}"
     );
-    assert!(stderr.contains("packed 2 objects (1 namespaces, 1 issuers)"), "only team-c: {stderr}");
+    assert!(
+        stderr.contains("packed 2 objects (1 namespaces, 1 issuers)"),
+        "only team-c: {stderr}"
+    );
     let (code, _, stderr) = run(cmarchive()
         .arg("pack")
         .arg(work.path().join("team-c-strict.cmar"))
