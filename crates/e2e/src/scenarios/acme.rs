@@ -6,12 +6,7 @@
 use super::Scenario;
 
 pub(super) fn scenario() -> Scenario {
-    let mut s = Scenario::new(
-        10,
-        "acme",
-        "ACME issuer reusing its account key",
-        &["s10-acme"],
-    );
+    let mut s = Scenario::new(10, "acme", "ACME issuer reusing its account key", &["s10-acme"]);
     s.not_run = Some("needs pebble and a DNS-01 server next to the local cluster; not built yet");
     s
 }

@@ -37,8 +37,7 @@ pub(super) fn scenario() -> Result<Scenario> {
         .secret_name("intermediate-ca")
         .ca(),
     );
-    s.setup
-        .push(ca_issuer(Some(ns), "intermediate", "intermediate-ca"));
+    s.setup.push(ca_issuer(Some(ns), "intermediate", "intermediate-ca"));
     s.certificate(&Certificate::new(
         ns,
         "internal",
@@ -46,10 +45,8 @@ pub(super) fn scenario() -> Result<Scenario> {
         "internal.s02.cmarchive.test",
     ));
 
-    s.checks.push(Check::SecretsIdentical(vec![(
-        ns.to_owned(),
-        "corp-ca".to_owned(),
-    )]));
+    s.checks
+        .push(Check::SecretsIdentical(vec![(ns.to_owned(), "corp-ca".to_owned())]));
     s.control_all(Mistake::SecretsAfterCertificates);
     Ok(s)
 }

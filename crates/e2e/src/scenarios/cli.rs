@@ -40,8 +40,7 @@ impl Run {
 
     /// Standard output parsed as JSON.
     pub fn json(&self) -> Result<Value> {
-        serde_json::from_str(&self.stdout)
-            .with_context(|| format!("`{}` did not print JSON", self.command))
+        serde_json::from_str(&self.stdout).with_context(|| format!("`{}` did not print JSON", self.command))
     }
 }
 
@@ -107,12 +106,10 @@ impl Cmarchive {
             None => cmd.env_remove("KUBECONFIG"),
         };
         let command = format!("cmarchive {}", args.join(" "));
-        let out = cmd.output().await.with_context(|| {
-            format!(
-                "running {} (build it first, or set {ENV_BIN})",
-                self.bin.display()
-            )
-        })?;
+        let out = cmd
+            .output()
+            .await
+            .with_context(|| format!("running {} (build it first, or set {ENV_BIN})", self.bin.display()))?;
         let run = Run {
             command,
             code: out.status.code().unwrap_or(-1),
@@ -129,12 +126,7 @@ impl Cmarchive {
     }
 
     /// `cmarchive pack ARCHIVE -r RECIPIENT -n NS…` against `kubeconfig`.
-    pub async fn pack(
-        &self,
-        archive: &Path,
-        kubeconfig: &Path,
-        namespaces: &[String],
-    ) -> Result<Run> {
+    pub async fn pack(&self, archive: &Path, kubeconfig: &Path, namespaces: &[String]) -> Result<Run> {
         let a = archive.to_str().context("non-UTF-8 path")?;
         let mut args = vec!["pack", a, "-r", self.recipient.as_str()];
         for ns in namespaces {
@@ -143,12 +135,13 @@ impl Cmarchive {
         self.run("pack", &args, Some(kubeconfig)).await
     }
 
-    /// `cmarchive restore ARCHIVE -i KEY` against `kubeconfig`.
-    pub async fn restore(&self, archive: &Path, kubeconfig: &Path) -> Result<Run> {
+    /// `cmarchive restore ARCHIVE -i KEY [EXTRA…]` against `kubeconfig`.
+    pub async fn restore(&self, archive: &Path, kubeconfig: &Path, extra: &[&str]) -> Result<Run> {
         let a = archive.to_str().context("non-UTF-8 path")?;
         let i = self.identity.to_str().context("non-UTF-8 path")?;
-        self.run("restore", &["restore", a, "-i", i], Some(kubeconfig))
-            .await
+        let mut args = vec!["restore", a, "-i", i];
+        args.extend_from_slice(extra);
+        self.run("restore", &args, Some(kubeconfig)).await
     }
 
     /// `cmarchive verify ARCHIVE -i KEY [-o json]` against `kubeconfig`.
@@ -166,8 +159,7 @@ impl Cmarchive {
     pub async fn inspect(&self, archive: &Path) -> Result<Run> {
         let a = archive.to_str().context("non-UTF-8 path")?;
         let i = self.identity.to_str().context("non-UTF-8 path")?;
-        self.run("inspect", &["inspect", a, "-i", i, "-o", "json"], None)
-            .await
+        self.run("inspect", &["inspect", a, "-i", i, "-o", "json"], None).await
     }
 }
 

@@ -9,8 +9,7 @@ use super::{Check, ClusterVariant, Mistake, Scenario};
 use crate::fixtures::{Ca, Certificate, IssuerRef, ca_issuer, namespace};
 
 pub(super) fn scenario(source: &ClusterVariant, name: &'static str) -> Result<Scenario> {
-    let custom =
-        source.cluster_resource_namespace != ClusterVariant::default().cluster_resource_namespace;
+    let custom = source.cluster_resource_namespace != ClusterVariant::default().cluster_resource_namespace;
     let (ns, issuer, title) = if custom {
         (
             "s03-cluster-issuer-crn",
@@ -35,21 +34,10 @@ pub(super) fn scenario(source: &ClusterVariant, name: &'static str) -> Result<Sc
     s.cluster_issuers.push(issuer.to_owned());
     s.cluster_resource_secrets.push(secret.clone());
     let r = IssuerRef::cluster_issuer(issuer);
-    s.certificate(&Certificate::new(
-        ns,
-        "portal",
-        r.clone(),
-        "portal.s03.cmarchive.test",
-    ));
-    s.certificate(&Certificate::new(
-        ns,
-        "billing",
-        r,
-        "billing.s03.cmarchive.test",
-    ));
+    s.certificate(&Certificate::new(ns, "portal", r.clone(), "portal.s03.cmarchive.test"));
+    s.certificate(&Certificate::new(ns, "billing", r, "billing.s03.cmarchive.test"));
     // Checked in the target's cluster resource namespace: the runner remaps it like the restore must.
-    s.checks
-        .push(Check::SecretsIdentical(vec![(crn.to_owned(), secret)]));
+    s.checks.push(Check::SecretsIdentical(vec![(crn.to_owned(), secret)]));
     s.control_all(Mistake::IssuerAnnotationsStripped);
     Ok(s)
 }

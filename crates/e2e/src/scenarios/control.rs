@@ -28,21 +28,14 @@ pub struct Captured {
 }
 
 /// Reads what a careful manual backup of `scenario` would hold from the source.
-pub async fn capture(
-    source: &kube::Client,
-    scenario: &Scenario,
-    target_crn: &str,
-) -> Result<Captured> {
+pub async fn capture(source: &kube::Client, scenario: &Scenario, target_crn: &str) -> Result<Captured> {
     let mut c = Captured::default();
     let source_crn = scenario.source.cluster_resource_namespace.as_str();
     let mut namespaces: BTreeSet<String> = scenario.namespaces.iter().cloned().collect();
     if !scenario.cluster_resource_secrets.is_empty() {
         namespaces.insert(target_crn.to_owned());
     }
-    c.namespaces = namespaces
-        .iter()
-        .map(|n| crate::fixtures::namespace(n))
-        .collect();
+    c.namespaces = namespaces.iter().map(|n| crate::fixtures::namespace(n)).collect();
     for ns in &scenario.namespaces {
         for s in objects::list(source, kinds::SECRET, Some(ns)).await? {
             let temporary = s["metadata"]["labels"]["cert-manager.io/next-private-key"] == "true";
@@ -50,8 +43,7 @@ pub async fn capture(
                 c.secrets.push(s);
             }
         }
-        c.issuers
-            .extend(objects::list(source, kinds::ISSUER, Some(ns)).await?);
+        c.issuers.extend(objects::list(source, kinds::ISSUER, Some(ns)).await?);
         for crt in objects::list(source, kinds::CERTIFICATE, Some(ns)).await? {
             if !owned_by_kind(&crt, "Ingress") {
                 c.certificates.push(crt);
@@ -69,12 +61,7 @@ pub async fn capture(
             c.issuers.push(ci);
         }
     }
-    for obj in c
-        .secrets
-        .iter_mut()
-        .chain(&mut c.issuers)
-        .chain(&mut c.certificates)
-    {
+    for obj in c.secrets.iter_mut().chain(&mut c.issuers).chain(&mut c.certificates) {
         sanitize(obj);
     }
     Ok(c)
@@ -145,9 +132,7 @@ pub async fn restore_with_mistake(
         .cloned()
         .map(|s| match mistake {
             Mistake::StaleOwnerReferenceKept => s,
-            Mistake::IssuerAnnotationsStripped => {
-                without_issuer_annotations(without_owner_references(s))
-            }
+            Mistake::IssuerAnnotationsStripped => without_issuer_annotations(without_owner_references(s)),
             _ => without_owner_references(s),
         })
         .collect();

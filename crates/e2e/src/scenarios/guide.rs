@@ -11,7 +11,8 @@ pub const ENV_KUBECTL: &str = "KUBECTL";
 
 /// The guide's jq program: delete `uid` and `resourceVersion` from every `metadata`, keep everything else
 /// (owner references included).
-pub const JQ_WALK: &str = r#"walk(if type == "object" and has("metadata") then .metadata |= (del(.uid) | del(.resourceVersion)) else . end)"#;
+pub const JQ_WALK: &str =
+    r#"walk(if type == "object" and has("metadata") then .metadata |= (del(.uid) | del(.resourceVersion)) else . end)"#;
 
 fn kubectl() -> String {
     std::env::var(ENV_KUBECTL).unwrap_or_else(|_| "kubectl".to_owned())
@@ -20,22 +21,14 @@ fn kubectl() -> String {
 /// `kubectl get --all-namespaces -ojson issuer,clusterissuer,cert > backup`.
 pub async fn backup(source_kubeconfig: &Path, backup: &Path) -> Result<()> {
     let out = tokio::process::Command::new(kubectl())
-        .args([
-            "get",
-            "--all-namespaces",
-            "-ojson",
-            "issuer,clusterissuer,cert",
-        ])
+        .args(["get", "--all-namespaces", "-ojson", "issuer,clusterissuer,cert"])
         .env("KUBECONFIG", source_kubeconfig)
         .stdin(Stdio::null())
         .output()
         .await
         .context("running kubectl (install it, or set KUBECTL)")?;
     if !out.status.success() {
-        bail!(
-            "kubectl get failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("kubectl get failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     std::fs::write(backup, &out.stdout).with_context(|| format!("writing {}", backup.display()))
 }

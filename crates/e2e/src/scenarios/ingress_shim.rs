@@ -15,8 +15,7 @@ pub(super) fn scenario() -> Scenario {
         "ingress-shim: annotated networking.k8s.io/v1 Ingress",
         &[ns],
     );
-    s.setup
-        .push(self_signed_issuer(None, "s07-shim-selfsigned"));
+    s.setup.push(self_signed_issuer(None, "s07-shim-selfsigned"));
     s.cluster_issuers.push("s07-shim-selfsigned".into());
     let issuer = IssuerRef::cluster_issuer("s07-shim-selfsigned");
     for (name, host) in [

@@ -18,11 +18,9 @@ pub(super) fn scenario(opts: &Options) -> Result<Scenario> {
     let ca = Ca::new("cmarchive scenario 9 CA")?;
     s.setup.insert(0, namespace(&crn));
     s.setup.push(ca.secret(&crn, "s09-many-ca-keypair"));
-    s.setup
-        .push(ca_issuer(None, "s09-many-ca", "s09-many-ca-keypair"));
+    s.setup.push(ca_issuer(None, "s09-many-ca", "s09-many-ca-keypair"));
     s.cluster_issuers.push("s09-many-ca".into());
-    s.cluster_resource_secrets
-        .push("s09-many-ca-keypair".into());
+    s.cluster_resource_secrets.push("s09-many-ca-keypair".into());
     let issuer = IssuerRef::cluster_issuer("s09-many-ca");
     let now = jiff::Timestamp::now();
     let not_before = now - jiff::SignedDuration::from_hours(2);

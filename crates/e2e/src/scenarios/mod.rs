@@ -221,6 +221,9 @@ pub struct Scenario {
     pub checks: Vec<Check>,
     /// The negative control.
     pub control: Option<Control>,
+    /// Issuers that can never become Ready here (their servers do not exist): the restore is given a short
+    /// `--timeout` and may exit 1 as long as the only complaint is those issuers.
+    pub unreachable_issuers: bool,
     /// Why the scenario cannot run here, if it cannot.
     pub not_run: Option<&'static str>,
 }
@@ -237,16 +240,14 @@ impl Scenario {
             namespaces: namespaces.iter().map(|s| (*s).to_owned()).collect(),
             cluster_issuers: Vec::new(),
             cluster_resource_secrets: Vec::new(),
-            setup: namespaces
-                .iter()
-                .map(|ns| crate::fixtures::namespace(ns))
-                .collect(),
+            setup: namespaces.iter().map(|ns| crate::fixtures::namespace(ns)).collect(),
             setup_mode: SetupMode::Live,
             certificates: BTreeSet::new(),
             expect_reissued: BTreeSet::new(),
             redeploy: Vec::new(),
             checks: Vec::new(),
             control: None,
+            unreachable_issuers: false,
             not_run: None,
         }
     }
@@ -254,8 +255,25 @@ impl Scenario {
     /// Adds a Certificate to the set-up and to the expected set.
     fn certificate(&mut self, crt: &crate::fixtures::Certificate) {
         self.setup.push(crt.to_json());
+        self.certificates.insert(CertificateId::new(&crt.namespace, &crt.name));
+    }
+
+    /// Certificates that cmarchive archives (all but those ingress-shim generates, which it leaves to
+    /// ingress-shim), i.e. those `cmarchive verify` can speak about.
+    pub fn archived_certificates(&self) -> BTreeSet<CertificateId> {
+        let generated: BTreeSet<&CertificateId> = self
+            .checks
+            .iter()
+            .filter_map(|c| match c {
+                Check::OwnedByIngress(id) => Some(id),
+                _ => None,
+            })
+            .collect();
         self.certificates
-            .insert(CertificateId::new(&crt.namespace, &crt.name));
+            .iter()
+            .filter(|id| !generated.contains(id))
+            .cloned()
+            .collect()
     }
 
     /// A control whose mistake must reissue every Certificate of the scenario.
@@ -305,10 +323,7 @@ pub fn select(all: Vec<Scenario>, only: &[String]) -> Result<Vec<Scenario>> {
             bail!("no scenario named {name:?}; known: {}", names.join(", "));
         }
     }
-    Ok(all
-        .into_iter()
-        .filter(|s| only.iter().any(|o| o == s.name))
-        .collect())
+    Ok(all.into_iter().filter(|s| only.iter().any(|o| o == s.name)).collect())
 }
 
 /// Scenario names from [`ENV_ONLY`].
@@ -364,11 +379,7 @@ mod tests {
 
     #[test]
     fn every_runnable_scenario_has_certificates_and_a_control_that_can_fail() {
-        for s in all(&small())
-            .unwrap()
-            .iter()
-            .filter(|s| s.not_run.is_none())
-        {
+        for s in all(&small()).unwrap().iter().filter(|s| s.not_run.is_none()) {
             assert!(!s.certificates.is_empty(), "{}", s.name);
             let c = s
                 .control
@@ -395,8 +406,7 @@ mod tests {
                 if kind.namespaced {
                     let ns = obj["metadata"]["namespace"].as_str().unwrap();
                     assert!(
-                        s.namespaces.iter().any(|n| n == ns)
-                            || ns == s.source.cluster_resource_namespace,
+                        s.namespaces.iter().any(|n| n == ns) || ns == s.source.cluster_resource_namespace,
                         "{}: object in foreign namespace {ns}",
                         s.name
                     );

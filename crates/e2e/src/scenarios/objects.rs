@@ -109,14 +109,8 @@ impl Kind {
     }
 
     fn api_resource(&self) -> ApiResource {
-        let (group, version) = self
-            .api_version
-            .rsplit_once('/')
-            .unwrap_or(("", self.api_version));
-        ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, self.kind),
-            self.plural,
-        )
+        let (group, version) = self.api_version.rsplit_once('/').unwrap_or(("", self.api_version));
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, self.kind), self.plural)
     }
 
     /// A dynamic API handle, namespaced when the kind is.
@@ -144,17 +138,11 @@ impl Kind {
 /// Server-side applies `obj` (forcing conflicts: the harness sets up and breaks things on purpose).
 pub async fn apply(client: &kube::Client, obj: &Value) -> Result<Value> {
     let kind = Kind::of(obj)?;
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .context("object without a name")?;
+    let name = obj["metadata"]["name"].as_str().context("object without a name")?;
     let ns = obj["metadata"]["namespace"].as_str();
     let api = kind.api(client, ns);
     let applied = api
-        .patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(obj),
-        )
+        .patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj))
         .await
         .with_context(|| format!("applying {} {}/{name}", kind.kind, ns.unwrap_or("")))?;
     Ok(serde_json::to_value(applied)?)
@@ -169,22 +157,15 @@ pub async fn apply_all(client: &kube::Client, objs: &[Value]) -> Result<()> {
 }
 
 /// Lists a kind, raw (with `apiVersion` and `kind` filled into every item), in `namespace` or everywhere.
-pub async fn list(
-    client: &kube::Client,
-    kind: &Kind,
-    namespace: Option<&str>,
-) -> Result<Vec<Value>> {
+pub async fn list(client: &kube::Client, kind: &Kind, namespace: Option<&str>) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     let mut lp = kube::api::ListParams::default().limit(500);
     loop {
         let req = Request::new(kind.url_path(namespace)).list(&lp)?;
-        let mut page: Value = client.request(req).await.with_context(|| {
-            format!(
-                "listing {} in {}",
-                kind.plural,
-                namespace.unwrap_or("all namespaces")
-            )
-        })?;
+        let mut page: Value = client
+            .request(req)
+            .await
+            .with_context(|| format!("listing {} in {}", kind.plural, namespace.unwrap_or("all namespaces")))?;
         if let Some(items) = page["items"].as_array_mut() {
             for item in items.drain(..) {
                 let mut item = item;
@@ -201,12 +182,7 @@ pub async fn list(
 }
 
 /// Gets one object, raw; `None` when it does not exist.
-pub async fn get(
-    client: &kube::Client,
-    kind: &Kind,
-    namespace: Option<&str>,
-    name: &str,
-) -> Result<Option<Value>> {
+pub async fn get(client: &kube::Client, kind: &Kind, namespace: Option<&str>, name: &str) -> Result<Option<Value>> {
     let req = Request::new(kind.url_path(namespace)).get(name, &Default::default())?;
     match client.request::<Value>(req).await {
         Ok(mut v) => {
@@ -215,23 +191,13 @@ pub async fn get(
             Ok(Some(v))
         }
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
-        Err(e) => Err(e)
-            .with_context(|| format!("getting {} {}/{name}", kind.kind, namespace.unwrap_or(""))),
+        Err(e) => Err(e).with_context(|| format!("getting {} {}/{name}", kind.kind, namespace.unwrap_or(""))),
     }
 }
 
 /// Deletes one object; absent is fine.
-pub async fn delete(
-    client: &kube::Client,
-    kind: &Kind,
-    namespace: Option<&str>,
-    name: &str,
-) -> Result<()> {
-    match kind
-        .api(client, namespace)
-        .delete(name, &DeleteParams::default())
-        .await
-    {
+pub async fn delete(client: &kube::Client, kind: &Kind, namespace: Option<&str>, name: &str) -> Result<()> {
+    match kind.api(client, namespace).delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(e).with_context(|| format!("deleting {} {name}", kind.kind)),
@@ -246,10 +212,7 @@ pub async fn watch_until<T>(
     kind: &Kind,
     timeout: Duration,
     what: &str,
-    mut check: impl FnMut(
-        Option<&Value>,
-        &std::collections::BTreeMap<(String, String), Value>,
-    ) -> Option<T>,
+    mut check: impl FnMut(Option<&Value>, &std::collections::BTreeMap<(String, String), Value>) -> Option<T>,
 ) -> Result<T> {
     let api = kind.api(client, None);
     let mut stream = watcher(api, watcher::Config::default()).boxed();
@@ -257,24 +220,15 @@ pub async fn watch_until<T>(
     let mut init = std::collections::BTreeMap::<(String, String), Value>::new();
     let key = |v: &Value| {
         (
-            v["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            v["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            v["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
+            v["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
         )
     };
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let event = match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) => bail!("timed out after {timeout:?} waiting until {what}"),
-            Ok(None) => bail!(
-                "the watch on {} ended while waiting until {what}",
-                kind.plural
-            ),
+            Ok(None) => bail!("the watch on {} ended while waiting until {what}", kind.plural),
             Ok(Some(Err(e))) => {
                 tracing::debug!("watch on {} restarts: {e}", kind.plural);
                 continue;
@@ -328,10 +282,7 @@ pub fn condition_true_and_current(obj: &Value, type_: &str) -> bool {
     if c["status"] != "True" {
         return false;
     }
-    match (
-        c["observedGeneration"].as_i64(),
-        obj["metadata"]["generation"].as_i64(),
-    ) {
+    match (c["observedGeneration"].as_i64(), obj["metadata"]["generation"].as_i64()) {
         (Some(seen), Some(generation)) => seen >= generation,
         _ => true,
     }
@@ -344,10 +295,7 @@ mod tests {
 
     #[test]
     fn paths_of_core_and_grouped_kinds() {
-        assert_eq!(
-            kinds::SECRET.url_path(Some("a")),
-            "/api/v1/namespaces/a/secrets"
-        );
+        assert_eq!(kinds::SECRET.url_path(Some("a")), "/api/v1/namespaces/a/secrets");
         assert_eq!(kinds::NAMESPACE.url_path(Some("a")), "/api/v1/namespaces");
         assert_eq!(
             kinds::CLUSTER_ISSUER.url_path(None),

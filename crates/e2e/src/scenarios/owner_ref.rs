@@ -28,12 +28,7 @@ pub(super) fn scenario() -> Scenario {
         issuer.clone(),
         "orders.s06.cmarchive.test",
     ));
-    s.certificate(&Certificate::new(
-        ns,
-        "payments",
-        issuer,
-        "payments.s06.cmarchive.test",
-    ));
+    s.certificate(&Certificate::new(ns, "payments", issuer, "payments.s06.cmarchive.test"));
     for name in ["orders", "payments"] {
         s.checks
             .push(Check::NoStaleOwnerReference(CertificateId::new(ns, name)));

@@ -78,14 +78,7 @@ impl SuiteReport {
         let _ = writeln!(
             out,
             "{:<3} {:<26} {:>5} {:>10} {:>7} {:>8}  {:<46} {:>6}",
-            "#",
-            "scenario",
-            "certs",
-            "reissued",
-            "verify",
-            "guide",
-            "negative control (must reissue)",
-            "result"
+            "#", "scenario", "certs", "reissued", "verify", "guide", "negative control (must reissue)", "result"
         );
         for s in &self.scenarios {
             if let Some(why) = &s.not_run {
@@ -109,12 +102,8 @@ impl SuiteReport {
                 s.name,
                 s.certificates,
                 reissued,
-                s.verify_code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                s.guide_reissued
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                s.verify_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                s.guide_reissued.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
                 truncate(&control, 46),
                 if s.failures.is_empty() { "ok" } else { "FAIL" },
             );
@@ -137,10 +126,7 @@ impl SuiteReport {
         );
         let (mut total, mut by_guide, mut by_us) = (0, 0, 0);
         for s in self.scenarios.iter().filter(|s| s.not_run.is_none()) {
-            let g = s
-                .guide_reissued
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "-".into());
+            let g = s.guide_reissued.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
             let c = match s.cmarchive_reissued {
                 Some(n) if s.expected > 0 => format!("{n} ({} expected)", s.expected),
                 Some(n) => n.to_string(),

@@ -18,8 +18,7 @@ pub(super) fn scenario() -> Result<Scenario> {
     );
     let ca = Ca::new("cmarchive scenario 5 CA")?;
     s.setup.push(ca.secret(ns, "template-ca"));
-    s.setup
-        .push(ca_issuer(Some(ns), "template-ca", "template-ca"));
+    s.setup.push(ca_issuer(Some(ns), "template-ca", "template-ca"));
     s.certificate(
         &Certificate::new(
             ns,

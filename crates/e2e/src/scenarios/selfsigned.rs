@@ -9,12 +9,7 @@ pub(super) fn scenario() -> Scenario {
     let mut s = Scenario::new(1, "selfsigned", "SelfSigned Issuer", &[ns]);
     s.setup.push(self_signed_issuer(Some(ns), "selfsigned"));
     let issuer = IssuerRef::issuer("selfsigned");
-    s.certificate(&Certificate::new(
-        ns,
-        "web",
-        issuer.clone(),
-        "web.s01.cmarchive.test",
-    ));
+    s.certificate(&Certificate::new(ns, "web", issuer.clone(), "web.s01.cmarchive.test"));
     s.certificate(&Certificate::new(ns, "api", issuer, "api.s01.cmarchive.test").duration("2160h"));
     s.control_all(Mistake::NoSecrets);
     s

@@ -20,11 +20,7 @@ pub(super) fn scenario() -> Result<Scenario> {
     let pki = Ca::new("stand-in for an external PKI")?;
     let creds = [
         opaque_secret(ns, "vault-token", &[("token", "hvs.cmarchive-test-token")]),
-        opaque_secret(
-            ns,
-            "vault-approle",
-            &[("secretId", "0f6c5e7e-approle-secret")],
-        ),
+        opaque_secret(ns, "vault-approle", &[("secretId", "0f6c5e7e-approle-secret")]),
         opaque_secret(ns, "vault-ca-bundle", &[("ca.crt", &pki.cert_pem)]),
         opaque_secret(
             ns,
@@ -67,12 +63,7 @@ pub(super) fn scenario() -> Result<Scenario> {
         ("approle-web", "vault-approle"),
         ("tpp-web", "venafi-tpp"),
     ] {
-        let crt = Certificate::new(
-            ns,
-            name,
-            IssuerRef::issuer(iss),
-            &format!("{name}.s11.cmarchive.test"),
-        );
+        let crt = Certificate::new(ns, name, IssuerRef::issuer(iss), &format!("{name}.s11.cmarchive.test"));
         let leaf = pki.issue(&crt.leaf_spec(
             now - jiff::SignedDuration::from_hours(1),
             now + jiff::SignedDuration::from_hours(2000),
@@ -86,14 +77,12 @@ pub(super) fn scenario() -> Result<Scenario> {
             .map(|c| {
                 (
                     ns.to_owned(),
-                    c["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
+                    c["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
                 )
             })
             .collect(),
     ));
+    s.unreachable_issuers = true;
     s.control_all(Mistake::NoSecrets);
     Ok(s)
 }
