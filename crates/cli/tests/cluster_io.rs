@@ -407,6 +407,21 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     let target = LocalCluster::start(&ClusterSpec::named("target")).await?;
     let target_client = target.client();
     let before = count_objects(&target_client, &["cert-manager", "default"]).await?;
+    // The preflight asks the API server (SelfSubjectAccessReview) before writing anything: a read-only identity
+    // is refused with the list of what it lacks, and nothing is created.
+    apply(&target_client, &rbac_objects("backup-reader", true)).await?;
+    let target_reader = work.path().join("target-reader.kubeconfig");
+    service_account_kubeconfig(&target, "backup-reader", &target_reader).await?;
+    let (code, _, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--kubeconfig")
+        .arg(&target_reader));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("lacks permissions"), "{stderr}");
+    assert!(stderr.contains("create secrets in namespace team-a"), "{stderr}");
     let (code, _, stderr) = run(cmarchive()
         .arg("restore")
         .arg(&archive)
@@ -501,16 +516,25 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(target_client.clone(), "cert-manager");
     let replicas_before = deployments.get("cert-manager").await?.spec.and_then(|s| s.replicas);
-    let (code, _, stderr) = run(cmarchive()
+    let (code, stdout, stderr) = run(cmarchive()
         .arg("restore")
         .arg(&archive)
         .arg("-i")
         .arg(&key)
         .arg("--pause-controller")
+        .arg("-o")
+        .arg("json")
         .arg("--kubeconfig")
         .arg(target.kubeconfig()));
     assert_eq!(code, 0, "second restore: {stderr}");
     assert!(!stderr.contains(" created"), "second restore created objects: {stderr}");
+    let second: Value = serde_json::from_str(&stdout)?;
+    assert_eq!(second["verify"]["reissued"], 0);
+    for (phase, applied) in second["phases"].as_object().context("phases")? {
+        for a in applied.as_array().context("applied")? {
+            assert_eq!(a["outcome"]["result"], "unchanged", "{phase}: {a}");
+        }
+    }
     assert!(stderr.contains("paused the cert-manager controller"), "{stderr}");
     let after = deployments.get("cert-manager").await?;
     assert_eq!(

@@ -302,4 +302,42 @@ mod tests {
         assert_eq!(readiness_message(Some(&not)), "Ready=False DoesNotExist: gone");
         assert_eq!(readiness_message(None), "not seen");
     }
+
+    /// The barrier against a real API server: it passes once its watch has delivered the Secret at the
+    /// resourceVersion the write returned, and it does not pass for a version the watch never delivers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn barrier_waits_for_the_watch() {
+        use cmarchive_e2e::local::LocalCluster;
+        use cmarchive_e2e::provider::{Cluster as _, ClusterSpec};
+        use kube::api::PostParams;
+        let cluster = LocalCluster::start(&ClusterSpec::named("barrier"))
+            .await
+            .expect("local cluster");
+        let client = cluster.client();
+        let namespaces = BTreeSet::from(["default".to_owned()]);
+        let barrier = SecretBarrier::open(&client, &namespaces).await.expect("watch");
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+        let mut secret = Secret::default();
+        secret.metadata.name = Some("barrier-probe".into());
+        let created = secrets.create(&PostParams::default(), &secret).await.expect("create");
+        let rv: u64 = created
+            .metadata
+            .resource_version
+            .expect("rv")
+            .parse()
+            .expect("numeric rv");
+        let expected = [("default".to_owned(), "barrier-probe".to_owned(), rv)];
+        barrier
+            .wait(&expected, Duration::from_secs(60))
+            .await
+            .expect("barrier passes");
+
+        let barrier = SecretBarrier::open(&client, &namespaces).await.expect("watch");
+        let never = [("default".to_owned(), "barrier-probe".to_owned(), rv + 1_000_000)];
+        let error = barrier
+            .wait(&never, Duration::from_secs(2))
+            .await
+            .expect_err("must not pass");
+        assert!(error.to_string().contains("has not seen 1 restored Secret"), "{error}");
+    }
 }
