@@ -496,16 +496,27 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
             requests.items
         );
     }
+    // Standalone verify, reaching the cluster through a KUBECONFIG list (missing files skipped, like kubectl).
+    let list = std::env::join_paths([work.path().join("missing.kubeconfig"), target.kubeconfig().to_owned()])?;
     let (code, stdout, _) = run(cmarchive()
+        .env("KUBECONFIG", &list)
         .arg("verify")
         .arg(&archive)
         .arg("-i")
         .arg(&key)
         .arg("-o")
-        .arg("json")
-        .arg("--kubeconfig")
-        .arg(target.kubeconfig()));
+        .arg("json"));
     assert_eq!(code, 0);
+    let (code, _, stderr) = run(cmarchive()
+        .env("KUBECONFIG", &list)
+        .arg("verify")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--context")
+        .arg("no-such-context"));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("context \"no-such-context\" not found"), "{stderr}");
     let report: Value = serde_json::from_str(&stdout)?;
     assert_eq!(report["reissued"], 0);
     assert_eq!(report["certificates"].as_array().map(Vec::len), Some(4));
@@ -652,6 +663,14 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg("--kubeconfig")
         .arg(control.kubeconfig()));
     assert!(code == 0 || code == 2, "restore of the broken archive: {stderr}");
+    for (namespace, name) in LEAVES {
+        assert!(
+            stderr.contains(&format!(
+                "prediction: cert-manager will reissue Certificate/{namespace}/{name} (DoesNotExist"
+            )),
+            "the restore warns before applying: {stderr}"
+        );
+    }
     let (code, stdout, _) = run(cmarchive()
         .arg("verify")
         .arg(&archive)

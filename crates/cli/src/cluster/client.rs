@@ -58,6 +58,26 @@ fn choose_source(options: &ConnectOptions, kubeconfig_env: Option<&str>, home: O
     }
 }
 
+/// Reads and merges the files of a `KUBECONFIG` list, first value wins. Like kubectl, files that do not exist
+/// are skipped; a list where none exists is an error.
+fn merge_env_list(list: &str) -> Result<Kubeconfig> {
+    let paths: Vec<PathBuf> = std::env::split_paths(list)
+        .filter(|p| !p.as_os_str().is_empty() && p.exists())
+        .collect();
+    if paths.is_empty() {
+        bail!("none of the files in KUBECONFIG ({list}) exists");
+    }
+    let mut merged = Kubeconfig::default();
+    for path in paths {
+        let next = Kubeconfig::read_from(&path)
+            .with_context(|| format!("cannot read kubeconfig {} (from KUBECONFIG)", path.display()))?;
+        merged = merged
+            .merge(next)
+            .with_context(|| format!("cannot merge kubeconfig {}", path.display()))?;
+    }
+    Ok(merged)
+}
+
 /// Connects with the options given, kubectl-style.
 pub async fn connect(options: &ConnectOptions) -> Result<Connection> {
     let env = std::env::var("KUBECONFIG").ok();
@@ -81,9 +101,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection> {
                 Source::File(path) | Source::Home(path) => {
                     Kubeconfig::read_from(path).with_context(|| format!("cannot read kubeconfig {}", path.display()))?
                 }
-                Source::Env => Kubeconfig::from_env()
-                    .context("cannot read the kubeconfig files listed in KUBECONFIG")?
-                    .unwrap_or_default(),
+                Source::Env => merge_env_list(env.as_deref().unwrap_or_default())?,
                 Source::InCluster => unreachable!("handled above"),
             };
             let context = options.context.clone().or_else(|| kubeconfig.current_context.clone());
@@ -146,6 +164,31 @@ mod tests {
             choose_source(&options, Some(""), Some("/nonexistent-home".into())),
             Source::InCluster
         );
+    }
+
+    #[test]
+    fn environment_list_merges_first_wins_and_skips_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("a");
+        let second = dir.path().join("b");
+        std::fs::write(
+            &first,
+            "apiVersion: v1\nkind: Config\ncurrent-context: one\nclusters:\n- name: c1\n  cluster:\n    server: https://one\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &second,
+            "apiVersion: v1\nkind: Config\ncurrent-context: two\nclusters:\n- name: c1\n  cluster:\n    server: https://two\n- name: c2\n  cluster:\n    server: https://other\n",
+        )
+        .unwrap();
+        let missing = dir.path().join("missing");
+        let list = std::env::join_paths([&missing, &first, &second]).unwrap();
+        let merged = merge_env_list(list.to_str().unwrap()).unwrap();
+        assert_eq!(merged.current_context.as_deref(), Some("one"));
+        assert_eq!(merged.clusters.len(), 2);
+        let c1 = merged.clusters.iter().find(|c| c.name == "c1").unwrap();
+        assert_eq!(c1.cluster.as_ref().unwrap().server.as_deref(), Some("https://one"));
+        assert!(merge_env_list(missing.to_str().unwrap()).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::cluster::error::ClusterError;
 use crate::cluster::verify::{self, Report};
 use crate::cluster::wait::{self, NotReady, SecretBarrier};
 use anyhow::{Context as _, Result, bail};
+use cmarchive_archive::certmanager::predict::{Outcome as Predicted, Prediction, predict};
 use cmarchive_archive::certmanager::{RestoreOptions as Remap, prepare_for_restore};
 use cmarchive_archive::manifest::{CertificateFacts, Manifest, PhaseName};
 use serde::Serialize;
@@ -47,6 +48,10 @@ pub struct RestoreReport {
     pub dry_run: bool,
     /// When the restore began (issuance after this counts as reissuance).
     pub started: Option<jiff::Timestamp>,
+    /// Certificates cert-manager will reissue whatever the order (renewal window, key mismatch, …), judged from
+    /// the archive before anything is applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicted_reissuance: Vec<Prediction>,
     /// Objects per phase with what happened to them.
     pub phases: BTreeMap<String, Vec<Applied>>,
     /// Issuers and Certificates that did not become Ready in time.
@@ -256,6 +261,21 @@ pub async fn restore(archive: &ArchiveContent<'_>, options: &RestoreOptions) -> 
         }
     }
 
+    // Preflight 0: what cert-manager will reissue no matter how carefully we restore, said before we start.
+    let everything: Vec<Value> = phases.iter().flat_map(|(_, objects)| objects.iter().cloned()).collect();
+    let predicted: Vec<Prediction> = predict(&everything, jiff::Timestamp::now())
+        .into_iter()
+        .filter(|p| matches!(p.outcome, Predicted::Reissued { .. }))
+        .collect();
+    for p in &predicted {
+        if let Predicted::Reissued { reason, message } = &p.outcome {
+            eprintln!(
+                "prediction: cert-manager will reissue {} ({reason}: {message})",
+                p.certificate
+            );
+        }
+    }
+
     // Preflight 1: permissions, all at once, before anything is written.
     let preview = Applier::new(client.clone(), apis.clone(), true, options.force_conflicts);
     let wanted = needed_permissions(&preview, &phases, options, deployment.as_ref()).await?;
@@ -271,6 +291,7 @@ pub async fn restore(archive: &ArchiveContent<'_>, options: &RestoreOptions) -> 
     let mut report = RestoreReport {
         dry_run: options.dry_run,
         started: Some(started),
+        predicted_reissuance: predicted,
         ..RestoreReport::default()
     };
     let mut would_change = 0;
