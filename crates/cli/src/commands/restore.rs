@@ -21,8 +21,7 @@ pub fn run(args: &RestoreArgs, archive: &VerifiedArchive) -> Result<i32> {
         },
         dry_run: args.dry_run,
         force_conflicts: args.force_conflicts,
-        timeout: parse_duration(&args.timeout)
-            .map_err(|e| CliError::Usage(format!("--timeout: {e:#}")))?,
+        timeout: parse_duration(&args.timeout).map_err(|e| CliError::Usage(format!("--timeout: {e:#}")))?,
         same_cluster: args.same_cluster,
         pause_controller: args.pause_controller,
         no_verify: args.no_verify,
@@ -30,11 +29,7 @@ pub fn run(args: &RestoreArgs, archive: &VerifiedArchive) -> Result<i32> {
     };
     let content = ArchiveContent {
         manifest: &archive.manifest,
-        objects: archive
-            .objects
-            .iter()
-            .map(|o| (o.phase, &o.object))
-            .collect(),
+        objects: archive.objects.iter().map(|o| (o.phase, &o.object)).collect(),
     };
     let report = cluster::block_on(restore(&content, &options))
         .map_err(CliError::Cluster)?

@@ -39,14 +39,7 @@ pub fn run(args: &VerifyArgs, archive: &VerifiedArchive) -> Result<i32> {
             &archive.manifest.source.cluster_resource_namespace,
             &target_crn,
         );
-        verify(
-            client,
-            &apis.certificates,
-            &apis.certificate_requests,
-            &facts,
-            since,
-        )
-        .await
+        verify(client, &apis.certificates, &apis.certificate_requests, &facts, since).await
     };
     let report: Report = cluster::block_on(work)
         .map_err(CliError::Cluster)?
@@ -59,12 +52,8 @@ pub fn run(args: &VerifyArgs, archive: &VerifiedArchive) -> Result<i32> {
 pub fn print_report<T: Serialize + ReportTable>(report: &T, format: ReportFormat) -> Result<()> {
     let text = match format {
         ReportFormat::Table => report.table(),
-        ReportFormat::Json => {
-            serde_json::to_string_pretty(report).map_err(|e| CliError::Usage(e.to_string()))? + "\n"
-        }
-        ReportFormat::Yaml => {
-            serde_saphyr::to_string(report).map_err(|e| CliError::Usage(e.to_string()))?
-        }
+        ReportFormat::Json => serde_json::to_string_pretty(report).map_err(|e| CliError::Usage(e.to_string()))? + "\n",
+        ReportFormat::Yaml => serde_saphyr::to_string(report).map_err(|e| CliError::Usage(e.to_string()))?,
     };
     std::io::stdout()
         .lock()
