@@ -20,7 +20,12 @@ pub const CONTROL_PLANE_DIR_ENV: &str = "CMARCHIVE_CONTROL_PLANE_DIR";
 pub const CACHE_ENV: &str = "CMARCHIVE_CACHE";
 
 /// Binary names inside a control-plane `bin` directory.
-pub const BINARIES: [&str; 4] = ["etcd", "kube-apiserver", "kube-controller-manager", "cert-manager-controller"];
+pub const BINARIES: [&str; 4] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "cert-manager-controller",
+];
 
 /// Parses `KEY=VALUE` lines, skipping blank lines and `#` comments (the subset of shell both sides share).
 pub fn parse_env(text: &str) -> BTreeMap<String, String> {
@@ -66,13 +71,18 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(CACHE_ENV).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache").join("cmarchive")
 }
 
 /// The `bin` directory `scripts/build-control-plane` fills for a version pair.
 pub fn default_bin_dir(kubernetes: &str, cert_manager: &str) -> PathBuf {
-    cache_dir().join("control-plane").join(format!("k8s-{kubernetes}_cm-{cert_manager}")).join("bin")
+    cache_dir()
+        .join("control-plane")
+        .join(format!("k8s-{kubernetes}_cm-{cert_manager}"))
+        .join("bin")
 }
 
 /// A built control plane: binaries, CRDs and the versions they were built from.
@@ -91,7 +101,9 @@ impl ControlPlane {
     /// the command that builds what is missing.
     pub fn locate(cert_manager: Option<&str>) -> anyhow::Result<ControlPlane> {
         let pinned = Versions::pinned();
-        let explicit = std::env::var_os(CONTROL_PLANE_DIR_ENV).filter(|d| !d.is_empty()).map(PathBuf::from);
+        let explicit = std::env::var_os(CONTROL_PLANE_DIR_ENV)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
         let bin_dir = match (&explicit, cert_manager) {
             (Some(dir), None) => dir.clone(),
             (Some(dir), Some(cm)) => {
@@ -101,7 +113,8 @@ impl ControlPlane {
                 } else {
                     // A sibling build for the other cert-manager version, next to the explicit one.
                     let root = dir.parent().and_then(Path::parent).unwrap_or(dir);
-                    root.join(format!("k8s-{}_cm-{cm}", here.versions.kubernetes)).join("bin")
+                    root.join(format!("k8s-{}_cm-{cm}", here.versions.kubernetes))
+                        .join("bin")
                 }
             }
             (None, cm) => default_bin_dir(&pinned.kubernetes, cm.unwrap_or(&pinned.cert_manager)),
@@ -141,7 +154,11 @@ impl ControlPlane {
                 bin_dir.display()
             )
         };
-        let missing: Vec<&str> = BINARIES.iter().copied().filter(|b| !bin_dir.join(b).is_file()).collect();
+        let missing: Vec<&str> = BINARIES
+            .iter()
+            .copied()
+            .filter(|b| !bin_dir.join(b).is_file())
+            .collect();
         if !missing.is_empty() {
             bail!("{} (missing: {})", hint(), missing.join(", "));
         }
@@ -152,7 +169,11 @@ impl ControlPlane {
         if !has_crds {
             bail!("{} (no CRDs in {})", hint(), crd_dir.display());
         }
-        Ok(ControlPlane { bin_dir: bin_dir.to_owned(), crd_dir, versions })
+        Ok(ControlPlane {
+            bin_dir: bin_dir.to_owned(),
+            crd_dir,
+            versions,
+        })
     }
 
     /// Full path of one binary.

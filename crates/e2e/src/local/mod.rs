@@ -140,39 +140,80 @@ impl LocalCluster {
                 (d.clone(), None)
             }
             None => {
-                let t = tempfile::Builder::new().prefix(&format!("cmarchive-e2e-{}-", spec.name)).tempdir()?;
+                let t = tempfile::Builder::new()
+                    .prefix(&format!("cmarchive-e2e-{}-", spec.name))
+                    .tempdir()?;
                 (t.path().to_owned(), Some(t))
             }
         };
         let keep = options.keep_work_dir || options.work_dir.is_some();
         // A kept temp dir is released from TempDir so that nothing deletes it.
-        let temp = temp.and_then(|t| if keep { drop(t.keep()); None } else { Some(t) });
+        let temp = temp.and_then(|t| {
+            if keep {
+                drop(t.keep());
+                None
+            } else {
+                Some(t)
+            }
+        });
         let log_dir = dir.join("logs");
         std::fs::create_dir_all(&log_dir)?;
 
-        let mut starter = Starter { procs: Vec::new(), timeout: options.step_timeout };
-        let result = starter.run(spec, &plane, &dir, &log_dir, &options).await;
-        match result {
-            Ok(started) => Ok(LocalCluster {
-                spec: spec.clone(),
-                plane,
-                dir,
-                _temp: temp,
-                log_dir,
-                kubeconfig: started.kubeconfig,
-                server: started.server,
-                ports: started.ports,
-                client: started.client,
-                core: Mutex::new(std::mem::take(&mut starter.procs)),
-                cert_manager: Mutex::new(Some(started.cert_manager)),
-                cert_manager_args: started.cert_manager_args,
-                step_timeout: options.step_timeout,
-            }),
-            Err(e) => {
-                let tails = tails(&starter.procs, 40);
-                drop(starter); // stops the processes before the directory goes away
-                let where_ = if keep { format!("; files kept in {}", dir.display()) } else { String::new() };
-                Err(e.context(format!("starting local cluster {:?}{where_}\n{tails}", spec.name)))
+        // Ports are chosen before the processes bind them; another process can take one in between. A start that
+        // failed on a bind conflict is retried with fresh ports.
+        let mut attempt = 1;
+        loop {
+            let mut starter = Starter {
+                procs: Vec::new(),
+                timeout: options.step_timeout,
+            };
+            let result = starter.run(spec, &plane, &dir, &log_dir, &options).await;
+            match result {
+                Ok(started) => {
+                    return Ok(LocalCluster {
+                        spec: spec.clone(),
+                        plane,
+                        dir,
+                        _temp: temp,
+                        log_dir,
+                        kubeconfig: started.kubeconfig,
+                        server: started.server,
+                        ports: started.ports,
+                        client: started.client,
+                        core: Mutex::new(std::mem::take(&mut starter.procs)),
+                        cert_manager: Mutex::new(Some(started.cert_manager)),
+                        cert_manager_args: started.cert_manager_args,
+                        step_timeout: options.step_timeout,
+                    });
+                }
+                Err(e) => {
+                    let tails = tails(&starter.procs, 40);
+                    drop(starter); // stops the processes before the directory is reused or removed
+                    if attempt < 3 && tails.contains("address already in use") {
+                        eprintln!(
+                            "local cluster {:?}: a port was taken meanwhile; retrying with new ports",
+                            spec.name
+                        );
+                        attempt += 1;
+                        for entry in std::fs::read_dir(&dir)?.flatten() {
+                            let path = entry.path();
+                            if path != log_dir {
+                                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+                            }
+                        }
+                        for entry in std::fs::read_dir(&log_dir)?.flatten() {
+                            let old = entry.path();
+                            let _ = std::fs::rename(&old, old.with_extension(format!("log.attempt{}", attempt - 1)));
+                        }
+                        continue;
+                    }
+                    let where_ = if keep {
+                        format!("; files kept in {}", dir.display())
+                    } else {
+                        String::new()
+                    };
+                    return Err(e.context(format!("starting local cluster {:?}{where_}\n{tails}", spec.name)));
+                }
             }
         }
     }
@@ -247,9 +288,12 @@ impl LocalCluster {
         let proc = spawn_cert_manager(&self.plane, &self.log_dir, &self.cert_manager_args)?;
         *lock(&self.cert_manager) = Some(proc);
         let addr = loopback(self.ports.cert_manager_health);
-        let checked = wait_until("cert-manager controller /healthz", self.step_timeout, || self.check_running(), || {
-            health_probe(addr, "/healthz")
-        })
+        let checked = wait_until(
+            "cert-manager controller /healthz",
+            self.step_timeout,
+            || self.check_running(),
+            || health_probe(addr, "/healthz"),
+        )
         .await;
         checked.map_err(|e| e.context(self.log_tails(30)))
     }
@@ -361,9 +405,19 @@ impl Starter {
         let server = format!("https://127.0.0.1:{}", ports.apiserver);
         let kubeconfig = dir.join("admin.kubeconfig");
         let admin = pki.client("admin", "cmarchive-admin", &["system:masters"])?;
-        pki::write_kubeconfig(&kubeconfig, &format!("cmarchive-{}", spec.name), &server, &pki.ca_cert, &admin)?;
+        pki::write_kubeconfig(
+            &kubeconfig,
+            &format!("cmarchive-{}", spec.name),
+            &server,
+            &pki.ca_cert,
+            &admin,
+        )?;
         let kcm_kubeconfig = dir.join("kube-controller-manager.kubeconfig");
-        let kcm = pki.client("kube-controller-manager", "kube-controller-manager", &["system:masters"])?;
+        let kcm = pki.client(
+            "kube-controller-manager",
+            "kube-controller-manager",
+            &["system:masters"],
+        )?;
         pki::write_kubeconfig(&kcm_kubeconfig, "local", &server, &pki.ca_cert, &kcm)?;
         let cm_kubeconfig = dir.join("cert-manager.kubeconfig");
         let cm = pki.client("cert-manager", "cert-manager", &["system:masters"])?;
@@ -455,7 +509,10 @@ impl Starter {
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         for ns in &namespaces {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            ns_api.patch(ns, &pp, &Patch::Apply(&body)).await.with_context(|| format!("creating namespace {ns}"))?;
+            ns_api
+                .patch(ns, &pp, &Patch::Apply(&body))
+                .await
+                .with_context(|| format!("creating namespace {ns}"))?;
         }
         self.apply_crds(&client, plane).await?;
 
@@ -492,12 +549,20 @@ impl Starter {
             self.procs.push(cm_proc);
             return Err(e.context(tail));
         }
-        Ok(Started { kubeconfig, server, ports, client, cert_manager: cm_proc, cert_manager_args })
+        Ok(Started {
+            kubeconfig,
+            server,
+            ports,
+            client,
+            cert_manager: cm_proc,
+            cert_manager_args,
+        })
     }
 
     fn spawn(&mut self, name: &str, plane: &ControlPlane, log_dir: &Path, args: &[String]) -> anyhow::Result<()> {
         let log = log_dir.join(format!("{name}.log"));
-        self.procs.push(ManagedProcess::spawn(name, &plane.binary(name), args, &log)?);
+        self.procs
+            .push(ManagedProcess::spawn(name, &plane.binary(name), args, &log)?);
         Ok(())
     }
 
@@ -516,11 +581,19 @@ impl Starter {
         let mut names = Vec::new();
         for file in plane.crd_files()? {
             let text = std::fs::read_to_string(&file)?;
-            let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
-                .map_err(|e| anyhow::anyhow!("parsing {}: {e}", file.display()))?;
-            for doc in docs.into_iter().filter(|d| d.get("kind").and_then(|k| k.as_str()) == Some("CustomResourceDefinition")) {
-                let name = doc["metadata"]["name"].as_str().context("CRD without a name")?.to_owned();
-                api.patch(&name, &pp, &Patch::Apply(&doc)).await.with_context(|| format!("applying CRD {name}"))?;
+            let docs: Vec<serde_json::Value> =
+                serde_saphyr::from_multiple(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", file.display()))?;
+            for doc in docs
+                .into_iter()
+                .filter(|d| d.get("kind").and_then(|k| k.as_str()) == Some("CustomResourceDefinition"))
+            {
+                let name = doc["metadata"]["name"]
+                    .as_str()
+                    .context("CRD without a name")?
+                    .to_owned();
+                api.patch(&name, &pp, &Patch::Apply(&doc))
+                    .await
+                    .with_context(|| format!("applying CRD {name}"))?;
                 names.push(name);
             }
         }
@@ -558,8 +631,10 @@ impl Starter {
 async fn apply_deployment(client: &kube::Client, version: &str, args: &[String]) -> anyhow::Result<()> {
     // Flags that only make sense for a process outside the cluster stay out of the Deployment.
     let local_only = ["--kubeconfig=", "--internal-healthz-listen-address=", "--leader-elect="];
-    let container_args: Vec<&String> =
-        args.iter().filter(|a| !local_only.iter().any(|p| a.starts_with(p))).collect();
+    let container_args: Vec<&String> = args
+        .iter()
+        .filter(|a| !local_only.iter().any(|p| a.starts_with(p)))
+        .collect();
     let labels = json!({
         "app": "cert-manager",
         "app.kubernetes.io/name": "cert-manager",
@@ -593,9 +668,13 @@ async fn apply_deployment(client: &kube::Client, version: &str, args: &[String])
         },
     });
     let api: Api<Deployment> = Api::namespaced(client.clone(), "cert-manager");
-    api.patch("cert-manager", &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
-        .await
-        .context("creating Deployment cert-manager/cert-manager")?;
+    api.patch(
+        "cert-manager",
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .context("creating Deployment cert-manager/cert-manager")?;
     Ok(())
 }
 
@@ -653,15 +732,27 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
 }
 
-/// A free loopback port. Ports handed out earlier in this process are never handed out again, so clusters
-/// started side by side cannot collide with each other.
+/// A free loopback port, chosen at random below the kernel's ephemeral range so that outgoing connections
+/// (which take ephemeral ports) cannot grab it before the process binds it. Ports handed out earlier in this
+/// process are never handed out again, so clusters started side by side cannot collide with each other.
 pub fn free_port() -> anyhow::Result<u16> {
+    use std::hash::{BuildHasher as _, RandomState};
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    for _ in 0..100 {
-        let port = TcpListener::bind(loopback(0))?.local_addr()?.port();
-        if lock(&GIVEN).get_or_insert_with(HashSet::new).insert(port) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = if ephemeral_low > 12_000 {
+        (ephemeral_low - 10_000, ephemeral_low)
+    } else {
+        (1024, 65535)
+    };
+    let random = RandomState::new();
+    for i in 0..1000u32 {
+        let port = low + (random.hash_one(i) % u64::from(high - low)) as u16;
+        if TcpListener::bind(loopback(port)).is_ok() && lock(&GIVEN).get_or_insert_with(HashSet::new).insert(port) {
             return Ok(port);
         }
     }
-    bail!("no free loopback port found")
+    bail!("no free loopback port found in {low}..{high}")
 }

@@ -31,10 +31,19 @@ impl ManagedProcess {
             .with_context(|| format!("opening {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
         die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", program.display()))?;
-        Ok(ManagedProcess { name: name.to_owned(), child, log: log.to_owned(), exited: None })
+        Ok(ManagedProcess {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+            exited: None,
+        })
     }
 
     /// The name used in messages (`etcd`, `kube-apiserver`, …).
@@ -70,7 +79,12 @@ impl ManagedProcess {
 
     /// The last `lines` lines of the log, framed with the process name, for error messages.
     pub fn tail(&self, lines: usize) -> String {
-        format!("----- last {lines} lines of {} ({}) -----\n{}", self.name, self.log.display(), tail_file(&self.log, lines))
+        format!(
+            "----- last {lines} lines of {} ({}) -----\n{}",
+            self.name,
+            self.log.display(),
+            tail_file(&self.log, lines)
+        )
     }
 
     /// Sends SIGTERM to the process group, waits up to `grace`, then SIGKILLs the group and reaps the process.
