@@ -654,14 +654,35 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg("-r")
         .arg(&recipient));
     assert_eq!(code, 0);
-    let control = LocalCluster::start(&ClusterSpec::named("control")).await?;
+    // This target's cert-manager keeps ClusterIssuer Secrets in kube-system (the binary's default), so the
+    // restore also moves the CA (Certificate and Secret) there; the reissued leaves are signed by that CA.
+    let mut control_spec = ClusterSpec::named("control");
+    control_spec.cluster_resource_namespace = "kube-system".into();
+    let control = LocalCluster::start(&control_spec).await?;
     let (code, _, stderr) = run(cmarchive()
         .arg("restore")
         .arg(&broken)
         .arg("-i")
         .arg(&key)
+        .arg("--timeout")
+        .arg("2m")
         .arg("--kubeconfig")
         .arg(control.kubeconfig()));
+    assert!(
+        stderr.contains("cluster resource namespace: cert-manager (archive) → kube-system (target)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("0 not ready") || !stderr.contains("not ready:"),
+        "{stderr}"
+    );
+    let moved = get_secret(&control.client(), "kube-system", "root-ca")
+        .await?
+        .context("CA moved to kube-system")?;
+    let original = get_secret(&source_client, "cert-manager", "root-ca")
+        .await?
+        .context("source CA")?;
+    assert_eq!(moved["data"]["tls.crt"], original["data"]["tls.crt"]);
     assert!(code == 0 || code == 2, "restore of the broken archive: {stderr}");
     for (namespace, name) in LEAVES {
         assert!(
@@ -687,6 +708,12 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         assert!(!line.is_empty(), "verify names {namespace}/{name}: {stdout}");
     }
     assert!(stdout.contains("3 reissued"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("kube-system") && l.contains("root-ca") && l.ends_with("ok")),
+        "the moved CA is the archived one: {stdout}"
+    );
     assert!(
         stdout.contains("Secret does not exist"),
         "cert-manager's reason is given: {stdout}"

@@ -117,6 +117,25 @@ pub fn remap_facts(facts: &[CertificateFacts], source_crn: &str, target_crn: &st
         .collect()
 }
 
+/// Label the API server sets on every Namespace to its name. Applying it ourselves adds nothing and, when the
+/// cluster resource namespace is remapped, the archived value names the old namespace: a conflict with the API
+/// server's own field manager.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+fn drop_server_owned_labels(object: &mut Value) {
+    if kind(object) != "Namespace" {
+        return;
+    }
+    if let Some(labels) = object.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+        labels.remove(NAMESPACE_NAME_LABEL);
+        if labels.is_empty()
+            && let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            metadata.remove("labels");
+        }
+    }
+}
+
 /// The permissions a restore of these objects needs.
 async fn needed_permissions(
     applier: &Applier,
@@ -254,7 +273,8 @@ pub async fn restore(archive: &ArchiveContent<'_>, options: &RestoreOptions) -> 
     };
     let mut phases: Vec<(PhaseName, Vec<Value>)> = Vec::new();
     for (phase, object) in &archive.objects {
-        let prepared = prepare_for_restore(object, &remap);
+        let mut prepared = prepare_for_restore(object, &remap);
+        drop_server_owned_labels(&mut prepared);
         match phases.last_mut() {
             Some((p, list)) if p == phase => list.push(prepared),
             _ => phases.push((*phase, vec![prepared])),
@@ -486,6 +506,18 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespace_name_label_is_left_to_the_api_server() {
+        let mut namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "kube-system", "labels": {"kubernetes.io/metadata.name": "cert-manager", "team": "x"}}});
+        drop_server_owned_labels(&mut namespace);
+        assert_eq!(namespace["metadata"]["labels"], serde_json::json!({"team": "x"}));
+        let mut bare = serde_json::json!({"kind": "Namespace",
+            "metadata": {"name": "a", "labels": {"kubernetes.io/metadata.name": "a"}}});
+        drop_server_owned_labels(&mut bare);
+        assert!(bare["metadata"].get("labels").is_none());
+    }
 
     #[test]
     fn durations() {
