@@ -403,6 +403,39 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     assert!(stderr.contains("`get` on `secrets`"), "names the permission: {stderr}");
     assert!(!work.path().join("limited.cmar").exists(), "no archive on failure");
 
+    // --- back into the source itself (--same-cluster): nothing changes, and issuance from before the restore
+    // (the CertificateRequests and revisions of the original issuance) is not mistaken for reissuance.
+    let (code, stdout, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--same-cluster")
+        .arg("--kubeconfig")
+        .arg(source.kubeconfig()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("verified 4 certificates: 0 reissued"), "{stdout}");
+    assert!(!stderr.contains(" created") && !stderr.contains(" changed"), "{stderr}");
+    let (code, stdout, _) = run(cmarchive()
+        .arg("verify")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--kubeconfig")
+        .arg(source.kubeconfig()));
+    assert_eq!(code, 0, "the source still holds the archived certificates: {stdout}");
+    // … but counting from before the original issuance, its CertificateRequests are issuance: verify can fail.
+    let (code, stdout, _) = run(cmarchive()
+        .arg("verify")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&key)
+        .arg("--since")
+        .arg("2000-01-01T00:00:00Z")
+        .arg("--kubeconfig")
+        .arg(source.kubeconfig()));
+    assert_eq!(code, 2, "{stdout}");
+
     // --- fresh target: dry run changes nothing, restore, verify
     let target = LocalCluster::start(&ClusterSpec::named("target")).await?;
     let target_client = target.client();
@@ -756,5 +789,22 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         stderr.contains("cert-manager CRDs not found in cluster") && stderr.contains("is cert-manager installed?"),
         "{stderr}"
     );
+    // An archive that carries the CRDs can still be planned there: the dry run shows them being created. (The
+    // reissued Secrets now belong to cert-manager's field manager: without --force-conflicts they conflict.)
+    let (code, _, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&with_crds)
+        .arg("-i")
+        .arg(&key)
+        .arg("--dry-run")
+        .arg("--force-conflicts")
+        .arg("--kubeconfig")
+        .arg(control.kubeconfig()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("would be created CustomResourceDefinition certificates.cert-manager.io"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("their CRDs do not exist yet"), "{stderr}");
     Ok(())
 }
