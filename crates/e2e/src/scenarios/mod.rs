@@ -9,6 +9,7 @@ pub mod cli;
 pub mod control;
 pub mod guide;
 pub mod objects;
+pub mod pebble;
 pub mod report;
 pub mod runner;
 
@@ -185,6 +186,14 @@ pub enum Check {
     NoStaleOwnerReference(CertificateId),
     /// The Certificate was created in the target by ingress-shim (controller owner reference to an Ingress).
     OwnedByIngress(CertificateId),
+    /// The ACME Issuer is Ready in the target with the same account URI as in the source: its account key came
+    /// along, so no new ACME account was registered.
+    AcmeAccountReused {
+        /// Namespace of the Issuer.
+        namespace: String,
+        /// Issuer name.
+        issuer: String,
+    },
 }
 
 /// One scenario of the matrix.
@@ -224,6 +233,8 @@ pub struct Scenario {
     /// Issuers that can never become Ready here (their servers do not exist): the restore is given a short
     /// `--timeout` and may exit 1 as long as the only complaint is those issuers.
     pub unreachable_issuers: bool,
+    /// Needs the suite's ACME server; its objects carry the placeholders of [`pebble`].
+    pub needs_acme_server: bool,
     /// Why the scenario cannot run here, if it cannot.
     pub not_run: Option<&'static str>,
 }
@@ -248,6 +259,7 @@ impl Scenario {
             checks: Vec::new(),
             control: None,
             unreachable_issuers: false,
+            needs_acme_server: false,
             not_run: None,
         }
     }
@@ -304,7 +316,7 @@ pub fn all(opts: &Options) -> Result<Vec<Scenario>> {
         ingress_shim::scenario(),
         gateway_shim::scenario(),
         many::scenario(opts)?,
-        acme::scenario(),
+        acme::scenario()?,
         vault_venafi::scenario()?,
         renewal::scenario()?,
     ];

@@ -44,6 +44,8 @@ fn log(start: Instant, msg: impl AsRef<str>) {
 /// One scenario's state between the source and the target phases.
 struct Packed {
     archive: PathBuf,
+    /// ACME account URI per (namespace, Issuer) in the source, for [`Check::AcmeAccountReused`].
+    acme_accounts: BTreeMap<(String, String), String>,
     source: Snapshot,
     captured: Option<Captured>,
     report: ScenarioReport,
@@ -55,13 +57,34 @@ pub async fn run_suite(provider: &dyn Provider, cfg: &SuiteConfig) -> Result<Sui
     let start = Instant::now();
     std::fs::create_dir_all(&cfg.work_dir)?;
     let cm = Cmarchive::keygen(&cfg.cmarchive, &cfg.work_dir.join("cmarchive")).await?;
+    // One ACME server for the whole suite, so source and target see the same accounts.
+    let needs_acme = cfg.scenarios.iter().any(|s| s.needs_acme_server && s.not_run.is_none());
+    let pebble = if needs_acme {
+        Some(super::pebble::Pebble::start(&cfg.work_dir.join("pebble")).await?)
+    } else {
+        None
+    };
+    let scenarios: Vec<Scenario> = cfg
+        .scenarios
+        .iter()
+        .cloned()
+        .map(|mut s| {
+            if let (true, Some(p)) = (s.needs_acme_server, &pebble) {
+                s.setup
+                    .iter_mut()
+                    .chain(s.redeploy.iter_mut())
+                    .for_each(|o| p.substitute(o));
+            }
+            s
+        })
+        .collect();
     let mut suite = SuiteReport {
         provider: provider.name().to_owned(),
         ..Default::default()
     };
     let mut reports: BTreeMap<&str, ScenarioReport> = BTreeMap::new();
     let mut groups: BTreeMap<&ClusterVariant, Vec<&Scenario>> = BTreeMap::new();
-    for s in &cfg.scenarios {
+    for s in &scenarios {
         let mut r = ScenarioReport {
             number: s.number,
             name: s.name.to_owned(),
@@ -209,7 +232,8 @@ pub async fn run_suite(provider: &dyn Provider, cfg: &SuiteConfig) -> Result<Sui
         }
     }
     drop(targets);
-    suite.scenarios = cfg.scenarios.iter().filter_map(|s| reports.remove(s.name)).collect();
+    suite.scenarios = scenarios.iter().filter_map(|s| reports.remove(s.name)).collect();
+    drop(pebble);
     suite.seconds = start.elapsed().as_secs_f64();
     log(start, "suite done");
     Ok(suite)
@@ -292,6 +316,15 @@ async fn pack_one(source: &dyn Cluster, s: &Scenario, cm: &Cmarchive, cfg: &Suit
     let archive = cm_dir(cfg).join(format!("{:02}-{}.cmar", s.number, s.name));
     let run = cm.pack(&archive, source.kubeconfig(), &s.namespaces).await?;
     run.expect_code(0).with_context(|| format!("packing {}", s.name))?;
+    let mut acme_accounts = BTreeMap::new();
+    for check in &s.checks {
+        if let Check::AcmeAccountReused { namespace, issuer } = check {
+            let uri = wait_acme_account(&client, namespace, issuer, cfg.timeout)
+                .await
+                .context("in the source")?;
+            acme_accounts.insert((namespace.clone(), issuer.clone()), uri);
+        }
+    }
     let captured = if cfg.controls {
         Some(control::capture(&client, s, &s.target.cluster_resource_namespace).await?)
     } else {
@@ -299,6 +332,7 @@ async fn pack_one(source: &dyn Cluster, s: &Scenario, cm: &Cmarchive, cfg: &Suit
     };
     Ok(Packed {
         archive,
+        acme_accounts,
         source: snap,
         captured,
         report: ScenarioReport::default(),
@@ -374,7 +408,7 @@ async fn restore_phase(
         p.report.failures.push(format!("after cmarchive restore: {e:#}"));
     }
     for check in &s.checks {
-        if let Err(e) = run_check(&client, check, s, &after).await {
+        if let Err(e) = run_check(&client, check, s, &after, &p.acme_accounts, cfg).await {
             p.report.failures.push(format!("check failed: {e:#}"));
         }
     }
@@ -389,7 +423,33 @@ async fn restore_phase(
     Ok(())
 }
 
-async fn run_check(client: &kube::Client, check: &Check, s: &Scenario, after: &Snapshot) -> Result<()> {
+/// Waits until the ACME Issuer is Ready and returns its account URI.
+async fn wait_acme_account(client: &kube::Client, namespace: &str, issuer: &str, timeout: Duration) -> Result<String> {
+    let key = (namespace.to_owned(), issuer.to_owned());
+    objects::watch_until(
+        client,
+        objects::kinds::ISSUER,
+        timeout,
+        &format!("Issuer {namespace}/{issuer} is Ready"),
+        |_, all| {
+            let iss = all.get(&key)?;
+            if !objects::condition_true_and_current(iss, "Ready") {
+                return None;
+            }
+            iss["status"]["acme"]["uri"].as_str().map(str::to_owned)
+        },
+    )
+    .await
+}
+
+async fn run_check(
+    client: &kube::Client,
+    check: &Check,
+    s: &Scenario,
+    after: &Snapshot,
+    acme_accounts: &BTreeMap<(String, String), String>,
+    cfg: &SuiteConfig,
+) -> Result<()> {
     match check {
         Check::SecretsIdentical(list) => {
             for (ns, name) in list {
@@ -448,6 +508,17 @@ async fn run_check(client: &kube::Client, check: &Check, s: &Scenario, after: &S
                 );
             }
         }
+        Check::AcmeAccountReused { namespace, issuer } => {
+            let before = acme_accounts
+                .get(&(namespace.clone(), issuer.clone()))
+                .with_context(|| format!("no source account recorded for {namespace}/{issuer}"))?;
+            let now = wait_acme_account(client, namespace, issuer, cfg.timeout)
+                .await
+                .context("in the target")?;
+            if &now != before {
+                bail!("Issuer {namespace}/{issuer} registered a new ACME account {now}; the source used {before}");
+            }
+        }
         Check::OwnedByIngress(id) => {
             let st = after.certificates.get(id).with_context(|| format!("{id} missing"))?;
             if !st.owner_kinds.iter().any(|k| k == "Ingress") {
@@ -480,6 +551,23 @@ async fn control_phase(
         wait_bound(cfg, ctl.must_reissue.len()),
     )
     .await?;
+    // Without the account key, cert-manager must register a new ACME account: the account check can fail.
+    if ctl.mistake == super::Mistake::NoSecrets {
+        for check in &s.checks {
+            if let Check::AcmeAccountReused { namespace, issuer } = check {
+                let before = p
+                    .acme_accounts
+                    .get(&(namespace.clone(), issuer.clone()))
+                    .context("no source account")?;
+                let now = wait_acme_account(&target.client(), namespace, issuer, cfg.timeout).await?;
+                if &now == before {
+                    p.report
+                        .failures
+                        .push(format!("the control re-used ACME account {now} without its key"));
+                }
+            }
+        }
+    }
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
     for r in seen.values() {
         *reasons.entry(r.as_str()).or_default() += 1;
