@@ -2,10 +2,12 @@
 //! leaf certificate that was archived (same SHA-256 fingerprint), and cert-manager started no issuance for it
 //! since the restore began. When something was reissued, say which and why, in cert-manager's own words.
 
+use crate::cluster::collect::CONCURRENT_GETS;
 use crate::cluster::raw::Resource;
 use crate::cluster::wait::{condition, is_ready, readiness_message};
 use anyhow::Result;
 use cmarchive_archive::manifest::CertificateFacts;
+use futures::{StreamExt as _, TryStreamExt as _, stream};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -314,33 +316,38 @@ pub async fn verify(
         let requests = certificate_requests.list(client, Some(&namespace), None).await?;
         requests_by_namespace.insert(namespace, requests);
     }
-    let mut checks = Vec::new();
-    for f in facts {
-        let certificate = certificates.get(client, Some(&f.namespace), &f.name).await?;
-        let secret_name = certificate
-            .as_ref()
-            .and_then(|c| c.pointer("/spec/secretName"))
-            .and_then(Value::as_str)
-            .unwrap_or(&f.secret_name)
-            .to_owned();
-        let secret = secrets.get(client, Some(&f.namespace), &secret_name).await?;
-        let requests = requests_by_namespace
-            .get(&f.namespace)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let mut checked = check(f, certificate.as_ref(), secret.as_ref(), requests, since);
-        if checked.verdict == Verdict::Reissued
-            && !checked.reason.as_deref().is_some_and(|r| r.starts_with("Issuing"))
-            && let Some(uid) = certificate
+    let requests_by_namespace = &requests_by_namespace;
+    let secrets = &secrets;
+    let mut checks: Vec<CertificateCheck> = stream::iter(facts)
+        .map(|f| async move {
+            let certificate = certificates.get(client, Some(&f.namespace), &f.name).await?;
+            let secret_name = certificate
                 .as_ref()
-                .and_then(|c| c.pointer("/metadata/uid"))
+                .and_then(|c| c.pointer("/spec/secretName"))
                 .and_then(Value::as_str)
-            && let Some(trigger) = issuing_event(client, &f.namespace, &f.name, uid, since).await
-        {
-            checked.reason = Some(format!("{trigger}; {}", checked.reason.unwrap_or_default()));
-        }
-        checks.push(checked);
-    }
+                .unwrap_or(&f.secret_name)
+                .to_owned();
+            let secret = secrets.get(client, Some(&f.namespace), &secret_name).await?;
+            let requests = requests_by_namespace
+                .get(&f.namespace)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let mut checked = check(f, certificate.as_ref(), secret.as_ref(), requests, since);
+            if checked.verdict == Verdict::Reissued
+                && !checked.reason.as_deref().is_some_and(|r| r.starts_with("Issuing"))
+                && let Some(uid) = certificate
+                    .as_ref()
+                    .and_then(|c| c.pointer("/metadata/uid"))
+                    .and_then(Value::as_str)
+                && let Some(trigger) = issuing_event(client, &f.namespace, &f.name, uid, since).await
+            {
+                checked.reason = Some(format!("{trigger}; {}", checked.reason.unwrap_or_default()));
+            }
+            anyhow::Ok(checked)
+        })
+        .buffer_unordered(CONCURRENT_GETS)
+        .try_collect()
+        .await?;
     checks.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let count = |v: Verdict| checks.iter().filter(|c| c.verdict == v).count();
     Ok(Report {
