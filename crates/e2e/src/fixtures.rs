@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
 };
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -78,9 +78,7 @@ impl Ca {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).context("generating a CA key")?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -101,27 +99,19 @@ impl Ca {
 
     /// Signs a fresh ECDSA P-256 leaf for `spec` (server and client auth, like cert-manager's defaults).
     pub fn issue(&self, spec: &LeafSpec) -> Result<IssuedLeaf> {
-        let key =
-            KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).context("generating a leaf key")?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).context("generating a leaf key")?;
         let mut params = CertificateParams::new(spec.dns_names.clone())?;
         params.distinguished_name = DistinguishedName::new();
         if let Some(cn) = &spec.common_name {
-            params
-                .distinguished_name
-                .push(DnType::CommonName, cn.as_str());
+            params.distinguished_name.push(DnType::CommonName, cn.as_str());
         }
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.not_before = to_offset(spec.not_before)?;
         params.not_after = to_offset(spec.not_after)?;
         params.serial_number = Some(fresh_serial());
         params.use_authority_key_identifier_extension = true;
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .context("signing a leaf")?;
+        let cert = params.signed_by(&key, &self.issuer).context("signing a leaf")?;
         Ok(IssuedLeaf {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -140,11 +130,7 @@ impl Ca {
                 ("ca.crt", self.cert_pem.as_bytes()),
             ],
         );
-        set_path(
-            &mut secret,
-            &["metadata", "labels", "cmarchive.test/role"],
-            json!("ca"),
-        );
+        set_path(&mut secret, &["metadata", "labels", "cmarchive.test/role"], json!("ca"));
         secret
     }
 }
@@ -396,13 +382,7 @@ impl Certificate {
 }
 
 /// A `networking.k8s.io/v1` Ingress with one TLS host, annotated for ingress-shim with the given issuer.
-pub fn ingress(
-    namespace: &str,
-    name: &str,
-    host: &str,
-    secret_name: &str,
-    issuer: &IssuerRef,
-) -> Value {
+pub fn ingress(namespace: &str, name: &str, host: &str, secret_name: &str, issuer: &IssuerRef) -> Value {
     let annotation = match issuer.kind.as_str() {
         "ClusterIssuer" => "cert-manager.io/cluster-issuer",
         _ => "cert-manager.io/issuer",
@@ -449,10 +429,7 @@ pub fn set_path(obj: &mut Value, path: &[&str], value: Value) {
 
 /// Decodes one base64 value of a Secret's `data`.
 pub fn secret_data(secret: &Value, key: &str) -> Option<Vec<u8>> {
-    let encoded = secret.pointer(&format!(
-        "/data/{}",
-        key.replace('~', "~0").replace('/', "~1")
-    ))?;
+    let encoded = secret.pointer(&format!("/data/{}", key.replace('~', "~0").replace('/', "~1")))?;
     BASE64.decode(encoded.as_str()?).ok()
 }
 
@@ -512,10 +489,7 @@ mod tests {
         let key = KeyPair::from_pem(&leaf.key_pem).unwrap();
         let der = parse(&leaf.cert_pem);
         let (_, x) = X509Certificate::from_der(&der).unwrap();
-        assert_eq!(
-            x.public_key().subject_public_key.data.as_ref(),
-            key.public_key_raw()
-        );
+        assert_eq!(x.public_key().subject_public_key.data.as_ref(), key.public_key_raw());
     }
 
     #[test]
@@ -549,12 +523,7 @@ mod tests {
     #[test]
     fn issued_secret_carries_what_cert_manager_compares() {
         let ca = Ca::new("fixture CA").unwrap();
-        let crt = Certificate::new(
-            "ns1",
-            "web",
-            IssuerRef::cluster_issuer("corp-ca"),
-            "web.example.com",
-        );
+        let crt = Certificate::new("ns1", "web", IssuerRef::cluster_issuer("corp-ca"), "web.example.com");
         let leaf = ca
             .issue(&crt.leaf_spec(
                 jiff::Timestamp::now(),
@@ -569,14 +538,8 @@ mod tests {
         assert_eq!(a["cert-manager.io/issuer-name"], "corp-ca");
         assert_eq!(a["cert-manager.io/issuer-group"], "cert-manager.io");
         assert_eq!(a["cert-manager.io/certificate-name"], "web");
-        assert_eq!(
-            s["metadata"]["labels"]["controller.cert-manager.io/fao"],
-            "true"
-        );
-        assert_eq!(
-            secret_data(&s, "tls.crt").unwrap(),
-            leaf.cert_pem.as_bytes()
-        );
+        assert_eq!(s["metadata"]["labels"]["controller.cert-manager.io/fao"], "true");
+        assert_eq!(secret_data(&s, "tls.crt").unwrap(), leaf.cert_pem.as_bytes());
         assert_eq!(secret_data(&s, "ca.crt").unwrap(), ca.cert_pem.as_bytes());
     }
 
@@ -603,20 +566,8 @@ mod tests {
             "web-tls",
             &IssuerRef::cluster_issuer("corp"),
         );
-        assert_eq!(
-            v["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
-            "corp"
-        );
-        let v = ingress(
-            "ns",
-            "web",
-            "web.example.com",
-            "web-tls",
-            &IssuerRef::issuer("local"),
-        );
-        assert_eq!(
-            v["metadata"]["annotations"]["cert-manager.io/issuer"],
-            "local"
-        );
+        assert_eq!(v["metadata"]["annotations"]["cert-manager.io/cluster-issuer"], "corp");
+        let v = ingress("ns", "web", "web.example.com", "web-tls", &IssuerRef::issuer("local"));
+        assert_eq!(v["metadata"]["annotations"]["cert-manager.io/issuer"], "local");
     }
 }

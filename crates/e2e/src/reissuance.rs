@@ -65,11 +65,8 @@ pub struct LeafIdentity {
 /// The identity of the first certificate of a PEM chain (`tls.crt` holds the leaf first).
 pub fn leaf_identity(pem_chain: &[u8]) -> Result<LeafIdentity> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem_chain).context("tls.crt is not PEM")?;
-    let cert = pem
-        .parse_x509()
-        .context("tls.crt is not an X.509 certificate")?;
-    let not_after =
-        jiff::Timestamp::from_second(cert.validity().not_after.timestamp())?.to_string();
+    let cert = pem.parse_x509().context("tls.crt is not an X.509 certificate")?;
+    let not_after = jiff::Timestamp::from_second(cert.validity().not_after.timestamp())?.to_string();
     Ok(LeafIdentity {
         serial: hex::encode(cert.raw_serial()),
         sha256: hex::encode(Sha256::digest(&pem.contents)),
@@ -79,12 +76,7 @@ pub fn leaf_identity(pem_chain: &[u8]) -> Result<LeafIdentity> {
 
 /// Data keys whose bytes legitimately change without reissuance: cert-manager re-encodes JKS and PKCS#12
 /// keystores (fresh random salt) whenever it re-applies a Secret it did not write itself, as after any restore.
-pub const REENCODED_KEYS: &[&str] = &[
-    "keystore.jks",
-    "truststore.jks",
-    "keystore.p12",
-    "truststore.p12",
-];
+pub const REENCODED_KEYS: &[&str] = &["keystore.jks", "truststore.jks", "keystore.p12", "truststore.p12"];
 
 /// A Secret as far as reissuance is concerned.
 #[derive(Clone, Debug, Serialize)]
@@ -110,17 +102,9 @@ impl SecretState {
         let leaf = data.get("tls.crt").and_then(|pem| leaf_identity(pem).ok());
         let owner_uids = secret["metadata"]["ownerReferences"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|o| o["uid"].as_str().map(str::to_owned))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|o| o["uid"].as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
-        SecretState {
-            data,
-            leaf,
-            owner_uids,
-        }
+        SecretState { data, leaf, owner_uids }
     }
 }
 
@@ -159,9 +143,7 @@ pub async fn snapshot(client: &kube::Client, namespaces: &[String]) -> Result<Sn
         let requests = objects::list(client, kinds::CERTIFICATE_REQUEST, Some(ns)).await?;
         let mut by_cert: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for cr in &requests {
-            if let Some(crt) =
-                cr["metadata"]["annotations"]["cert-manager.io/certificate-name"].as_str()
-            {
+            if let Some(crt) = cr["metadata"]["annotations"]["cert-manager.io/certificate-name"].as_str() {
                 by_cert.entry(crt.to_owned()).or_default().insert(format!(
                     "{} {}",
                     cr["metadata"]["name"].as_str().unwrap_or_default(),
@@ -171,49 +153,28 @@ pub async fn snapshot(client: &kube::Client, namespaces: &[String]) -> Result<Sn
         }
         for crt in objects::list(client, kinds::CERTIFICATE, Some(ns)).await? {
             let id = CertificateId::of(&crt);
-            let secret_name = crt["spec"]["secretName"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let secret_name = crt["spec"]["secretName"].as_str().unwrap_or_default().to_owned();
             let secret = objects::get(client, kinds::SECRET, Some(ns), &secret_name).await?;
-            let state = certificate_state(
-                &crt,
-                secret.as_ref(),
-                by_cert.remove(&id.name).unwrap_or_default(),
-            );
+            let state = certificate_state(&crt, secret.as_ref(), by_cert.remove(&id.name).unwrap_or_default());
             snap.certificates.insert(id, state);
         }
     }
     Ok(snap)
 }
 
-fn certificate_state(
-    crt: &Value,
-    secret: Option<&Value>,
-    requests: BTreeSet<String>,
-) -> CertificateState {
+fn certificate_state(crt: &Value, secret: Option<&Value>, requests: BTreeSet<String>) -> CertificateState {
     let issuing = condition(crt, "Issuing")
         .filter(|c| c["status"] == "True")
         .map(|c| c["reason"].as_str().unwrap_or("Issuing").to_owned());
     CertificateState {
-        uid: crt["metadata"]["uid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        secret_name: crt["spec"]["secretName"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        uid: crt["metadata"]["uid"].as_str().unwrap_or_default().to_owned(),
+        secret_name: crt["spec"]["secretName"].as_str().unwrap_or_default().to_owned(),
         ready: condition_true_and_current(crt, "Ready"),
         issuing,
         revision: crt["status"]["revision"].as_i64(),
         owner_kinds: crt["metadata"]["ownerReferences"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|o| o["kind"].as_str().map(str::to_owned))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|o| o["kind"].as_str().map(str::to_owned)).collect())
             .unwrap_or_default(),
         secret: secret.map(SecretState::of),
         requests,
@@ -316,9 +277,7 @@ pub fn compare(before: &Snapshot, after: &Snapshot, baseline: Baseline) -> Compa
                     evidence.push(Evidence::NewRequests { requests: new });
                 }
                 if let Some(reason) = &a.issuing {
-                    evidence.push(Evidence::Issuing {
-                        reason: reason.clone(),
-                    });
+                    evidence.push(Evidence::Issuing { reason: reason.clone() });
                 }
                 let moved = match baseline {
                     Baseline::OtherCluster => a.revision,
@@ -334,11 +293,7 @@ pub fn compare(before: &Snapshot, after: &Snapshot, baseline: Baseline) -> Compa
     out
 }
 
-fn compare_secrets(
-    before: Option<&SecretState>,
-    after: Option<&SecretState>,
-    evidence: &mut Vec<Evidence>,
-) {
+fn compare_secrets(before: Option<&SecretState>, after: Option<&SecretState>, evidence: &mut Vec<Evidence>) {
     let (Some(b), Some(a)) = (before, after) else {
         if before.is_some() {
             evidence.push(Evidence::SecretMissing);
@@ -372,35 +327,22 @@ pub async fn wait_settled(
     timeout: Duration,
 ) -> Result<()> {
     let mut pending = String::new();
-    let result = objects::watch_until(
-        client,
-        kinds::CERTIFICATE,
-        timeout,
-        "certificates settle",
-        |_, all| {
-            let waiting: Vec<String> = ids
-                .iter()
-                .filter(|id| {
-                    let Some(crt) = all.get(&(id.namespace.clone(), id.name.clone())) else {
-                        return true;
-                    };
-                    let issuing = condition(crt, "Issuing").is_some_and(|c| c["status"] == "True");
-                    let reissued = crt["status"]["revision"].as_i64().is_some();
-                    !condition_true_and_current(crt, "Ready")
-                        || issuing
-                        || (reissue_expected.contains(id) && !reissued)
-                })
-                .map(|id| id.to_string())
-                .collect();
-            pending = waiting
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
-            waiting.is_empty().then_some(())
-        },
-    )
+    let result = objects::watch_until(client, kinds::CERTIFICATE, timeout, "certificates settle", |_, all| {
+        let waiting: Vec<String> = ids
+            .iter()
+            .filter(|id| {
+                let Some(crt) = all.get(&(id.namespace.clone(), id.name.clone())) else {
+                    return true;
+                };
+                let issuing = condition(crt, "Issuing").is_some_and(|c| c["status"] == "True");
+                let reissued = crt["status"]["revision"].as_i64().is_some();
+                !condition_true_and_current(crt, "Ready") || issuing || (reissue_expected.contains(id) && !reissued)
+            })
+            .map(|id| id.to_string())
+            .collect();
+        pending = waiting.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        waiting.is_empty().then_some(())
+    })
     .await;
     result.with_context(|| format!("still waiting for: {pending}"))
 }
@@ -452,11 +394,7 @@ pub async fn wait_reissued(
 /// Waits until cert-manager has made up its mind about every Certificate in `ids`: either it shows reissuance
 /// (latched as in [`wait_reissued`]) or it is Ready for its current generation without `Issuing`. For restores
 /// whose outcome is being measured rather than asserted (the guide's recipe).
-pub async fn wait_decided(
-    client: &kube::Client,
-    ids: &BTreeSet<CertificateId>,
-    timeout: Duration,
-) -> Result<()> {
+pub async fn wait_decided(client: &kube::Client, ids: &BTreeSet<CertificateId>, timeout: Duration) -> Result<()> {
     let mut reissued: BTreeSet<CertificateId> = BTreeSet::new();
     let latch = |crt: &Value, seen: &mut BTreeSet<CertificateId>| {
         let id = CertificateId::of(crt);
@@ -489,12 +427,7 @@ pub async fn wait_decided(
                 })
                 .map(|id| id.to_string())
                 .collect();
-            pending = undecided
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
+            pending = undecided.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
             undecided.is_empty().then_some(())
         },
     )
@@ -553,11 +486,7 @@ pub fn assert_reissued_exactly(cmp: &Comparison, expected: &BTreeSet<Certificate
     if !missing.is_empty() {
         bail!(
             "expected to be reissued but unchanged: {}",
-            missing
-                .iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
         );
     }
     Ok(())
@@ -620,9 +549,7 @@ mod tests {
         );
         let ev = &cmp.certificates[&CertificateId::new("a", "web")];
         assert!(matches!(ev[0], Evidence::LeafChanged { .. }), "{ev:?}");
-        assert!(ev.contains(&Evidence::DataChanged {
-            key: "tls.key".into()
-        }));
+        assert!(ev.contains(&Evidence::DataChanged { key: "tls.key".into() }));
     }
 
     #[test]
@@ -654,9 +581,7 @@ mod tests {
         let cmp = compare(&before, &snap(state(Some(&secret))), Baseline::OtherCluster);
         assert_eq!(
             cmp.certificates[&CertificateId::new("a", "web")],
-            vec![Evidence::DataChanged {
-                key: "ca.crt".into()
-            }]
+            vec![Evidence::DataChanged { key: "ca.crt".into() }]
         );
     }
 
@@ -677,8 +602,7 @@ mod tests {
         let mut cmp = Comparison::default();
         let a = CertificateId::new("n", "a");
         let b = CertificateId::new("n", "b");
-        cmp.certificates
-            .insert(a.clone(), vec![Evidence::SecretMissing]);
+        cmp.certificates.insert(a.clone(), vec![Evidence::SecretMissing]);
         cmp.certificates.insert(b.clone(), vec![]);
         assert!(assert_reissued_exactly(&cmp, &[a.clone()].into()).is_ok());
         assert!(assert_reissued_exactly(&cmp, &BTreeSet::new()).is_err());
