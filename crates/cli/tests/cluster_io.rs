@@ -806,5 +806,19 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         "{stderr}"
     );
     assert!(stderr.contains("their CRDs do not exist yet"), "{stderr}");
+    // For real and without --force-conflicts, those Secret conflicts stop the restore before its first write.
+    let (code, _, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&with_crds)
+        .arg("-i")
+        .arg(&key)
+        .arg("--kubeconfig")
+        .arg(control.kubeconfig()));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("3 Secret(s) would not be applied"), "{stderr}");
+    assert!(
+        crd_api.get_opt("certificates.cert-manager.io").await?.is_none(),
+        "nothing may be written when the preflight fails"
+    );
     Ok(())
 }

@@ -315,6 +315,7 @@ pub async fn restore(archive: &ArchiveContent<'_>, options: &RestoreOptions) -> 
         ..RestoreReport::default()
     };
     let mut would_change = 0;
+    let mut blocking_secrets = 0;
     for (phase, objects) in &phases {
         if !served
             && matches!(
@@ -333,11 +334,19 @@ pub async fn restore(archive: &ArchiveContent<'_>, options: &RestoreOptions) -> 
         } else {
             for a in applied
                 .iter()
-                .filter(|a| matches!(a.outcome, Outcome::Changed | Outcome::Conflict(_)))
+                .filter(|a| !matches!(a.outcome, Outcome::Unchanged | Outcome::Created))
             {
                 eprintln!("preflight: {a}");
             }
+            if *phase == PhaseName::Secrets {
+                blocking_secrets = applied.iter().filter(|a| !a.outcome.is_ok()).count();
+            }
         }
+    }
+    if blocking_secrets > 0 {
+        bail!(
+            "preflight: {blocking_secrets} Secret(s) would not be applied (see above), and a Certificate without its Secret is reissued; nothing was changed. Resolve them (or rerun with --force-conflicts to take over conflicting fields)"
+        );
     }
     if options.dry_run {
         eprintln!("dry run: nothing was changed ({would_change} existing objects would change)");
