@@ -163,6 +163,21 @@ impl Cmarchive {
     }
 }
 
+/// `verdict` per Certificate from `cmarchive verify -o json` (`{"certificates": [{namespace, name, verdict}]}`).
+pub fn verdicts(run: &Run) -> Result<std::collections::BTreeMap<crate::reissuance::CertificateId, String>> {
+    let v = run.json()?;
+    let list = v["certificates"]
+        .as_array()
+        .with_context(|| format!("`{}` printed no certificates list", run.command))?;
+    Ok(list
+        .iter()
+        .filter_map(|c| {
+            let id = crate::reissuance::CertificateId::new(c["namespace"].as_str()?, c["name"].as_str()?);
+            Some((id, c["verdict"].as_str().unwrap_or_default().to_owned()))
+        })
+        .collect())
+}
+
 /// The first `age1…` public key in `text`.
 pub fn find_recipient(text: &str) -> Option<String> {
     text.split(|c: char| !c.is_ascii_alphanumeric())
@@ -170,47 +185,32 @@ pub fn find_recipient(text: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Certificates (`namespace/name`) a JSON report names in an object that marks them as reissued or predicted to
-/// be: any object with `namespace` and `name` and a truthy `reissued`/`will_reissue`/`renew` style field. Loose
-/// on purpose — the report formats are cmarchive's to evolve; the harness cares about the names.
-pub fn flagged_certificates(v: &Value, flags: &[&str]) -> std::collections::BTreeSet<String> {
-    let mut out = std::collections::BTreeSet::new();
-    walk(v, &mut |obj| {
-        let (Some(ns), Some(name)) = (
-            obj.get("namespace").and_then(Value::as_str),
-            obj.get("name").and_then(Value::as_str),
-        ) else {
-            return;
-        };
-        let flagged = flags.iter().any(|f| match obj.get(*f) {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => !s.is_empty(),
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(Value::Object(_)) => true,
-            _ => false,
-        });
-        if flagged {
-            out.insert(format!("{ns}/{name}"));
-        }
-    });
-    out
-}
-
-fn walk(v: &Value, f: &mut impl FnMut(&serde_json::Map<String, Value>)) {
-    match v {
-        Value::Object(m) => {
-            f(m);
-            m.values().for_each(|x| walk(x, f));
-        }
-        Value::Array(a) => a.iter().for_each(|x| walk(x, f)),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn verdicts_are_read_per_certificate() {
+        let run = Run {
+            command: "cmarchive verify".into(),
+            code: 2,
+            stdout: json!({"certificates": [{"namespace": "a", "name": "x", "verdict": "reissued"},
+                {"namespace": "a", "name": "y", "verdict": "ok"}]})
+            .to_string(),
+            stderr: String::new(),
+        };
+        let v = verdicts(&run).unwrap();
+        assert_eq!(v[&crate::reissuance::CertificateId::new("a", "x")], "reissued");
+        assert_eq!(v.len(), 2);
+        assert!(
+            verdicts(&Run {
+                stdout: "{}".into(),
+                ..run
+            })
+            .is_err()
+        );
+    }
 
     #[test]
     fn recipient_is_found_in_keygen_output() {
@@ -220,17 +220,5 @@ mod tests {
             "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
         );
         assert!(find_recipient("Public key: none").is_none());
-    }
-
-    #[test]
-    fn flagged_certificates_are_found_at_any_depth() {
-        let v = json!({"certificates": [
-            {"namespace": "a", "name": "x", "reissued": true, "expected": true},
-            {"namespace": "a", "name": "y", "reissued": false},
-            {"nested": {"namespace": "b", "name": "z", "reason": "Renewing"}}]});
-        let got = flagged_certificates(&v, &["reissued"]);
-        assert_eq!(got.into_iter().collect::<Vec<_>>(), ["a/x"]);
-        let got = flagged_certificates(&v, &["reason"]);
-        assert_eq!(got.into_iter().collect::<Vec<_>>(), ["b/z"]);
     }
 }

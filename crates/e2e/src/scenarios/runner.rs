@@ -420,6 +420,22 @@ async fn restore_phase(
             verify.code, verify.stdout, verify.stderr
         ));
     }
+    // Per Certificate, verify must agree with the harness: `ok` for the kept ones, anything but `ok` for those
+    // renewed as predicted.
+    let verdicts = super::cli::verdicts(&verify)?;
+    for id in s.archived_certificates() {
+        let verdict = verdicts.get(&id).map(String::as_str);
+        let fine = if s.expect_reissued.contains(&id) {
+            verdict.is_some_and(|v| v != "ok")
+        } else {
+            verdict == Some("ok")
+        };
+        if !fine {
+            p.report
+                .failures
+                .push(format!("cmarchive verify -o json says {verdict:?} for {id}"));
+        }
+    }
     Ok(())
 }
 
@@ -587,6 +603,15 @@ async fn control_phase(
             "cmarchive verify exited {} on the negative control's cluster; it must report the reissuance with exit 2:\n{}{}",
             verify.code, verify.stdout, verify.stderr
         ));
+    }
+    let verdicts = super::cli::verdicts(&verify)?;
+    for id in ctl.must_reissue.intersection(&s.archived_certificates()) {
+        if verdicts.get(id).is_none_or(|v| v == "ok") {
+            p.report.failures.push(format!(
+                "cmarchive verify -o json does not report {id} as reissued on the control's cluster ({:?})",
+                verdicts.get(id)
+            ));
+        }
     }
     Ok(())
 }
