@@ -210,7 +210,7 @@ async fn demo(keep: bool) -> Result<bool> {
     print_run(&run);
     println!();
     println!(
-        "{:<44} {:<34} {:<34} result",
+        "{:<34} {:<42} {:<42} result",
         "certificate", "serial in the source", "serial in the target"
     );
     for (id, b) in &before.certificates {
@@ -228,7 +228,7 @@ async fn demo(keep: bool) -> Result<bool> {
             format!("REISSUED {}", serde_json::to_string(evidence)?)
         };
         println!(
-            "{:<44} {:<34} {:<34} {result}",
+            "{:<34} {:<42} {:<42} {result}",
             id.to_string(),
             serial(Some(b)),
             serial(a)
