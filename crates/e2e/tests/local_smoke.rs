@@ -345,14 +345,68 @@ async fn a_panicking_test_leaves_nothing_behind() {
     assert_all_gone(&pids).await;
 }
 
+async fn controller_pods(cluster: &LocalCluster) -> usize {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.client(), "cert-manager");
+    let selector = "app.kubernetes.io/name=cert-manager,app.kubernetes.io/component=controller";
+    pods.list(&kube::api::ListParams::default().labels(selector))
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopping_and_restarting_the_controller() {
+async fn scaling_the_deployment_pauses_and_resumes_the_controller() {
     let cluster = LocalCluster::start(&ClusterSpec::named("smoke-restart")).await.unwrap();
     let before = cluster.pids();
-    cluster.stop_controller().await.unwrap();
-    assert_eq!(cluster.pids().len(), 3, "the controller is stopped");
-    assert!(!still_running(before[3]));
+    assert_eq!(
+        controller_pods(&cluster).await,
+        1,
+        "a Pod stands for the running controller"
+    );
+
+    // What `cmarchive restore --pause-controller` does: scale to zero, wait until no controller Pod is left.
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), "cert-manager");
+    deployments
+        .patch(
+            "cert-manager",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    wait_until(
+        "no controller Pod",
+        TIMEOUT,
+        || Ok(()),
+        || async { Ok((controller_pods(&cluster).await == 0).then_some(())) },
+    )
+    .await
+    .unwrap();
+    assert!(
+        !still_running(before[3]),
+        "the Pod disappears only after the process has exited"
+    );
+    assert_eq!(cluster.pids().len(), 3);
+    let status = deployments.get("cert-manager").await.unwrap().status.unwrap();
+    assert_eq!(status.replicas.unwrap_or(0), 0, "{status:?}");
+
+    // The provider trait's own switch goes through the same Deployment.
     cluster.start_controller().await.unwrap();
     assert_eq!(cluster.pids().len(), 4);
+    assert_eq!(controller_pods(&cluster).await, 1);
+    assert_eq!(
+        deployments
+            .get("cert-manager")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .ready_replicas,
+        Some(1)
+    );
+    cluster.stop_controller().await.unwrap();
+    assert_eq!(cluster.pids().len(), 3);
+    cluster.start_controller().await.unwrap();
     cluster.check_running().unwrap();
 }

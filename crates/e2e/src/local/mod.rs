@@ -22,12 +22,12 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -106,9 +106,8 @@ pub struct LocalCluster {
     client: kube::Client,
     /// etcd, kube-apiserver, kube-controller-manager, in start order.
     core: Mutex<Vec<ManagedProcess>>,
-    cert_manager: Mutex<Option<ManagedProcess>>,
-    cert_manager_args: Vec<String>,
-    step_timeout: Duration,
+    controller: Arc<Controller>,
+    reconciler: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for LocalCluster {
@@ -181,9 +180,8 @@ impl LocalCluster {
                         ports: started.ports,
                         client: started.client,
                         core: Mutex::new(std::mem::take(&mut starter.procs)),
-                        cert_manager: Mutex::new(Some(started.cert_manager)),
-                        cert_manager_args: started.cert_manager_args,
-                        step_timeout: options.step_timeout,
+                        reconciler: tokio::spawn(reconcile_replicas(Arc::clone(&started.controller))),
+                        controller: started.controller,
                     });
                 }
                 Err(e) => {
@@ -240,20 +238,20 @@ impl LocalCluster {
 
     /// Exact arguments the cert-manager controller process runs with.
     pub fn cert_manager_args(&self) -> &[String] {
-        &self.cert_manager_args
+        &self.controller.args
     }
 
     /// Process ids of every running child (all of them are process-group leaders).
     pub fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = lock(&self.core).iter().map(ManagedProcess::pid).collect();
-        pids.extend(lock(&self.cert_manager).as_ref().map(ManagedProcess::pid));
+        pids.extend(lock(&self.controller.process).as_ref().map(ManagedProcess::pid));
         pids
     }
 
     /// The last `lines` lines of every process log, for failure messages.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = tails(&lock(&self.core), lines);
-        if let Some(cm) = lock(&self.cert_manager).as_ref() {
+        if let Some(cm) = lock(&self.controller.process).as_ref() {
             out.push_str(&cm.tail(lines));
             out.push('\n');
         }
@@ -265,37 +263,53 @@ impl LocalCluster {
         for p in lock(&self.core).iter_mut() {
             p.check_running()?;
         }
-        if let Some(cm) = lock(&self.cert_manager).as_mut() {
+        if let Some(cm) = lock(&self.controller.process).as_mut() {
             cm.check_running()?;
         }
         Ok(())
     }
 
-    /// Stops the cert-manager controller process (SIGTERM, then SIGKILL after 10 s).
+    /// Pauses the cert-manager controller the way `cmarchive restore --pause-controller` does on a real cluster:
+    /// scales the `cert-manager` Deployment to zero and waits until the process has exited and its Pod object
+    /// is gone.
     pub async fn stop_cert_manager(&self) -> anyhow::Result<()> {
-        let proc = lock(&self.cert_manager).take();
-        if let Some(mut p) = proc {
-            tokio::task::spawn_blocking(move || p.stop(Duration::from_secs(10))).await?;
-        }
-        Ok(())
+        self.scale(0).await?;
+        let c = &self.controller;
+        wait_until(
+            "the cert-manager controller to stop",
+            c.timeout,
+            || Ok(()),
+            || async {
+                let pod = c.pods().get_opt(CONTROLLER_POD).await?;
+                Ok((lock(&c.process).is_none() && pod.is_none()).then_some(()))
+            },
+        )
+        .await
     }
 
-    /// Starts the cert-manager controller again with the same arguments and waits until it is healthy.
+    /// Scales the `cert-manager` Deployment back to one replica and waits until the controller is healthy.
     pub async fn start_cert_manager(&self) -> anyhow::Result<()> {
-        if lock(&self.cert_manager).is_some() {
-            return Ok(());
-        }
-        let proc = spawn_cert_manager(&self.plane, &self.log_dir, &self.cert_manager_args)?;
-        *lock(&self.cert_manager) = Some(proc);
-        let addr = loopback(self.ports.cert_manager_health);
-        let checked = wait_until(
-            "cert-manager controller /healthz",
-            self.step_timeout,
+        self.scale(1).await?;
+        let c = &self.controller;
+        let waited = wait_until(
+            "the cert-manager controller to start",
+            c.timeout,
             || self.check_running(),
-            || health_probe(addr, "/healthz"),
+            || async {
+                let pod = c.pods().get_opt(CONTROLLER_POD).await?;
+                Ok((lock(&c.process).is_some() && pod.is_some()).then_some(()))
+            },
         )
         .await;
-        checked.map_err(|e| e.context(self.log_tails(30)))
+        waited.map_err(|e| e.context(self.log_tails(30)))
+    }
+
+    async fn scale(&self, replicas: i32) -> anyhow::Result<()> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), "cert-manager");
+        let patch = json!({"spec": {"replicas": replicas}});
+        api.patch("cert-manager", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
     }
 }
 
@@ -310,7 +324,8 @@ impl Drop for LocalCluster {
             );
         }
         // Reverse start order: the controller first, etcd last.
-        if let Some(mut cm) = lock(&self.cert_manager).take() {
+        self.reconciler.abort();
+        if let Some(mut cm) = lock(&self.controller.process).take() {
             cm.stop(Duration::from_secs(5));
         }
         let mut core = std::mem::take(&mut *lock(&self.core));
@@ -370,8 +385,7 @@ struct Started {
     server: String,
     ports: Ports,
     client: kube::Client,
-    cert_manager: ManagedProcess,
-    cert_manager_args: Vec<String>,
+    controller: Arc<Controller>,
 }
 
 /// Holds the processes started so far, so a failed start stops them (via their Drop) and reports their logs.
@@ -461,6 +475,10 @@ impl Starter {
             format!("--service-account-key-file={}", pki.sa_pub.display()),
             format!("--service-account-signing-key-file={}", pki.sa_key.display()),
             "--allow-privileged=true".to_owned(),
+            // As in controller-runtime's envtest: without a kubelet, Pods (here only the stand-in for the
+            // controller process) need no service-account token wiring, and the plugin's lookups of freshly
+            // created ServiceAccounts kept failing with "serviceaccount not found".
+            "--disable-admission-plugins=ServiceAccount".to_owned(),
             // The `kubernetes` Service would point at 127.0.0.1, which Endpoints reject; nothing here needs it.
             "--endpoint-reconciler-type=none".to_owned(),
             "--profiling=false".to_owned(),
@@ -532,30 +550,31 @@ impl Starter {
         apply_deployment(&client, &plane.versions.cert_manager, &cert_manager_args).await?;
 
         // cert-manager
-        let mut cm_proc = spawn_cert_manager(plane, log_dir, &cert_manager_args)?;
-        let timeout = self.timeout;
-        let waited = wait_until(
-            "cert-manager controller /healthz",
-            timeout,
-            || {
-                self.check()?;
-                cm_proc.check_running()
-            },
-            || health_probe(health_addr, "/healthz"),
-        )
-        .await;
-        if let Err(e) = waited {
-            let tail = cm_proc.tail(40);
-            self.procs.push(cm_proc);
-            return Err(e.context(tail));
+        let controller = Arc::new(Controller {
+            plane: plane.clone(),
+            log_dir: log_dir.to_owned(),
+            args: cert_manager_args,
+            health: health_addr,
+            client: client.clone(),
+            process: Mutex::new(None),
+            timeout: self.timeout,
+        });
+        let procs = &mut self.procs;
+        let started = controller
+            .start(|| procs.iter_mut().try_for_each(ManagedProcess::check_running))
+            .await;
+        if let Err(e) = started {
+            if let Some(p) = lock(&controller.process).take() {
+                self.procs.push(p);
+            }
+            return Err(e);
         }
         Ok(Started {
             kubeconfig,
             server,
             ports,
             client,
-            cert_manager: cm_proc,
-            cert_manager_args,
+            controller,
         })
     }
 
@@ -678,9 +697,148 @@ async fn apply_deployment(client: &kube::Client, version: &str, args: &[String])
     Ok(())
 }
 
-fn spawn_cert_manager(plane: &ControlPlane, log_dir: &Path, args: &[String]) -> anyhow::Result<ManagedProcess> {
-    let name = "cert-manager-controller";
-    ManagedProcess::spawn(name, &plane.binary(name), args, &log_dir.join(format!("{name}.log")))
+/// Name of the Pod object that stands for the running controller process.
+pub const CONTROLLER_POD: &str = "cert-manager-local";
+
+/// The cert-manager controller process, driven by the `cert-manager` Deployment's replica count the way a
+/// kubelet would: while it runs, a Pod object (matching the Deployment's selector, status Running/Ready)
+/// represents it; scaling to zero stops the process first and deletes the Pod after, so "no controller Pods"
+/// really means no controller.
+struct Controller {
+    plane: ControlPlane,
+    log_dir: PathBuf,
+    args: Vec<String>,
+    health: SocketAddr,
+    client: kube::Client,
+    process: Mutex<Option<ManagedProcess>>,
+    timeout: Duration,
+}
+
+impl Controller {
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), "cert-manager")
+    }
+
+    /// Spawns the process, waits for `/healthz`, then publishes the Pod and the Deployment status.
+    async fn start(&self, mut others_alive: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let name = "cert-manager-controller";
+        let proc = ManagedProcess::spawn(
+            name,
+            &self.plane.binary(name),
+            &self.args,
+            &self.log_dir.join(format!("{name}.log")),
+        )?;
+        *lock(&self.process) = Some(proc);
+        let alive = || {
+            others_alive()?;
+            match lock(&self.process).as_mut() {
+                Some(p) => p.check_running(),
+                None => bail!("the controller was stopped while starting"),
+            }
+        };
+        let waited = wait_until("cert-manager controller /healthz", self.timeout, alive, || {
+            health_probe(self.health, "/healthz")
+        })
+        .await;
+        if let Err(e) = waited {
+            let tail = lock(&self.process).as_ref().map(|p| p.tail(40)).unwrap_or_default();
+            return Err(e.context(tail));
+        }
+        self.publish(1).await
+    }
+
+    /// Stops the process, then removes the Pod and publishes the Deployment status.
+    async fn stop(&self) -> anyhow::Result<()> {
+        let proc = lock(&self.process).take();
+        if let Some(mut p) = proc {
+            tokio::task::spawn_blocking(move || p.stop(Duration::from_secs(10))).await?;
+        }
+        self.publish(0).await
+    }
+
+    async fn publish(&self, replicas: i32) -> anyhow::Result<()> {
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let pods = self.pods();
+        if replicas > 0 {
+            let deployment: Deployment = Api::namespaced(self.client.clone(), "cert-manager")
+                .get("cert-manager")
+                .await?;
+            let template = deployment.spec.map(|s| s.template).unwrap_or_default();
+            let body = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": CONTROLLER_POD, "namespace": "cert-manager", "labels": template.metadata.and_then(|m| m.labels)},
+                "spec": template.spec,
+            });
+            // The ServiceAccount admission plugin reads ServiceAccounts from its informer cache, which may not
+            // have seen the one created a moment ago: retry until it has.
+            wait_until(
+                "the controller Pod to be admitted",
+                self.timeout,
+                || Ok(()),
+                || async {
+                    Ok(pods
+                        .patch(CONTROLLER_POD, &pp, &Patch::Apply(&body))
+                        .await
+                        .map(|_| ())?
+                        .into())
+                },
+            )
+            .await
+            .context("creating the controller Pod")?;
+            let now = jiff::Timestamp::now().to_string();
+            let status = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "status": {"phase": "Running", "startTime": now, "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                ]},
+            });
+            pods.patch_status(CONTROLLER_POD, &pp, &Patch::Apply(&status))
+                .await
+                .context("Pod status")?;
+        }
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), "cert-manager");
+        let generation = deployments.get("cert-manager").await?.metadata.generation;
+        let status = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "status": {"observedGeneration": generation, "replicas": replicas, "readyReplicas": replicas,
+                       "availableReplicas": replicas, "updatedReplicas": replicas},
+        });
+        deployments
+            .patch_status("cert-manager", &pp, &Patch::Apply(&status))
+            .await
+            .context("Deployment status")?;
+        // Pod last: once it is gone the process is gone and the status says so.
+        if replicas == 0 && pods.get_opt(CONTROLLER_POD).await?.is_some() {
+            pods.delete(CONTROLLER_POD, &kube::api::DeleteParams::default().grace_period(0))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Follows the Deployment's `spec.replicas` (polled every 100 ms) and starts or stops the controller to match.
+async fn reconcile_replicas(controller: Arc<Controller>) {
+    let deployments: Api<Deployment> = Api::namespaced(controller.client.clone(), "cert-manager");
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Ok(Some(d)) = deployments.get_opt("cert-manager").await else {
+            continue;
+        };
+        let want = d.spec.and_then(|s| s.replicas).unwrap_or(1) > 0;
+        let running = lock(&controller.process).is_some();
+        let result = match (want, running) {
+            (true, false) => controller.start(|| Ok(())).await,
+            (false, true) => controller.stop().await,
+            _ => continue,
+        };
+        if let Err(e) = result {
+            eprintln!(
+                "local cluster: cert-manager controller {}: {e:#}",
+                if want { "start" } else { "stop" }
+            );
+        }
+    }
 }
 
 async fn health_probe(addr: SocketAddr, path: &str) -> anyhow::Result<Option<()>> {
