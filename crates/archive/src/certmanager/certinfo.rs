@@ -51,6 +51,27 @@ pub fn find_secret<'a>(
     })
 }
 
+/// Secrets among `objects` by (namespace, name): [`find_secret`] for many Certificates at once without scanning
+/// every object per Certificate (quadratic: minutes at tens of thousands of objects).
+pub struct SecretIndex<'a>(std::collections::HashMap<(Option<&'a str>, &'a str), &'a Value>);
+
+impl<'a> SecretIndex<'a> {
+    /// Indexes the Secrets among `objects` (the first of duplicates wins, as in [`find_secret`]).
+    pub fn new(objects: impl IntoIterator<Item = &'a Value>) -> SecretIndex<'a> {
+        let mut map = std::collections::HashMap::new();
+        for o in objects.into_iter().filter(|o| kinds::classify(o) == Kind::Secret) {
+            map.entry((kinds::namespace(o), kinds::name(o))).or_insert(o);
+        }
+        SecretIndex(map)
+    }
+
+    /// The Secret `certificate` writes to, like [`find_secret`].
+    pub fn secret_of(&self, certificate: &Value) -> Option<&'a Value> {
+        let name = kinds::str_at(certificate, &["spec", "secretName"])?;
+        self.0.get(&(kinds::namespace(certificate), name)).copied()
+    }
+}
+
 /// The bytes of one Secret data key: base64 `data` as the API returns it, or clear `stringData` as people write.
 /// `None` when the key is absent; an undecodable value reads as empty, as it would be useless to cert-manager.
 pub fn secret_data(secret: &Value, key: &str) -> Option<Vec<u8>> {

@@ -47,11 +47,12 @@ pub fn plan(objects: Vec<Value>, options: &SelectOptions) -> Plan {
         .iter()
         .flat_map(|p| p.objects.iter().map(|o| &o.object))
         .collect();
+    let secrets = certinfo::SecretIndex::new(archived.iter().copied());
     for certificate in archived
         .iter()
         .filter(|o| kinds::classify(o) == Kind::Certificate)
     {
-        let Some(secret) = certinfo::find_secret(certificate, archived.iter().copied()) else {
+        let Some(secret) = secrets.secret_of(certificate) else {
             continue;
         };
         match certinfo::certificate_facts(certificate, secret) {

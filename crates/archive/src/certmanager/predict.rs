@@ -90,12 +90,13 @@ pub const TRIGGER_CHAIN: &[(&str, Check)] = &[
 /// Predicts every Certificate among `objects` (archived or planned objects: Certificates and their Secrets), as
 /// cert-manager would judge them at `at`. Sorted by Certificate.
 pub fn predict(objects: &[Value], at: jiff::Timestamp) -> Vec<Prediction> {
+    let secrets = certinfo::SecretIndex::new(objects);
     let mut predictions: Vec<Prediction> = objects
         .iter()
         .filter(|o| kinds::classify(o) == Kind::Certificate)
         .filter_map(|certificate| {
             let key = ObjectKey::of(certificate)?;
-            let secret = certinfo::find_secret(certificate, objects);
+            let secret = secrets.secret_of(certificate);
             Some(Prediction {
                 certificate: key,
                 outcome: evaluate(&Input {
