@@ -389,6 +389,24 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg("--kubeconfig")
         .arg(&reader_config));
     assert_eq!(code, 0, "a read-only ServiceAccount must be able to pack: {stderr}");
+    assert!(
+        stderr.contains("cannot read Namespace team-a (forbidden): archived with its name only"),
+        "{stderr}"
+    );
+    // With --strict, what could not be read is an error.
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(work.path().join("reader-strict.cmar"))
+        .arg("-r")
+        .arg(&recipient)
+        .arg("-n")
+        .arg("team-a")
+        .arg("--strict")
+        .arg("--kubeconfig")
+        .arg(&reader_config));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--strict: 2 object(s) could not be read"), "{stderr}");
+    assert!(stderr.contains("Namespace team-a"), "{stderr}");
     let limited_config = work.path().join("limited.kubeconfig");
     service_account_kubeconfig(&source, "no-secrets", &limited_config).await?;
     let (code, _, stderr) = run(cmarchive()

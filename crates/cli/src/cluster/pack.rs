@@ -91,6 +91,7 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
 
     say("listing issuers and certificates");
     let found = collect::cert_manager_objects(client, &apis, &options.selection).await?;
+    let mut unreadable = found.warnings.clone();
     warnings.extend(found.warnings);
     let mut objects = found.objects;
 
@@ -145,6 +146,7 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
         .map(str::to_owned)
         .collect();
     let (namespace_objects, namespace_warnings) = collect::namespaces(client, &namespaces).await?;
+    unreadable.extend(namespace_warnings.iter().cloned());
     warnings.extend(namespace_warnings);
     objects.extend(namespace_objects);
 
@@ -160,11 +162,19 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
             }
         }
         let (crds, crd_warnings) = collect::crds(client, &names).await?;
+        unreadable.extend(crd_warnings.iter().cloned());
         warnings.extend(crd_warnings);
         objects.extend(crds);
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if options.strict && !unreadable.is_empty() {
+        anyhow::bail!(
+            "--strict: {} object(s) could not be read:\n  {}\n  remedy: grant the missing permissions, or pack without --strict to record warnings instead",
+            unreadable.len(),
+            unreadable.join("\n  ")
+        );
     }
     for warning in &warnings {
         eprintln!("warning: {warning}");

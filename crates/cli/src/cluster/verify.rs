@@ -24,8 +24,11 @@ pub enum Verdict {
     NotReady,
     /// The Certificate does not exist.
     Missing,
-    /// cert-manager issued (or started issuing) a new certificate.
+    /// cert-manager issued (or started issuing) a new certificate because of the restore.
     Reissued,
+    /// cert-manager issued a new certificate because the archived one was due for renewal (its reason is
+    /// `Renewing`): time, not the restore, caused it, and `inspect` predicts it. Reported, not an error.
+    Renewed,
 }
 
 /// What `verify` found for one archived Certificate.
@@ -65,6 +68,9 @@ pub struct Report {
     pub certificates: Vec<CertificateCheck>,
     /// Number of reissued Certificates.
     pub reissued: usize,
+    /// Number renewed because they were due (not counted as reissued).
+    #[serde(default)]
+    pub renewed: usize,
     /// Number not Ready (and not reissued).
     pub not_ready: usize,
     /// Number missing.
@@ -110,6 +116,7 @@ impl Report {
                         Verdict::NotReady => "NOT READY".into(),
                         Verdict::Missing => "MISSING".into(),
                         Verdict::Reissued => "REISSUED".into(),
+                        Verdict::Renewed => "renewed (was due)".into(),
                     },
                 ]
             })
@@ -139,11 +146,15 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "verified {} certificates: {} reissued, {} not ready, {} missing",
+            "verified {} certificates: {} reissued, {} not ready, {} missing{}",
             self.certificates.len(),
             self.reissued,
             self.not_ready,
-            self.missing
+            self.missing,
+            match self.renewed {
+                0 => String::new(),
+                n => format!(", {n} renewed because they were due"),
+            }
         );
         out
     }
@@ -190,6 +201,18 @@ fn condition_text(object: &Value, kind: &str) -> Option<String> {
     }
     let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     Some(format!("{} {}: {}", kind, text("reason"), text("message")))
+}
+
+/// A reissuance whose cause cert-manager gives as `Renewing` (condition reason, or the Event message "Renewing
+/// certificate as renewal was scheduled at …") was due anyway: it is a renewal, not damage done by the restore.
+fn classify_renewal(result: &mut CertificateCheck) {
+    let renewing = result
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with("Issuing Renewing") || r.starts_with("Issuing: Renewing"));
+    if result.verdict == Verdict::Reissued && renewing {
+        result.verdict = Verdict::Renewed;
+    }
 }
 
 /// Checks one Certificate against its archived facts, given the live objects.
@@ -255,6 +278,7 @@ pub fn check(
         // cert-manager's own reason first: it says *why*; the rest says how we know.
         evidence.sort_by_key(|e| !e.starts_with("Issuing"));
         result.reason = Some(evidence.join("; "));
+        classify_renewal(&mut result);
     } else if !is_ready(certificate) {
         result.verdict = Verdict::NotReady;
         result.reason = Some(result.ready.clone());
@@ -342,6 +366,7 @@ pub async fn verify(
                 && let Some(trigger) = issuing_event(client, &f.namespace, &f.name, uid, since).await
             {
                 checked.reason = Some(format!("{trigger}; {}", checked.reason.unwrap_or_default()));
+                classify_renewal(&mut checked);
             }
             anyhow::Ok(checked)
         })
@@ -353,6 +378,7 @@ pub async fn verify(
     Ok(Report {
         since,
         reissued: count(Verdict::Reissued),
+        renewed: count(Verdict::Renewed),
         not_ready: count(Verdict::NotReady),
         missing: count(Verdict::Missing),
         certificates: checks,
@@ -454,6 +480,26 @@ mod tests {
     }
 
     #[test]
+    fn renewal_that_was_due_is_not_reissuance() {
+        let (pem, _) = pem_and_fingerprint();
+        let cert = certificate(json!({"revision": 1, "conditions": [
+            {"type": "Ready", "status": "True"},
+            {"type": "Issuing", "status": "True", "reason": "Renewing", "message": "Renewing certificate as renewal was scheduled at …"}]}));
+        let result = check(&facts("00"), Some(&cert), Some(&secret(&pem)), &[], since());
+        assert_eq!(result.verdict, Verdict::Renewed, "{result:?}");
+        let report = Report {
+            since: since(),
+            certificates: vec![result],
+            reissued: 0,
+            renewed: 1,
+            not_ready: 0,
+            missing: 0,
+        };
+        assert_eq!(report.exit_code(), 0);
+        assert!(report.table().contains("1 renewed because they were due"));
+    }
+
+    #[test]
     fn missing_and_not_ready() {
         let (pem, fingerprint) = pem_and_fingerprint();
         assert_eq!(
@@ -468,6 +514,7 @@ mod tests {
             since: since(),
             certificates: vec![result],
             reissued: 0,
+            renewed: 0,
             not_ready: 1,
             missing: 0,
         };
