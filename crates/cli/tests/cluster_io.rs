@@ -573,8 +573,8 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     assert_eq!(report["certificates"].as_array().map(Vec::len), Some(4));
 
     // Re-running the restore is idempotent: nothing created, nothing reissued. With --pause-controller the
-    // controller Deployment is scaled to 0 and back (the local provider's Deployment has no Pods; the mechanics
-    // are what is checked here).
+    // controller Deployment is scaled to 0 for the writes and back afterwards (the local provider stops and
+    // starts the controller process with it).
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(target_client.clone(), "cert-manager");
     let replicas_before = deployments.get("cert-manager").await?.spec.and_then(|s| s.replicas);
