@@ -439,23 +439,42 @@ async fn restore_phase(
     Ok(())
 }
 
+/// The name and data of the account key Secret of an ACME Issuer, as captured from the source.
+fn acme_key(
+    secrets: &[serde_json::Value],
+    setup: &[serde_json::Value],
+    namespace: &str,
+    issuer: &str,
+) -> Result<(String, serde_json::Value)> {
+    let iss = setup
+        .iter()
+        .find(|o| o["kind"] == "Issuer" && o["metadata"]["namespace"] == namespace && o["metadata"]["name"] == issuer)
+        .context("issuer not in the set-up")?;
+    let name = iss["spec"]["acme"]["privateKeySecretRef"]["name"]
+        .as_str()
+        .context("no privateKeySecretRef")?;
+    let secret = secrets
+        .iter()
+        .find(|o| o["metadata"]["namespace"] == namespace && o["metadata"]["name"] == name)
+        .with_context(|| format!("Secret {namespace}/{name} was not captured"))?;
+    Ok((name.to_owned(), secret["data"].clone()))
+}
+
 /// Waits until the ACME Issuer is Ready and returns its account URI.
 async fn wait_acme_account(client: &kube::Client, namespace: &str, issuer: &str, timeout: Duration) -> Result<String> {
     let key = (namespace.to_owned(), issuer.to_owned());
-    objects::watch_until(
-        client,
-        objects::kinds::ISSUER,
-        timeout,
-        &format!("Issuer {namespace}/{issuer} is Ready"),
-        |_, all| {
-            let iss = all.get(&key)?;
-            if !objects::condition_true_and_current(iss, "Ready") {
-                return None;
-            }
-            iss["status"]["acme"]["uri"].as_str().map(str::to_owned)
-        },
-    )
-    .await
+    let mut last = serde_json::Value::Null;
+    let what = format!("Issuer {namespace}/{issuer} is Ready");
+    let res = objects::watch_until(client, objects::kinds::ISSUER, timeout, &what, |_, all| {
+        let iss = all.get(&key)?;
+        last = iss["status"].clone();
+        if !objects::condition_true_and_current(iss, "Ready") {
+            return None;
+        }
+        iss["status"]["acme"]["uri"].as_str().map(str::to_owned)
+    })
+    .await;
+    res.with_context(|| format!("its status: {last}"))
 }
 
 async fn run_check(
@@ -567,19 +586,27 @@ async fn control_phase(
         wait_bound(cfg, ctl.must_reissue.len()),
     )
     .await?;
-    // Without the account key, cert-manager must register a new ACME account: the account check can fail.
+    // Without the account key cert-manager generates a new one (a new ACME account): the key it writes must differ
+    // from the source's, or the account check could not fail.
     if ctl.mistake == super::Mistake::NoSecrets {
         for check in &s.checks {
             if let Check::AcmeAccountReused { namespace, issuer } = check {
-                let before = p
-                    .acme_accounts
-                    .get(&(namespace.clone(), issuer.clone()))
-                    .context("no source account")?;
-                let now = wait_acme_account(&target.client(), namespace, issuer, cfg.timeout).await?;
-                if &now == before {
-                    p.report
-                        .failures
-                        .push(format!("the control re-used ACME account {now} without its key"));
+                let (secret_name, before) =
+                    acme_key(&captured.secrets, &s.setup, namespace, issuer).context("the source's account key")?;
+                let key = (namespace.clone(), secret_name.clone());
+                let what = format!("cert-manager generates a new account key {namespace}/{secret_name}");
+                let now = objects::watch_until(
+                    &target.client(),
+                    objects::kinds::SECRET,
+                    cfg.timeout,
+                    &what,
+                    |_, all| all.get(&key).map(|s| s["data"].clone()),
+                )
+                .await?;
+                if now == before {
+                    p.report.failures.push(format!(
+                        "the control's Issuer {namespace}/{issuer} kept the source's account key"
+                    ));
                 }
             }
         }
