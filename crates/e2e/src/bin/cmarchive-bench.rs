@@ -837,9 +837,9 @@ fn print_table(report: &Report, sizes: &[usize]) {
             _ => "-".into(),
         }
     };
-    let rows: [(&str, &str, &str, &str); 8] = [
+    let rows: [(&str, &str, &str, &str); 9] = [
         (
-            "pack time: cmarchive / kubectl|zstd|age",
+            "pack time: cmarchive / kubectl get \\| zstd \\| age",
             "pack.cmarchive.wall",
             "pack.kubectl_zstd_age.wall",
             "<= 1.0",
@@ -884,6 +884,12 @@ fn print_table(report: &Report, sizes: &[usize]) {
             "restore time: kubectl apply / raw floor",
             "apply.wall",
             "floor.wall",
+            "-",
+        ),
+        (
+            "time until every Certificate is Ready: cmarchive restore / raw floor",
+            "restore-verify.last_certificate_ready",
+            "floor.last_certificate_ready",
             "-",
         ),
     ];
