@@ -33,7 +33,12 @@ impl ObjectKey {
             .and_then(Value::as_str)
             .filter(|ns| !ns.is_empty())
             .map(str::to_owned);
-        Some(ObjectKey { api_version, kind, namespace, name })
+        Some(ObjectKey {
+            api_version,
+            kind,
+            namespace,
+            name,
+        })
     }
 
     /// The API group: empty for the core group.

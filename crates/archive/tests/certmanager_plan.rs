@@ -23,11 +23,7 @@ fn keys_in(plan: &Plan, phase: PhaseName) -> Vec<String> {
     plan.phases
         .iter()
         .filter(|p| p.name == phase)
-        .flat_map(|p| {
-            p.objects
-                .iter()
-                .map(|o| ObjectKey::of(&o.object).unwrap().to_string())
-        })
+        .flat_map(|p| p.objects.iter().map(|o| ObjectKey::of(&o.object).unwrap().to_string()))
         .collect()
 }
 
@@ -86,9 +82,7 @@ fn plan_holds_exactly_the_secrets_a_restore_needs() {
         root.contains(&"referenced by ClusterIssuer/ca-issuer at .spec.ca.secretName".to_owned()),
         "{root:?}"
     );
-    assert!(root.contains(
-        &"referenced by Certificate/cert-manager/root-ca at .spec.secretName".to_owned()
-    ));
+    assert!(root.contains(&"referenced by Certificate/cert-manager/root-ca at .spec.secretName".to_owned()));
     assert_eq!(
         reasons_of(&plan, "Secret/cert-manager/letsencrypt-account"),
         vec!["referenced by ClusterIssuer/letsencrypt at .spec.acme.privateKeySecretRef"]
@@ -101,9 +95,7 @@ fn plan_holds_exactly_the_secrets_a_restore_needs() {
         ]
     );
     let gandi = reasons_of(&plan, "Secret/cert-manager/gandi-credentials");
-    assert!(gandi[0].ends_with(
-        ".spec.acme.solvers[2].dns01.webhook.config.apiKeySecretRef (found by heuristic)"
-    ));
+    assert!(gandi[0].ends_with(".spec.acme.solvers[2].dns01.webhook.config.apiKeySecretRef (found by heuristic)"));
     let shim = reasons_of(&plan, "Secret/shop/shop-ingress-tls");
     assert!(shim[0].contains("adopts this Secret"), "{shim:?}");
 }
@@ -117,9 +109,7 @@ fn plan_leaves_out_what_a_restore_must_not_get() {
     assert!(exclusion(&plan, "CertificateRequest/shop/web-1").contains("one-shot"));
     assert!(exclusion(&plan, "Secret/shop/web-x7k2p").contains("temporary private key"));
     assert!(exclusion(&plan, "Secret/shop/mismatch-k8x2z").contains("nextPrivateKeySecretName"));
-    assert!(
-        exclusion(&plan, "Secret/payments/vault-issuer-token").contains("service-account token")
-    );
+    assert!(exclusion(&plan, "Secret/payments/vault-issuer-token").contains("service-account token"));
     assert_eq!(
         exclusion(&plan, "Secret/shop/db-password"),
         "not referenced by any archived object"
@@ -128,21 +118,9 @@ fn plan_leaves_out_what_a_restore_must_not_get() {
         exclusion(&plan, "Secret/default/random"),
         "not referenced by any archived object"
     );
-    assert!(
-        exclusion(&plan, "ServiceAccount/payments/vault-issuer")
-            .contains("not part of a cert-manager backup")
-    );
-    assert!(
-        exclusion(
-            &plan,
-            "CustomResourceDefinition/certificates.cert-manager.io"
-        )
-        .contains("--include-crds")
-    );
-    assert_eq!(
-        exclusion(&plan, "Namespace/empty"),
-        "no archived object lives in it"
-    );
+    assert!(exclusion(&plan, "ServiceAccount/payments/vault-issuer").contains("not part of a cert-manager backup"));
+    assert!(exclusion(&plan, "CustomResourceDefinition/certificates.cert-manager.io").contains("--include-crds"));
+    assert_eq!(exclusion(&plan, "Namespace/empty"), "no archived object lives in it");
     let planned: usize = plan.object_count();
     assert_eq!(
         planned + plan.excluded.len(),
@@ -166,11 +144,7 @@ fn plan_orders_phases_and_objects() {
     );
     assert_eq!(
         keys_in(&plan, PhaseName::Namespaces),
-        vec![
-            "Namespace/cert-manager",
-            "Namespace/payments",
-            "Namespace/shop"
-        ]
+        vec!["Namespace/cert-manager", "Namespace/payments", "Namespace/shop"]
     );
     assert!(reasons_of(&plan, "Namespace/payments")[0].contains("synthesized"));
     assert_eq!(
@@ -199,11 +173,7 @@ fn plan_orders_phases_and_objects() {
     );
     assert!(reasons_of(&plan, "AWSPCAClusterIssuer/pca")[0].contains("external issuer"));
     // Sanitized: no status, no server fields; annotations kept.
-    for object in plan
-        .phases
-        .iter()
-        .flat_map(|p| p.objects.iter().map(|o| &o.object))
-    {
+    for object in plan.phases.iter().flat_map(|p| p.objects.iter().map(|o| &o.object)) {
         assert!(object.get("status").is_none());
         assert!(object["metadata"].get("uid").is_none());
         assert!(object["metadata"].get("resourceVersion").is_none());
@@ -254,16 +224,8 @@ fn plan_warns_about_missing_secrets_service_accounts_and_heuristics() {
     assert!(accounts[0].contains("payments/vault-issuer"));
     let heuristic = with(codes::HEURISTIC_SECRET_REFERENCE);
     assert_eq!(heuristic.len(), 2, "{heuristic:?}");
-    assert!(
-        heuristic
-            .iter()
-            .any(|m| m.contains("cert-manager/aws-creds"))
-    );
-    assert!(
-        heuristic
-            .iter()
-            .any(|m| m.contains("cert-manager/gandi-credentials"))
-    );
+    assert!(heuristic.iter().any(|m| m.contains("cert-manager/aws-creds")));
+    assert!(heuristic.iter().any(|m| m.contains("cert-manager/gandi-credentials")));
 }
 
 #[test]
@@ -283,11 +245,7 @@ fn plan_records_certificate_facts() {
     assert_eq!(api.public_key_algorithm, "ECDSA-P384");
     assert_eq!(api.sha256_fingerprint.len(), 64);
     assert!(!api.serial_number.is_empty());
-    let root = plan
-        .certificates
-        .iter()
-        .find(|c| c.name == "root-ca")
-        .unwrap();
+    let root = plan.certificates.iter().find(|c| c.name == "root-ca").unwrap();
     assert_eq!(root.public_key_algorithm, "RSA-2048");
     assert_eq!(root.not_after.to_string(), "2026-08-01T00:00:00Z");
 }
@@ -314,10 +272,7 @@ fn opt_ins_add_certificate_requests_and_crds() {
     );
     assert!(exclusion(&plan, "CustomResourceDefinition/widgets.example.com").contains("not a CRD"));
     assert_eq!(plan.phases.first().unwrap().name, PhaseName::Crds);
-    assert_eq!(
-        plan.phases.last().unwrap().name,
-        PhaseName::Certificaterequests
-    );
+    assert_eq!(plan.phases.last().unwrap().name, PhaseName::Certificaterequests);
     assert!(
         plan.warnings
             .iter()

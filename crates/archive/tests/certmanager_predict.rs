@@ -45,13 +45,7 @@ fn reason(outcome: &Outcome) -> &str {
 }
 
 fn good_secret(pair: &Pair) -> Value {
-    tls_secret(
-        "shop",
-        "web-tls",
-        pair,
-        Some(("ca", "ClusterIssuer", CM)),
-        Some("web"),
-    )
+    tls_secret("shop", "web-tls", pair, Some(("ca", "ClusterIssuer", CM)), Some("web"))
 }
 
 #[test]
@@ -78,10 +72,7 @@ fn missing_data_is_missing_data() {
     let mut secret = good_secret(&web(&ca, Key::EcdsaP256, FRESH));
     secret["data"].as_object_mut().unwrap().remove("tls.key");
     assert_eq!(
-        reason(&outcome(
-            certificate("shop", "web", spec(json!({}))),
-            Some(secret)
-        )),
+        reason(&outcome(certificate("shop", "web", spec(json!({}))), Some(secret))),
         "MissingData"
     );
 }
@@ -95,10 +86,7 @@ fn key_of_another_certificate_is_invalid_key_pair() {
         cert_pem: a.cert_pem,
         key_pem: b.key_pem,
     };
-    let o = outcome(
-        certificate("shop", "web", spec(json!({}))),
-        Some(good_secret(&mixed)),
-    );
+    let o = outcome(certificate("shop", "web", spec(json!({}))), Some(good_secret(&mixed)));
     assert_eq!(reason(&o), "InvalidKeyPair");
 }
 
@@ -110,10 +98,7 @@ fn garbage_certificate_is_invalid_certificate() {
         cert_pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
         ..pair
     };
-    let o = outcome(
-        certificate("shop", "web", spec(json!({}))),
-        Some(good_secret(&broken)),
-    );
+    let o = outcome(certificate("shop", "web", spec(json!({}))), Some(good_secret(&broken)));
     assert_eq!(reason(&o), "InvalidCertificate");
 }
 
@@ -123,28 +108,18 @@ fn absent_issuer_annotations_trap_cluster_issuers_only() {
     let pair = web(&ca, Key::EcdsaP256, FRESH);
     let bare = tls_secret("shop", "web-tls", &pair, None, None);
     // ClusterIssuer: absent annotations differ from kind ClusterIssuer.
-    let o = outcome(
-        certificate("shop", "web", spec(json!({}))),
-        Some(bare.clone()),
-    );
+    let o = outcome(certificate("shop", "web", spec(json!({}))), Some(bare.clone()));
     assert_eq!(reason(&o), "IncorrectIssuer");
     // External group: same trap.
-    let external = spec(
-        json!({"issuerRef": {"name": "pca", "kind": "AWSPCAIssuer", "group": "awspca.cert-manager.io"}}),
-    );
+    let external =
+        spec(json!({"issuerRef": {"name": "pca", "kind": "AWSPCAIssuer", "group": "awspca.cert-manager.io"}}));
     assert_eq!(
-        reason(&outcome(
-            certificate("shop", "web", external),
-            Some(bare.clone())
-        )),
+        reason(&outcome(certificate("shop", "web", external), Some(bare.clone()))),
         "IncorrectIssuer"
     );
     // Issuer in cert-manager.io, kind and group defaulted: absent annotations match.
     let plain = spec(json!({"issuerRef": {"name": "ca"}}));
-    assert_eq!(
-        outcome(certificate("shop", "web", plain), Some(bare)),
-        Outcome::Stays
-    );
+    assert_eq!(outcome(certificate("shop", "web", plain), Some(bare)), Outcome::Stays);
 }
 
 #[test]
@@ -197,9 +172,7 @@ fn private_key_against_spec_is_secret_mismatch() {
     let ecdsa = good_secret(&web(&ca, Key::EcdsaP256, FRESH));
     let o = outcome(certificate("shop", "web", no_key_spec.clone()), Some(ecdsa));
     assert_eq!(reason(&o), "SecretMismatch");
-    assert!(
-        matches!(&o, Outcome::Reissued { message, .. } if message.contains("spec.privateKey.algorithm"))
-    );
+    assert!(matches!(&o, Outcome::Reissued { message, .. } if message.contains("spec.privateKey.algorithm")));
     // RSA 3072 violates the default size; RSA 2048 is fine.
     let o = outcome(
         certificate("shop", "web", no_key_spec.clone()),
@@ -226,10 +199,7 @@ fn private_key_against_spec_is_secret_mismatch() {
         "SecretMismatch"
     );
     let sized = spec(json!({"privateKey": {"algorithm": "ECDSA", "size": 384}}));
-    assert_eq!(
-        outcome(certificate("shop", "web", sized), Some(p384)),
-        Outcome::Stays
-    );
+    assert_eq!(outcome(certificate("shop", "web", sized), Some(p384)), Outcome::Stays);
 }
 
 #[test]
@@ -244,16 +214,13 @@ fn names_against_spec_are_compared_loosely() {
     );
     let secret = good_secret(&both);
     // CN may move into dnsNames and back.
-    let same = spec(
-        json!({"commonName": "www.example.com", "dnsNames": ["web.example.com"], "ipAddresses": ["192.0.2.1"]}),
-    );
+    let same =
+        spec(json!({"commonName": "www.example.com", "dnsNames": ["web.example.com"], "ipAddresses": ["192.0.2.1"]}));
     assert_eq!(
         outcome(certificate("shop", "web", same), Some(secret.clone())),
         Outcome::Stays
     );
-    let ips = spec(
-        json!({"dnsNames": ["web.example.com", "www.example.com"], "ipAddresses": ["192.0.2.2"]}),
-    );
+    let ips = spec(json!({"dnsNames": ["web.example.com", "www.example.com"], "ipAddresses": ["192.0.2.2"]}));
     let o = outcome(certificate("shop", "web", ips), Some(secret.clone()));
     assert!(
         matches!(&o, Outcome::Reissued { reason, message } if reason == "SecretMismatch" && message.contains("spec.ipAddresses")),
@@ -290,16 +257,10 @@ fn names_against_spec_are_compared_loosely() {
 fn renewal_window_and_expiry() {
     let ca = Ca::new();
     let near = good_secret(&web(&ca, Key::EcdsaP256, NEAR_EXPIRY));
-    let o = outcome(
-        certificate("shop", "web", spec(json!({}))),
-        Some(near.clone()),
-    );
+    let o = outcome(certificate("shop", "web", spec(json!({}))), Some(near.clone()));
     assert_eq!(reason(&o), "Renewing");
     let expired = good_secret(&web(&ca, Key::EcdsaP256, EXPIRED));
-    let o = outcome(
-        certificate("shop", "web", spec(json!({}))),
-        Some(expired.clone()),
-    );
+    let o = outcome(certificate("shop", "web", spec(json!({}))), Some(expired.clone()));
     assert!(
         matches!(&o, Outcome::Reissued { reason, message } if reason == "Renewing" && message.contains("expired")),
         "{o:?}"
@@ -313,10 +274,7 @@ fn renewal_window_and_expiry() {
     // renewBefore longer than the lifetime is ignored (default applies).
     let ignored = spec(json!({"renewBefore": "2400h"}));
     assert_eq!(
-        reason(&outcome(
-            certificate("shop", "web", ignored),
-            Some(near.clone())
-        )),
+        reason(&outcome(certificate("shop", "web", ignored), Some(near.clone()))),
         "Renewing"
     );
     // renewBeforePercentage: 1% of 90 days is ~21.6h before 2026-06-03.
@@ -345,10 +303,7 @@ fn go_durations() {
     assert_eq!(parse_go_duration("720h"), Some(720 * 3600 * 1_000_000_000));
     assert_eq!(parse_go_duration("1h30m"), Some(5400 * 1_000_000_000));
     assert_eq!(parse_go_duration("1.5h"), Some(5400 * 1_000_000_000));
-    assert_eq!(
-        parse_go_duration("2160h0m0s"),
-        Some(2160 * 3600 * 1_000_000_000)
-    );
+    assert_eq!(parse_go_duration("2160h0m0s"), Some(2160 * 3600 * 1_000_000_000));
     assert_eq!(parse_go_duration("90s"), Some(90 * 1_000_000_000));
     assert_eq!(parse_go_duration("0"), Some(0));
     assert_eq!(parse_go_duration("10d"), None);
@@ -379,14 +334,9 @@ fn private_keys_in_every_encoding() {
     let derived = public_key_of_private_pem(ed_generated.serialize_pem().as_bytes()).unwrap();
     assert_eq!(
         derived,
-        cmarchive_archive::certmanager::keys::PublicKey::Ed25519(
-            ed_generated.public_key_raw().to_vec()
-        )
+        cmarchive_archive::certmanager::keys::PublicKey::Ed25519(ed_generated.public_key_raw().to_vec())
     );
     assert!(
-        public_key_of_private_pem(
-            b"-----BEGIN DSA PRIVATE KEY-----\nAAAA\n-----END DSA PRIVATE KEY-----\n"
-        )
-        .is_err()
+        public_key_of_private_pem(b"-----BEGIN DSA PRIVATE KEY-----\nAAAA\n-----END DSA PRIVATE KEY-----\n").is_err()
     );
 }

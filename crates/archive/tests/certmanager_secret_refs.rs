@@ -3,8 +3,8 @@
 
 use cmarchive_archive::certmanager::secret_refs::{Target, challenge_namespaces};
 use cmarchive_archive::certmanager::{
-    FoundBy, REFERENCE_TABLE, RefContext, SecretRef, referenced_secrets, secret_refs,
-    secret_refs_in, service_account_refs,
+    FoundBy, REFERENCE_TABLE, RefContext, SecretRef, referenced_secrets, secret_refs, secret_refs_in,
+    service_account_refs,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -35,19 +35,12 @@ fn acme(solver: Value) -> Value {
 /// Asserts the one table-found Secret reference at `path` (relative to `.spec`) and records the row as covered.
 fn expect(object: &Value, rule_path: &'static str, namespace: &str, name: &str, key: Option<&str>) {
     let refs = secret_refs(object, CRN);
-    let table: Vec<&SecretRef> = refs
-        .iter()
-        .filter(|r| r.found_by == FoundBy::Table)
-        .collect();
+    let table: Vec<&SecretRef> = refs.iter().filter(|r| r.found_by == FoundBy::Table).collect();
     assert_eq!(table.len(), 1, "{refs:#?}");
     let found = table[0];
     assert_eq!(strip_indexes(&found.path), format!(".spec.{rule_path}"));
     assert_eq!(
-        (
-            found.namespace.as_str(),
-            found.name.as_str(),
-            found.key.as_deref()
-        ),
+        (found.namespace.as_str(), found.name.as_str(), found.key.as_deref()),
         (namespace, name, key)
     );
     assert!(
@@ -236,10 +229,7 @@ fn cluster_issuer_pull_secrets_resolve_in_certificate_namespaces() {
     let ci = cluster_issuer(acme(
         json!({"http01": {"ingress": {"podTemplate": {"spec": {"imagePullSecrets": [{"name": "regcred"}]}}}}}),
     ));
-    assert!(
-        secret_refs(&ci, CRN).is_empty(),
-        "unknown without the Certificates"
-    );
+    assert!(secret_refs(&ci, CRN).is_empty(), "unknown without the Certificates");
     let namespaces = vec!["a".to_owned(), "b".to_owned()];
     let refs = secret_refs_in(
         &ci,
@@ -279,18 +269,12 @@ fn heuristic_finds_webhook_config_references() {
         refs.iter()
             .all(|r| r.found_by == FoundBy::Heuristic && r.namespace == CRN)
     );
-    let found: BTreeSet<(String, String)> = refs
-        .iter()
-        .map(|r| (r.path.clone(), r.name.clone()))
-        .collect();
+    let found: BTreeSet<(String, String)> = refs.iter().map(|r| (r.path.clone(), r.name.clone())).collect();
     let base = ".spec.acme.solvers[1].dns01.webhook.config";
     let expected: BTreeSet<(String, String)> = [
         (format!("{base}.secretName"), "hetzner-secret".to_owned()),
         (format!("{base}.apiKey"), "hetzner-api".to_owned()),
-        (
-            format!("{base}.nested[0].credentialsSecretRef"),
-            "deep".to_owned(),
-        ),
+        (format!("{base}.nested[0].credentialsSecretRef"), "deep".to_owned()),
     ]
     .into();
     assert_eq!(found, expected);
@@ -317,10 +301,7 @@ fn heuristic_scans_external_issuers() {
     let pca = json!({"apiVersion": "awspca.cert-manager.io/v1beta1", "kind": "AWSPCAClusterIssuer",
         "metadata": {"name": "pca"}, "spec": {"arn": "a", "secretRef": {"namespace": "aws", "name": "creds"}}});
     let refs = secret_refs(&pca, CRN);
-    assert_eq!(
-        (refs[0].namespace.as_str(), refs[0].name.as_str()),
-        ("aws", "creds")
-    );
+    assert_eq!((refs[0].namespace.as_str(), refs[0].name.as_str()), ("aws", "creds"));
 }
 
 #[test]

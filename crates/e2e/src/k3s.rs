@@ -15,20 +15,15 @@ use crate::provider::{BoxFuture, Cluster, ClusterSpec, Provider};
 
 /// k3s server flags: without the bundled ingress and metrics add-ons, which the scenarios never use.
 pub fn server_args() -> Vec<String> {
-    [
-        "server",
-        "--snapshotter=native",
-        "--disable=traefik,metrics-server",
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    ["server", "--snapshotter=native", "--disable=traefik,metrics-server"]
+        .map(str::to_owned)
+        .to_vec()
 }
 
 /// The kubeconfig k3s writes points at port 6443 inside the container; clients on the host must use the mapped
 /// port. Returns the kubeconfig as JSON (valid YAML for kubectl and kube).
 pub fn rewrite_kubeconfig_server(kubeconfig: &str, host_port: u16) -> anyhow::Result<String> {
-    let mut doc: Value =
-        serde_saphyr::from_str(kubeconfig).context("parsing the k3s kubeconfig")?;
+    let mut doc: Value = serde_saphyr::from_str(kubeconfig).context("parsing the k3s kubeconfig")?;
     let Some(clusters) = doc.get_mut("clusters").and_then(Value::as_array_mut) else {
         bail!("the k3s kubeconfig has no clusters");
     };
@@ -61,12 +56,9 @@ impl K3sProvider {
     }
 
     fn tag(&self) -> anyhow::Result<String> {
-        let kubernetes = config::env_var(config::ENV_KUBERNETES_VERSION)
-            .unwrap_or_else(|| config::pinned().kubernetes);
+        let kubernetes = config::env_var(config::ENV_KUBERNETES_VERSION).unwrap_or_else(|| config::pinned().kubernetes);
         config::k3s_tag(
-            self.tag
-                .as_deref()
-                .or(config::env_var(config::ENV_K3S_TAG).as_deref()),
+            self.tag.as_deref().or(config::env_var(config::ENV_K3S_TAG).as_deref()),
             Some(&kubernetes),
         )
     }
@@ -74,9 +66,7 @@ impl K3sProvider {
     async fn start_cluster(&self, spec: &ClusterSpec) -> anyhow::Result<K3sCluster> {
         require_docker()?;
         let tag = self.tag()?;
-        let dir = tempfile::Builder::new()
-            .prefix("cmarchive-k3s-")
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix("cmarchive-k3s-").tempdir()?;
         let conf = dir.path().join("conf");
         std::fs::create_dir_all(&conf)?;
         let container = K3s::default()
@@ -122,10 +112,7 @@ impl Provider for K3sProvider {
         "k3s"
     }
 
-    fn start<'a>(
-        &'a self,
-        spec: &'a ClusterSpec,
-    ) -> BoxFuture<'a, anyhow::Result<Box<dyn Cluster>>> {
+    fn start<'a>(&'a self, spec: &'a ClusterSpec) -> BoxFuture<'a, anyhow::Result<Box<dyn Cluster>>> {
         Box::pin(async move { Ok(Box::new(self.start_cluster(spec).await?) as Box<dyn Cluster>) })
     }
 }
@@ -143,9 +130,7 @@ pub struct K3sCluster {
 
 impl Cluster for K3sCluster {
     fn client(&self) -> kube::Client {
-        self.client
-            .clone()
-            .expect("a started K3sCluster has a client")
+        self.client.clone().expect("a started K3sCluster has a client")
     }
 
     fn kubeconfig(&self) -> &Path {
@@ -176,9 +161,7 @@ impl Cluster for K3sCluster {
 impl Drop for K3sCluster {
     /// The container's own log (k3s server, kubelet, containerd) is the cluster log; saved before removal.
     fn drop(&mut self) {
-        if std::thread::panicking()
-            || config::env_var(crate::kind::ENV_EXPORT_LOGS).is_some_and(|v| v == "1")
-        {
+        if std::thread::panicking() || config::env_var(crate::kind::ENV_EXPORT_LOGS).is_some_and(|v| v == "1") {
             let out = std::process::Command::new("docker")
                 .args(["logs", self.container.id()])
                 .output();
@@ -226,14 +209,9 @@ users:
         let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
         let cluster = kc.clusters[0].cluster.as_ref().unwrap();
         assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:32771"));
-        assert_eq!(
-            cluster.certificate_authority_data.as_deref(),
-            Some("LS0tLS1CRUdJTg==")
-        );
+        assert_eq!(cluster.certificate_authority_data.as_deref(), Some("LS0tLS1CRUdJTg=="));
         assert_eq!(kc.current_context.as_deref(), Some("default"));
-        assert!(
-            rewrite_kubeconfig_server("apiVersion: v1\nkind: Config\nclusters: []\n", 1).is_err()
-        );
+        assert!(rewrite_kubeconfig_server("apiVersion: v1\nkind: Config\nclusters: []\n", 1).is_err());
         assert!(rewrite_kubeconfig_server("{", 1).is_err());
     }
 

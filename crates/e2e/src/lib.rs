@@ -2,11 +2,11 @@
 //! and the assertion that a restore reissued nothing.
 
 pub mod controlplane;
-pub mod local;
-pub mod provider;
+pub mod fixtures;
 pub mod k3s;
 pub mod kind;
-pub mod select;
-pub mod fixtures;
+pub mod local;
+pub mod provider;
 pub mod reissuance;
 pub mod scenarios;
+pub mod select;

@@ -114,33 +114,16 @@ mod tests {
 
     #[test]
     fn env_values() {
-        assert_eq!(
-            ProviderKind::from_env_value(None).unwrap(),
-            ProviderKind::Local
-        );
-        assert_eq!(
-            ProviderKind::from_env_value(Some("")).unwrap(),
-            ProviderKind::Local
-        );
-        assert_eq!(
-            ProviderKind::from_env_value(Some("kind")).unwrap(),
-            ProviderKind::Kind
-        );
-        assert_eq!(
-            ProviderKind::from_env_value(Some(" K3S ")).unwrap(),
-            ProviderKind::K3s
-        );
+        assert_eq!(ProviderKind::from_env_value(None).unwrap(), ProviderKind::Local);
+        assert_eq!(ProviderKind::from_env_value(Some("")).unwrap(), ProviderKind::Local);
+        assert_eq!(ProviderKind::from_env_value(Some("kind")).unwrap(), ProviderKind::Kind);
+        assert_eq!(ProviderKind::from_env_value(Some(" K3S ")).unwrap(), ProviderKind::K3s);
         assert_eq!(
             ProviderKind::from_env_value(Some("local")).unwrap(),
             ProviderKind::Local
         );
-        let err = ProviderKind::from_env_value(Some("minikube"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("minikube") && err.contains(ENV_PROVIDER),
-            "{err}"
-        );
+        let err = ProviderKind::from_env_value(Some("minikube")).unwrap_err().to_string();
+        assert!(err.contains("minikube") && err.contains(ENV_PROVIDER), "{err}");
         for k in [ProviderKind::Local, ProviderKind::Kind, ProviderKind::K3s] {
             assert_eq!(k.to_string().parse::<ProviderKind>().unwrap(), k);
         }
@@ -177,8 +160,7 @@ mod tests {
         if let Err(e) = provider_of(ProviderKind::Kind) {
             let err = format!("{e:#}");
             assert!(
-                err.contains("CMARCHIVE_E2E_PROVIDER=kind")
-                    && (err.contains("Docker") || err.contains("kind")),
+                err.contains("CMARCHIVE_E2E_PROVIDER=kind") && (err.contains("Docker") || err.contains("kind")),
                 "{err}"
             );
         }

@@ -38,17 +38,12 @@ pub struct LeafCertificate {
 }
 
 /// The Secret a Certificate writes to (`spec.secretName` in the Certificate's namespace), among `objects`.
-pub fn find_secret<'a>(
-    certificate: &Value,
-    objects: impl IntoIterator<Item = &'a Value>,
-) -> Option<&'a Value> {
+pub fn find_secret<'a>(certificate: &Value, objects: impl IntoIterator<Item = &'a Value>) -> Option<&'a Value> {
     let namespace = kinds::namespace(certificate);
     let name = kinds::str_at(certificate, &["spec", "secretName"])?;
-    objects.into_iter().find(|o| {
-        kinds::classify(o) == Kind::Secret
-            && kinds::name(o) == name
-            && kinds::namespace(o) == namespace
-    })
+    objects
+        .into_iter()
+        .find(|o| kinds::classify(o) == Kind::Secret && kinds::name(o) == name && kinds::namespace(o) == namespace)
 }
 
 /// Secrets among `objects` by (namespace, name): [`find_secret`] for many Certificates at once without scanning
@@ -75,11 +70,7 @@ impl<'a> SecretIndex<'a> {
 /// The bytes of one Secret data key: base64 `data` as the API returns it, or clear `stringData` as people write.
 /// `None` when the key is absent; an undecodable value reads as empty, as it would be useless to cert-manager.
 pub fn secret_data(secret: &Value, key: &str) -> Option<Vec<u8>> {
-    if let Some(encoded) = secret
-        .get("data")
-        .and_then(|d| d.get(key))
-        .and_then(Value::as_str)
-    {
+    if let Some(encoded) = secret.get("data").and_then(|d| d.get(key)).and_then(Value::as_str) {
         return Some(
             base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
@@ -105,8 +96,7 @@ pub fn parse_leaf(pem: &[u8]) -> Result<LeafCertificate, String> {
 
 fn leaf_from(certificate: &X509Certificate<'_>, der: &[u8]) -> Result<LeafCertificate, String> {
     let timestamp = |t: x509_parser::time::ASN1Time| {
-        jiff::Timestamp::from_second(t.timestamp())
-            .map_err(|e| format!("validity out of range: {e}"))
+        jiff::Timestamp::from_second(t.timestamp()).map_err(|e| format!("validity out of range: {e}"))
     };
     let mut leaf = LeafCertificate {
         serial_number: certificate.serial.to_str_radix(16),

@@ -112,25 +112,17 @@ fn from_pkcs8(der: &[u8]) -> Result<PublicKey, String> {
     match info.algorithm.oid.to_string().as_str() {
         RSA => rsa_from_pkcs1(info.private_key),
         EC => {
-            let curve = info
-                .algorithm
-                .parameters_oid()
-                .ok()
-                .map(|oid| oid.to_string());
+            let curve = info.algorithm.parameters_oid().ok().map(|oid| oid.to_string());
             ec_from_sec1(info.private_key, curve)
         }
         ED25519 => {
             // CurvePrivateKey ::= OCTET STRING: two header bytes, then the 32-byte seed.
             let seed: [u8; 32] = match info.private_key {
-                [0x04, 0x20, seed @ ..] => seed
-                    .try_into()
-                    .map_err(|_| "Ed25519 seed is not 32 bytes")?,
+                [0x04, 0x20, seed @ ..] => seed.try_into().map_err(|_| "Ed25519 seed is not 32 bytes")?,
                 _ => return Err("Ed25519 private key is not an OCTET STRING".into()),
             };
             let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-            Ok(PublicKey::Ed25519(
-                signing.verifying_key().to_bytes().to_vec(),
-            ))
+            Ok(PublicKey::Ed25519(signing.verifying_key().to_bytes().to_vec()))
         }
         other => Err(format!("unsupported PKCS#8 key algorithm {other}")),
     }
@@ -161,9 +153,7 @@ fn ec_from_sec1(der: &[u8], curve_from_pkcs8: Option<String>) -> Result<PublicKe
         P384 => p384::SecretKey::from_slice(key.private_key)
             .map(|k| k.public_key().to_encoded_point(false).as_bytes().to_vec()),
         _ => {
-            return Err(format!(
-                "EC private key on curve {curve} carries no public key"
-            ));
+            return Err(format!("EC private key on curve {curve} carries no public key"));
         }
     }
     .map_err(|e| format!("EC private key: {e}"))?;
@@ -186,8 +176,7 @@ where
     C::AffinePoint: p256::elliptic_curve::sec1::FromEncodedPoint<C> + ToEncodedPoint<C>,
     C::FieldBytesSize: p256::elliptic_curve::sec1::ModulusSize,
 {
-    let key = p256::elliptic_curve::PublicKey::<C>::from_sec1_bytes(point)
-        .map_err(|e| format!("EC point: {e}"))?;
+    let key = p256::elliptic_curve::PublicKey::<C>::from_sec1_bytes(point).map_err(|e| format!("EC point: {e}"))?;
     Ok(key.to_encoded_point(false).as_bytes().to_vec())
 }
 

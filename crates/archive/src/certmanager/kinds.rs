@@ -41,10 +41,7 @@ pub enum Kind {
 
 /// Classifies an object by API group and kind.
 pub fn classify(object: &Value) -> Kind {
-    let kind = object
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
     match (api_group(object), kind) {
         (CERT_MANAGER_GROUP, "Issuer") => Kind::Issuer,
         (CERT_MANAGER_GROUP, "ClusterIssuer") => Kind::ClusterIssuer,
@@ -62,10 +59,7 @@ pub fn classify(object: &Value) -> Kind {
 
 /// The API group of an object (empty for the core group).
 pub fn api_group(object: &Value) -> &str {
-    let api_version = object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     match api_version.split_once('/') {
         Some((group, _)) => group,
         None => "",
@@ -93,11 +87,7 @@ pub(crate) fn namespace(object: &Value) -> Option<&str> {
 
 /// One annotation's value; present-but-empty is `Some("")`, which matters for cert-manager's issuer check.
 pub(crate) fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
-    object
-        .get("metadata")?
-        .get("annotations")?
-        .get(key)?
-        .as_str()
+    object.get("metadata")?.get("annotations")?.get(key)?.as_str()
 }
 
 /// One label's value.

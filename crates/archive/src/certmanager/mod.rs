@@ -21,7 +21,7 @@ pub use phases::{phase_of, plan};
 pub use predict::{Outcome, Prediction, predict, predict_plan};
 pub use sanitize::{RestoreOptions, prepare_for_restore, sanitize};
 pub use secret_refs::{
-    FoundBy, REFERENCE_TABLE, RefContext, SecretRef, ServiceAccountRef, referenced_secrets,
-    secret_refs, secret_refs_in, service_account_refs,
+    FoundBy, REFERENCE_TABLE, RefContext, SecretRef, ServiceAccountRef, referenced_secrets, secret_refs,
+    secret_refs_in, service_account_refs,
 };
 pub use select::{SelectOptions, Selected, Selection, select};

@@ -36,9 +36,7 @@ pub fn plan(objects: Vec<Value>, options: &SelectOptions) -> Plan {
         });
     }
     for phase in &mut phases {
-        phase
-            .objects
-            .sort_by_cached_key(|planned| sort_key(&planned.object));
+        phase.objects.sort_by_cached_key(|planned| sort_key(&planned.object));
     }
     phases.retain(|phase| !phase.objects.is_empty());
 
@@ -48,10 +46,7 @@ pub fn plan(objects: Vec<Value>, options: &SelectOptions) -> Plan {
         .flat_map(|p| p.objects.iter().map(|o| &o.object))
         .collect();
     let secrets = certinfo::SecretIndex::new(archived.iter().copied());
-    for certificate in archived
-        .iter()
-        .filter(|o| kinds::classify(o) == Kind::Certificate)
-    {
+    for certificate in archived.iter().filter(|o| kinds::classify(o) == Kind::Certificate) {
         let Some(secret) = secrets.secret_of(certificate) else {
             continue;
         };
@@ -92,9 +87,7 @@ pub fn phase_of(object: &Value) -> Option<PhaseName> {
 fn sort_key(object: &Value) -> (String, String, String, String) {
     let key = ObjectKey::of(object);
     (
-        key.as_ref()
-            .and_then(|k| k.namespace.clone())
-            .unwrap_or_default(),
+        key.as_ref().and_then(|k| k.namespace.clone()).unwrap_or_default(),
         key.as_ref().map(|k| k.name.clone()).unwrap_or_default(),
         key.as_ref().map(|k| k.kind.clone()).unwrap_or_default(),
         key.map(|k| k.api_version).unwrap_or_default(),

@@ -61,18 +61,12 @@ pub const TRIGGER_CHAIN: &[(&str, Check)] = &[
     ("SecretDoesNotExist", secret_does_not_exist),
     ("SecretIsMissingData", secret_is_missing_data),
     ("SecretPublicKeysDiffer", secret_public_keys_differ),
-    (
-        "SecretIssuerAnnotationsMismatch",
-        secret_issuer_annotations_mismatch,
-    ),
+    ("SecretIssuerAnnotationsMismatch", secret_issuer_annotations_mismatch),
     (
         "SecretCertificateNameAnnotationsMismatch",
         secret_certificate_name_annotations_mismatch,
     ),
-    (
-        "SecretPrivateKeyMismatchesSpec",
-        secret_private_key_mismatches_spec,
-    ),
+    ("SecretPrivateKeyMismatchesSpec", secret_private_key_mismatches_spec),
     (
         "SecretPublicKeyDiffersFromCurrentCertificateRequest",
         secret_public_key_differs_from_current_request,
@@ -81,10 +75,7 @@ pub const TRIGGER_CHAIN: &[(&str, Check)] = &[
         "CurrentCertificateRequestMismatchesSpec",
         current_certificate_request_mismatches_spec,
     ),
-    (
-        "CurrentCertificateNearingExpiry",
-        current_certificate_nearing_expiry,
-    ),
+    ("CurrentCertificateNearingExpiry", current_certificate_nearing_expiry),
 ];
 
 /// Predicts every Certificate among `objects` (archived or planned objects: Certificates and their Secrets), as
@@ -190,23 +181,26 @@ fn secret_issuer_annotations_mismatch(input: &Input<'_>) -> Option<(&'static str
     let any_present = name.is_some() || kind.is_some() || group.is_some();
     let name_differs = any_present && name.unwrap_or_default() != ref_name;
     let kind_differs = kind.filter(|k| !k.is_empty()).unwrap_or("Issuer") != ref_kind;
-    let group_differs = group
-        .filter(|g| !g.is_empty())
-        .unwrap_or(CERT_MANAGER_GROUP)
-        != ref_group;
+    let group_differs = group.filter(|g| !g.is_empty()).unwrap_or(CERT_MANAGER_GROUP) != ref_group;
     (name_differs || kind_differs || group_differs).then(|| {
         let was = if any_present {
-            format!("{}.{}/{}", kind.unwrap_or_default(), group.unwrap_or_default(), name.unwrap_or_default())
+            format!(
+                "{}.{}/{}",
+                kind.unwrap_or_default(),
+                group.unwrap_or_default(),
+                name.unwrap_or_default()
+            )
         } else {
             "an unrecorded issuer (no cert-manager.io/issuer-* annotations)".to_owned()
         };
-        ("IncorrectIssuer", format!("the Secret was issued by {was}, the Certificate names {ref_kind}.{ref_group}/{ref_name}"))
+        (
+            "IncorrectIssuer",
+            format!("the Secret was issued by {was}, the Certificate names {ref_kind}.{ref_group}/{ref_name}"),
+        )
     })
 }
 
-fn secret_certificate_name_annotations_mismatch(
-    input: &Input<'_>,
-) -> Option<(&'static str, String)> {
+fn secret_certificate_name_annotations_mismatch(input: &Input<'_>) -> Option<(&'static str, String)> {
     let recorded = kinds::annotation(input.secret?, "cert-manager.io/certificate-name")?;
     let name = kinds::name(input.certificate);
     (recorded != name).then(|| {
@@ -229,8 +223,7 @@ fn secret_private_key_mismatches_spec(input: &Input<'_>) -> Option<(&'static str
             ));
         }
     };
-    let algorithm =
-        kinds::str_at(input.certificate, &["spec", "privateKey", "algorithm"]).unwrap_or("RSA");
+    let algorithm = kinds::str_at(input.certificate, &["spec", "privateKey", "algorithm"]).unwrap_or("RSA");
     let size = input
         .certificate
         .pointer("/spec/privateKey/size")
@@ -264,18 +257,14 @@ fn secret_private_key_mismatches_spec(input: &Input<'_>) -> Option<(&'static str
 }
 
 /// Needs the current CertificateRequest, which a restore never has (`status.revision` is dropped).
-fn secret_public_key_differs_from_current_request(
-    _input: &Input<'_>,
-) -> Option<(&'static str, String)> {
+fn secret_public_key_differs_from_current_request(_input: &Input<'_>) -> Option<(&'static str, String)> {
     None
 }
 
 /// Without a current CertificateRequest cert-manager falls back to comparing the certificate with the spec,
 /// loosely: DNS names and common name as one set, then IPs, URIs and emails. Subject fields, isCA, usages and
 /// duration are not compared on this path.
-fn current_certificate_request_mismatches_spec(
-    input: &Input<'_>,
-) -> Option<(&'static str, String)> {
+fn current_certificate_request_mismatches_spec(input: &Input<'_>) -> Option<(&'static str, String)> {
     let leaf = match leaf(input)? {
         Ok(leaf) => leaf,
         Err(error) => {
@@ -289,10 +278,7 @@ fn current_certificate_request_mismatches_spec(
     (!violations.is_empty()).then(|| {
         (
             "SecretMismatch",
-            format!(
-                "the certificate does not match the spec: {}",
-                violations.join(", ")
-            ),
+            format!("the certificate does not match the spec: {}", violations.join(", ")),
         )
     })
 }
@@ -334,8 +320,7 @@ fn current_certificate_nearing_expiry(input: &Input<'_>) -> Option<(&'static str
 /// else minus a third of the lifetime; truncated to the second.
 pub fn renewal_time(certificate: &Value, leaf: &LeafCertificate) -> jiff::Timestamp {
     let lifetime = leaf.not_after.as_nanosecond() - leaf.not_before.as_nanosecond();
-    let renew_before =
-        kinds::str_at(certificate, &["spec", "renewBefore"]).and_then(parse_go_duration);
+    let renew_before = kinds::str_at(certificate, &["spec", "renewBefore"]).and_then(parse_go_duration);
     let percentage = certificate
         .pointer("/spec/renewBeforePercentage")
         .and_then(Value::as_i64);
@@ -393,12 +378,7 @@ fn alt_names_violations(leaf: &LeafCertificate, certificate: &Value) -> Vec<&'st
         certificate
             .pointer(&format!("/spec/{field}"))
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default()
     };
     let spec_cn = kinds::str_at(certificate, &["spec", "commonName"]);
@@ -413,16 +393,11 @@ fn alt_names_violations(leaf: &LeafCertificate, certificate: &Value) -> Vec<&'st
     let mut violations = Vec::new();
     if expected != actual {
         let cert_cn = leaf.common_name.as_deref().filter(|c| !c.is_empty());
-        if spec_cn.is_some_and(|cn| !actual.contains(cn))
-            || cert_cn.is_some_and(|cn| !expected.contains(cn))
-        {
+        if spec_cn.is_some_and(|cn| !actual.contains(cn)) || cert_cn.is_some_and(|cn| !expected.contains(cn)) {
             violations.push("spec.commonName");
         }
         let spec_missing = spec_dns.iter().any(|d| !actual.contains(d.as_str()));
-        let cert_extra = leaf
-            .dns_names
-            .iter()
-            .any(|d| !expected.contains(d.as_str()));
+        let cert_extra = leaf.dns_names.iter().any(|d| !expected.contains(d.as_str()));
         if spec_missing || cert_extra {
             violations.push("spec.dnsNames");
         }
@@ -433,10 +408,7 @@ fn alt_names_violations(leaf: &LeafCertificate, certificate: &Value) -> Vec<&'st
             IpAddr::V6(v6) => v6,
         })
     };
-    let mut spec_ips: Vec<_> = strings("ipAddresses")
-        .iter()
-        .map(|ip| normalize(ip))
-        .collect();
+    let mut spec_ips: Vec<_> = strings("ipAddresses").iter().map(|ip| normalize(ip)).collect();
     let mut cert_ips: Vec<_> = leaf.ip_addresses.iter().map(|ip| normalize(ip)).collect();
     spec_ips.sort();
     cert_ips.sort();

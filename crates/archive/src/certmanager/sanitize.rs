@@ -74,23 +74,14 @@ pub fn prepare_for_restore(object: &Value, options: &RestoreOptions) -> Value {
     let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
         return object;
     };
-    if let Some(owners) = metadata
-        .get_mut("ownerReferences")
-        .and_then(Value::as_array_mut)
-    {
-        owners.retain(|owner| {
-            options.same_cluster && !(kind == Kind::Secret && is_certificate_owner(owner))
-        });
+    if let Some(owners) = metadata.get_mut("ownerReferences").and_then(Value::as_array_mut) {
+        owners.retain(|owner| options.same_cluster && !(kind == Kind::Secret && is_certificate_owner(owner)));
         if owners.is_empty() {
             metadata.remove("ownerReferences");
         }
     }
     if source != target && !target.is_empty() {
-        let field = if kind == Kind::Namespace {
-            "name"
-        } else {
-            "namespace"
-        };
+        let field = if kind == Kind::Namespace { "name" } else { "namespace" };
         if metadata.get(field).and_then(Value::as_str) == Some(source) {
             metadata.insert(field.to_owned(), Value::String(target.to_owned()));
         }
@@ -99,19 +90,13 @@ pub fn prepare_for_restore(object: &Value, options: &RestoreOptions) -> Value {
 }
 
 fn is_certificate_owner(owner: &Value) -> bool {
-    let api_version = owner
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let api_version = owner.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     owner.get("kind").and_then(Value::as_str) == Some("Certificate")
         && api_version.starts_with(&format!("{}/", kinds::CERT_MANAGER_GROUP))
 }
 
 fn remove_annotation(metadata: &mut Map<String, Value>, key: &str) {
-    if let Some(annotations) = metadata
-        .get_mut("annotations")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(annotations) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
         annotations.remove(key);
     }
 }
@@ -160,15 +145,8 @@ mod tests {
         for field in SERVER_METADATA {
             assert!(metadata.get(*field).is_none(), "{field} kept");
         }
-        assert!(
-            metadata["annotations"]
-                .get(LAST_APPLIED_ANNOTATION)
-                .is_none()
-        );
-        assert_eq!(
-            metadata["annotations"]["cert-manager.io/issuer-kind"],
-            "ClusterIssuer"
-        );
+        assert!(metadata["annotations"].get(LAST_APPLIED_ANNOTATION).is_none());
+        assert_eq!(metadata["annotations"]["cert-manager.io/issuer-kind"], "ClusterIssuer");
         assert_eq!(metadata["labels"]["controller.cert-manager.io/fao"], "true");
         assert_eq!(metadata["ownerReferences"].as_array().unwrap().len(), 2);
         assert_eq!(clean["data"], tls_secret()["data"]);
@@ -214,8 +192,7 @@ mod tests {
             "metadata": {"name": "acme-account", "namespace": "cert-manager"}, "data": {"tls.key": "a2V5"}});
         let moved = prepare_for_restore(&secret, &options(false));
         assert_eq!(moved["metadata"]["namespace"], "kube-system");
-        let ns =
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cert-manager"}});
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cert-manager"}});
         assert_eq!(
             prepare_for_restore(&ns, &options(false))["metadata"]["name"],
             "kube-system"

@@ -232,10 +232,7 @@ pub fn referenced_secrets(objects: &[Value], cluster_resource_namespace: &str) -
     let mut out = BTreeSet::new();
     for object in objects {
         if kinds::classify(object) == Kind::Other {
-            let kind = object
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
             let group = kinds::api_group(object);
             let own = group.is_empty() || group == CERT_MANAGER_GROUP || group == kinds::ACME_GROUP;
             let named_like_issuer = !own && kind.ends_with("Issuer");
@@ -255,8 +252,7 @@ pub fn referenced_secrets(objects: &[Value], cluster_resource_namespace: &str) -
 
 /// Namespaces of the Certificates whose `issuerRef` names `issuer` (only meaningful for cluster-scoped issuers).
 pub fn challenge_namespaces(issuer: &Value, objects: &[Value]) -> Vec<String> {
-    if kinds::namespace(issuer).is_some() || !matches!(kinds::classify(issuer), Kind::ClusterIssuer)
-    {
+    if kinds::namespace(issuer).is_some() || !matches!(kinds::classify(issuer), Kind::ClusterIssuer) {
         return Vec::new();
     }
     let name = kinds::name(issuer);
@@ -286,27 +282,18 @@ fn collect(object: &Value, context: &RefContext<'_>) -> (Vec<SecretRef>, Vec<Ser
         return (Vec::new(), Vec::new());
     };
     let own_namespace = kinds::namespace(object);
-    let resource_namespace = own_namespace
-        .unwrap_or(context.cluster_resource_namespace)
-        .to_owned();
+    let resource_namespace = own_namespace.unwrap_or(context.cluster_resource_namespace).to_owned();
 
     let mut secrets = Vec::new();
     let mut accounts = Vec::new();
     let mut known_paths = HashSet::new();
-    for rule in REFERENCE_TABLE
-        .iter()
-        .filter(|r| Some(r.holder) == table_holder)
-    {
+    for rule in REFERENCE_TABLE.iter().filter(|r| Some(r.holder) == table_holder) {
         let segments: Vec<&str> = rule.path.split('.').collect();
         let mut found = Vec::new();
         walk(spec, &segments, ".spec".to_owned(), &mut found);
         for (path, value) in found {
             known_paths.insert(path.clone());
-            if let Some(array) = path
-                .strip_suffix(']')
-                .and_then(|p| p.rsplit_once('['))
-                .map(|(a, _)| a)
-            {
+            if let Some(array) = path.strip_suffix(']').and_then(|p| p.rsplit_once('[')).map(|(a, _)| a) {
                 known_paths.insert(array.to_owned());
             }
             let Some((name, key)) = read_shape(value, rule.shape) else {
@@ -343,9 +330,7 @@ fn collect(object: &Value, context: &RefContext<'_>) -> (Vec<SecretRef>, Vec<Ser
     heuristic_scan(spec, ".spec", &known_paths, &mut shaped);
     for found in shaped {
         secrets.push(SecretRef {
-            namespace: found
-                .namespace
-                .unwrap_or_else(|| resource_namespace.clone()),
+            namespace: found.namespace.unwrap_or_else(|| resource_namespace.clone()),
             name: found.name,
             key: found.key,
             path: found.path,
@@ -385,10 +370,7 @@ fn read_shape(value: &Value, shape: Shape) -> Option<(&str, Option<&str>)> {
         Shape::LocalObjectReference => (value.get("name")?.as_str()?, None),
         Shape::SecretKeySelector => (
             value.get("name")?.as_str()?,
-            value
-                .get("key")
-                .and_then(Value::as_str)
-                .filter(|k| !k.is_empty()),
+            value.get("key").and_then(Value::as_str).filter(|k| !k.is_empty()),
         ),
     };
     (!name.is_empty()).then_some((name, key))
@@ -429,11 +411,7 @@ fn heuristic_scan(value: &Value, path: &str, known: &HashSet<String>, found: &mu
                 let lower = key.to_ascii_lowercase();
                 if lower == "imagepullsecrets" {
                     for (i, element) in child.as_array().into_iter().flatten().enumerate() {
-                        if let Some(name) = element
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .filter(|n| !n.is_empty())
-                        {
+                        if let Some(name) = element.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
                             found.push(shaped(format!("{child_path}[{i}]"), name, None, None));
                         }
                     }
@@ -458,10 +436,7 @@ fn heuristic_scan(value: &Value, path: &str, known: &HashSet<String>, found: &mu
                         && selector.values().all(Value::is_string);
                     if let Some(name) = name.filter(|_| named_like_ref || shaped_like_selector) {
                         if !name.is_empty() {
-                            let key = selector
-                                .get("key")
-                                .and_then(Value::as_str)
-                                .filter(|k| !k.is_empty());
+                            let key = selector.get("key").and_then(Value::as_str).filter(|k| !k.is_empty());
                             let namespace = selector
                                 .get("namespace")
                                 .and_then(Value::as_str)

@@ -127,11 +127,7 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
                     ),
                 );
             }
-            None => state.keep(
-                key,
-                PhaseName::Certificates,
-                "cert-manager Certificate".into(),
-            ),
+            None => state.keep(key, PhaseName::Certificates, "cert-manager Certificate".into()),
         }
     }
 
@@ -139,11 +135,9 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
     let external_kinds = external_issuer_kinds(&certificates, &inputs);
     for (key, object) in &inputs {
         match kinds::classify(object) {
-            Kind::Issuer | Kind::ClusterIssuer => state.keep(
-                key,
-                PhaseName::Issuers,
-                format!("cert-manager {}", key.kind),
-            ),
+            Kind::Issuer | Kind::ClusterIssuer => {
+                state.keep(key, PhaseName::Issuers, format!("cert-manager {}", key.kind))
+            }
             Kind::Other => {
                 let group_kind = (key.group().to_owned(), key.kind.clone());
                 if let Some(users) = external_kinds.get(&group_kind) {
@@ -151,10 +145,7 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
                         Some(user) => {
                             format!("external issuer ({}) used by {user}", key.api_version)
                         }
-                        None => format!(
-                            "external issuer ({}): kind named like an issuer",
-                            key.api_version
-                        ),
+                        None => format!("external issuer ({}): kind named like an issuer", key.api_version),
                     };
                     state.keep(key, PhaseName::Issuers, reason);
                 }
@@ -194,13 +185,7 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
             Some((key.namespace.clone().unwrap_or_default(), name.to_owned()))
         })
         .collect();
-    select_secrets(
-        &mut state,
-        &inputs,
-        &references,
-        &shim_owned,
-        &next_private_keys,
-    );
+    select_secrets(&mut state, &inputs, &references, &shim_owned, &next_private_keys);
     warn_service_accounts(&mut state, &accounts);
 
     // One-shot and opt-in kinds.
@@ -222,12 +207,7 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
             _ => {}
         }
     }
-    if options.include_certificate_requests
-        && state
-            .kept
-            .values()
-            .any(|k| k.phase == PhaseName::Certificaterequests)
-    {
+    if options.include_certificate_requests && state.kept.values().any(|k| k.phase == PhaseName::Certificaterequests) {
         state.warn(
             codes::CERTIFICATE_REQUESTS_INCLUDED,
             None,
@@ -243,10 +223,7 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
     // Everything not decided yet is not cert-manager configuration.
     for (key, _) in &inputs {
         if !state.kept.contains_key(key) && !state.excluded.contains_key(key) {
-            state.exclude(
-                key,
-                format!("{} is not part of a cert-manager backup", key.kind),
-            );
+            state.exclude(key, format!("{} is not part of a cert-manager backup", key.kind));
         }
     }
     state.finish(&inputs)
@@ -255,22 +232,13 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
 /// The shim owner (`Kind/name`) of a Certificate, if ingress-shim or gateway-shim created it.
 fn shim_owner(certificate: &Value) -> Option<String> {
     let owner = kinds::controller_owner(certificate)?;
-    let api_version = owner
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let api_version = owner.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     let group = api_version.split_once('/').map_or("", |(g, _)| g);
     if !SHIM_OWNER_GROUPS.contains(&group) {
         return None;
     }
-    let kind = owner
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let name = owner
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let kind = owner.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = owner.get("name").and_then(Value::as_str).unwrap_or_default();
     Some(format!("{kind}/{name}"))
 }
 
@@ -283,34 +251,32 @@ fn external_issuer_kinds(
     for (key, crt) in certificates {
         let (_, kind, group) = kinds::issuer_ref(crt);
         if group != CERT_MANAGER_GROUP {
-            kinds_in_use
-                .entry((group, kind))
-                .or_default()
-                .push(key.to_string());
+            kinds_in_use.entry((group, kind)).or_default().push(key.to_string());
         }
     }
     for (key, object) in inputs {
         let group = key.group();
         let own_group = group == CERT_MANAGER_GROUP || group == ACME_GROUP || group.is_empty();
         if kinds::classify(object) == Kind::Other && !own_group && key.kind.ends_with("Issuer") {
-            kinds_in_use
-                .entry((group.to_owned(), key.kind.clone()))
-                .or_default();
+            kinds_in_use.entry((group.to_owned(), key.kind.clone())).or_default();
         }
     }
     kinds_in_use
 }
 
-fn warn_missing_issuers(
-    state: &mut State,
-    certificates: &[&(ObjectKey, &Value)],
-    inputs: &[(ObjectKey, &Value)],
-) {
+fn warn_missing_issuers(state: &mut State, certificates: &[&(ObjectKey, &Value)], inputs: &[(ObjectKey, &Value)]) {
     // One set of (group, kind, name, namespace) for all Certificates: scanning the inputs per Certificate was
     // quadratic (most of a 500 MB pack's time).
     let present: std::collections::HashSet<(&str, &str, &str, Option<&str>)> = inputs
         .iter()
-        .map(|(other, _)| (other.group(), other.kind.as_str(), other.name.as_str(), other.namespace.as_deref()))
+        .map(|(other, _)| {
+            (
+                other.group(),
+                other.kind.as_str(),
+                other.name.as_str(),
+                other.namespace.as_deref(),
+            )
+        })
         .collect();
     for (key, crt) in certificates {
         let (name, kind, group) = kinds::issuer_ref(crt);
@@ -335,10 +301,7 @@ fn warn_shared_secret_names(state: &mut State, certificates: &[&(ObjectKey, &Val
     let mut by_secret: BTreeMap<(Option<String>, &str), Vec<&ObjectKey>> = BTreeMap::new();
     for (key, crt) in certificates {
         if let Some(secret) = kinds::str_at(crt, &["spec", "secretName"]) {
-            by_secret
-                .entry((key.namespace.clone(), secret))
-                .or_default()
-                .push(key);
+            by_secret.entry((key.namespace.clone(), secret)).or_default().push(key);
         }
     }
     for ((namespace, secret), users) in by_secret.into_iter().filter(|(_, users)| users.len() > 1) {
@@ -370,16 +333,11 @@ fn select_secrets(
             .push(reference);
     }
     let mut present = BTreeSet::new();
-    for (key, secret) in inputs
-        .iter()
-        .filter(|(_, o)| kinds::classify(o) == Kind::Secret)
-    {
+    for (key, secret) in inputs.iter().filter(|(_, o)| kinds::classify(o) == Kind::Secret) {
         let id = (key.namespace.clone().unwrap_or_default(), key.name.clone());
         present.insert(id.clone());
         let referenced_by = by_secret.get(&id);
-        if kinds::label(secret, NEXT_PRIVATE_KEY_LABEL) == Some("true")
-            || next_private_keys.contains(&id)
-        {
+        if kinds::label(secret, NEXT_PRIVATE_KEY_LABEL) == Some("true") || next_private_keys.contains(&id) {
             state.exclude(
                 key,
                 "temporary private key of an issuance in progress (status.nextPrivateKeySecretName): \
@@ -396,8 +354,7 @@ fn select_secrets(
                     .into(),
             );
             for reference in referenced_by.into_iter().flatten() {
-                let sa = kinds::annotation(secret, "kubernetes.io/service-account.name")
-                    .unwrap_or("<unknown>");
+                let sa = kinds::annotation(secret, "kubernetes.io/service-account.name").unwrap_or("<unknown>");
                 state.warn(
                     codes::SERVICE_ACCOUNT_TOKEN_SECRET,
                     Some(reference.holder.clone()),
@@ -501,10 +458,7 @@ fn select_crds(
     {
         let group = kinds::str_at(crd, &["spec", "group"]).unwrap_or_default();
         if !groups.contains(group) {
-            state.exclude(
-                key,
-                "not a CRD of cert-manager or of an external issuer in use".into(),
-            );
+            state.exclude(key, "not a CRD of cert-manager or of an external issuer in use".into());
         } else if options.include_crds {
             state.keep(
                 key,
@@ -512,10 +466,7 @@ fn select_crds(
                 format!("CRD of {group} (included on request; restored only when missing)"),
             );
         } else {
-            state.exclude(
-                key,
-                "CRDs are archived only on request (--include-crds)".into(),
-            );
+            state.exclude(key, "CRDs are archived only on request (--include-crds)".into());
         }
     }
 }
@@ -529,22 +480,14 @@ fn select_namespaces(state: &mut State, inputs: &[(ObjectKey, &Value)]) {
             *needed.entry(namespace.clone()).or_default() += 1;
         }
     }
-    for (key, _) in inputs
-        .iter()
-        .filter(|(_, o)| kinds::classify(o) == Kind::Namespace)
-    {
+    for (key, _) in inputs.iter().filter(|(_, o)| kinds::classify(o) == Kind::Namespace) {
         match needed.remove(&key.name) {
-            Some(count) => state.keep(
-                key,
-                PhaseName::Namespaces,
-                format!("holds {count} archived object(s)"),
-            ),
+            Some(count) => state.keep(key, PhaseName::Namespaces, format!("holds {count} archived object(s)")),
             None => state.exclude(key, "no archived object lives in it".into()),
         }
     }
     for (namespace, count) in needed {
-        let object =
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
         let key = ObjectKey::of(&object).expect("synthesized Namespace has an identity");
         state.synthesized.push(object);
         state.keep(
@@ -618,9 +561,7 @@ impl State {
             .map(|(key, reason)| Exclusion { key, reason })
             .collect();
         let mut warnings = self.warnings;
-        warnings.sort_by(|a, b| {
-            (&a.code, &a.object, &a.message).cmp(&(&b.code, &b.object, &b.message))
-        });
+        warnings.sort_by(|a, b| (&a.code, &a.object, &a.message).cmp(&(&b.code, &b.object, &b.message)));
         Selection {
             selected,
             excluded,

@@ -221,9 +221,7 @@ pub fn choose_kind_node_image(
         .find(|v| !v.is_empty())
     {
         // The pinned default is a full version for the local build; its minor picks the digest-pinned image.
-        Some(v) if kubernetes.is_none_or(|k| k.trim().is_empty()) => {
-            kind_node_image(&parse_minor(v)?)
-        }
+        Some(v) if kubernetes.is_none_or(|k| k.trim().is_empty()) => kind_node_image(&parse_minor(v)?),
         Some(v) => kind_node_image(v),
         None => {
             bail!("no Kubernetes version: set {ENV_KUBERNETES_VERSION} or {ENV_KIND_NODE_IMAGE}")
@@ -237,9 +235,7 @@ pub fn k3s_tag(explicit_tag: Option<&str>, kubernetes: Option<&str>) -> anyhow::
         return Ok(tag.to_owned());
     }
     let Some(k) = kubernetes.map(str::trim).filter(|k| !k.is_empty()) else {
-        bail!(
-            "no Kubernetes version for k3s: set {ENV_KUBERNETES_VERSION} (vX.Y.Z) or {ENV_K3S_TAG}"
-        );
+        bail!("no Kubernetes version for k3s: set {ENV_KUBERNETES_VERSION} (vX.Y.Z) or {ENV_K3S_TAG}");
     };
     let v = Version::parse(k).with_context(|| {
         format!("k3s images are tagged by full Kubernetes version (vX.Y.Z-k3s1); set {ENV_K3S_TAG} for {k:?}")
@@ -276,12 +272,7 @@ pub fn cluster_name(spec_name: &str, unique: &str) -> String {
     if name.is_empty() {
         name.push_str("cluster");
     }
-    let fixed = "cmarchive-".len()
-        + if unique.is_empty() {
-            0
-        } else {
-            unique.len() + 1
-        };
+    let fixed = "cmarchive-".len() + if unique.is_empty() { 0 } else { unique.len() + 1 };
     let room = MAX_CLUSTER_NAME.saturating_sub(fixed).max(1);
     name.truncate(room);
     let name = name.trim_end_matches('-');
@@ -309,12 +300,7 @@ pub fn controller_args(existing: &[String], spec: &ClusterSpec) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     for arg in existing {
         if let Some(gates) = arg.strip_prefix("--feature-gates=") {
-            feature_gates.extend(
-                gates
-                    .split(',')
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_owned),
-            );
+            feature_gates.extend(gates.split(',').filter(|g| !g.is_empty()).map(str::to_owned));
         } else if !owned(arg) {
             args.push(arg.clone());
         }
@@ -356,18 +342,10 @@ pub fn patch_manifest(docs: &mut [Value], spec: &ClusterSpec) -> anyhow::Result<
         else {
             bail!("the {CONTROLLER_DEPLOYMENT} Deployment has no containers");
         };
-        for container in containers
-            .iter_mut()
-            .filter(|c| c["name"] == CONTROLLER_CONTAINER)
-        {
+        for container in containers.iter_mut().filter(|c| c["name"] == CONTROLLER_CONTAINER) {
             let existing: Vec<String> = container["args"]
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
                 .unwrap_or_default();
             container["args"] = Value::from(controller_args(&existing, spec));
             patched = true;
@@ -384,8 +362,7 @@ pub fn patch_manifest(docs: &mut [Value], spec: &ClusterSpec) -> anyhow::Result<
 
 /// Splits a multi-document manifest into objects, dropping empty documents.
 pub fn parse_manifest(text: &str) -> anyhow::Result<Vec<Value>> {
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(text).context("parsing the cert-manager manifest")?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).context("parsing the cert-manager manifest")?;
     let docs: Vec<Value> = docs.into_iter().filter(|d| d.is_object()).collect();
     for doc in &docs {
         if doc["apiVersion"].as_str().is_none() || doc["kind"].as_str().is_none() {
@@ -443,14 +420,9 @@ mod tests {
     fn versions_parse_and_print_as_tags() {
         assert_eq!(Version::parse("v1.21.2").unwrap().numbers, (1, 21, 2));
         assert_eq!(Version::parse("1.21.2").unwrap().tag(), "v1.21.2");
-        assert_eq!(
-            Version::parse("v1.22.0-alpha.0").unwrap().tag(),
-            "v1.22.0-alpha.0"
-        );
+        assert_eq!(Version::parse("v1.22.0-alpha.0").unwrap().tag(), "v1.22.0-alpha.0");
         assert_eq!(Version::parse("v1.22.0-alpha.0").unwrap().minor(), "1.22");
-        for bad in [
-            "", "v1", "1.35", "v1.2.3.4", "v1.x.0", "v1.2.3-", "latest", "v1..2",
-        ] {
+        for bad in ["", "v1", "1.35", "v1.2.3.4", "v1.x.0", "v1.2.3-", "latest", "v1..2"] {
             assert!(Version::parse(bad).is_err(), "{bad:?} parsed");
         }
         assert_eq!(parse_minor("1.35").unwrap(), "1.35");
@@ -466,10 +438,7 @@ mod tests {
             manifest_url("v1.21.2").unwrap(),
             "https://github.com/cert-manager/cert-manager/releases/download/v1.21.2/cert-manager.yaml"
         );
-        assert_eq!(
-            manifest_url("1.20.0").unwrap(),
-            manifest_url("v1.20.0").unwrap()
-        );
+        assert_eq!(manifest_url("1.20.0").unwrap(), manifest_url("v1.20.0").unwrap());
         assert!(manifest_url("v1.21").is_err());
         assert!(manifest_url("../../evil").is_err());
     }
@@ -477,8 +446,7 @@ mod tests {
     #[test]
     fn version_precedence_is_spec_then_env_then_pin() {
         assert_eq!(
-            resolve_cert_manager_version(Some("v1.20.1"), Some("v1.21.0"), Some("v1.21.2"))
-                .unwrap(),
+            resolve_cert_manager_version(Some("v1.20.1"), Some("v1.21.0"), Some("v1.21.2")).unwrap(),
             "v1.20.1"
         );
         assert_eq!(
@@ -517,15 +485,9 @@ mod tests {
             assert_eq!(digest.len(), 64);
             assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()));
         }
-        assert_eq!(
-            kind_node_image("v1.35.2").unwrap(),
-            "docker.io/kindest/node:v1.35.2"
-        );
+        assert_eq!(kind_node_image("v1.35.2").unwrap(), "docker.io/kindest/node:v1.35.2");
         let err = kind_node_image("1.20").unwrap_err().to_string();
-        assert!(
-            err.contains("1.20") && err.contains(ENV_KIND_NODE_IMAGE),
-            "{err}"
-        );
+        assert!(err.contains("1.20") && err.contains(ENV_KIND_NODE_IMAGE), "{err}");
     }
 
     #[test]
@@ -554,10 +516,7 @@ mod tests {
     fn k3s_tags() {
         assert_eq!(k3s_tag(None, Some("v1.35.2")).unwrap(), "v1.35.2-k3s1");
         assert_eq!(k3s_tag(None, Some("1.35.2")).unwrap(), "v1.35.2-k3s1");
-        assert_eq!(
-            k3s_tag(Some("v1.34.1-k3s2"), Some("v1.35.2")).unwrap(),
-            "v1.34.1-k3s2"
-        );
+        assert_eq!(k3s_tag(Some("v1.34.1-k3s2"), Some("v1.35.2")).unwrap(), "v1.34.1-k3s2");
         assert!(k3s_tag(None, Some("1.35")).is_err());
         assert!(k3s_tag(None, Some("v1.36.0-rc.1")).is_err());
         assert!(k3s_tag(None, None).is_err());
@@ -566,10 +525,7 @@ mod tests {
     #[test]
     fn cluster_names_are_valid_for_kind() {
         assert_eq!(cluster_name("source", "1a2b"), "cmarchive-source-1a2b");
-        assert_eq!(
-            cluster_name("Target_Cluster 2", "X9"),
-            "cmarchive-target-cluster-2-x9"
-        );
+        assert_eq!(cluster_name("Target_Cluster 2", "X9"), "cmarchive-target-cluster-2-x9");
         assert_eq!(cluster_name("--", ""), "cmarchive-cluster");
         let long = cluster_name(&"restore-into-a-fresh-cluster-".repeat(5), "p1234-7");
         assert!(long.len() <= MAX_CLUSTER_NAME, "{long}");
@@ -622,9 +578,7 @@ mod tests {
         ];
         let mut existing = release_args();
         existing.push("--enable-certificate-owner-ref=false".into());
-        existing.push(
-            "--feature-gates=ServerSideApply=false,AdditionalCertificateOutputFormats=true".into(),
-        );
+        existing.push("--feature-gates=ServerSideApply=false,AdditionalCertificateOutputFormats=true".into());
         let args = controller_args(&existing, &s);
         assert_eq!(
             args.iter()
@@ -698,20 +652,13 @@ spec:
         let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
-            [
-                "CustomResourceDefinition",
-                "Namespace",
-                "Deployment",
-                "Deployment"
-            ]
+            ["CustomResourceDefinition", "Namespace", "Deployment", "Deployment"]
         );
         let mut s = spec();
         s.enable_certificate_owner_ref = true;
         patch_manifest(&mut docs, &s).unwrap();
         assert_eq!(
-            docs[2]
-                .pointer("/spec/template/spec/containers/0/args")
-                .unwrap(),
+            docs[2].pointer("/spec/template/spec/containers/0/args").unwrap(),
             &json!([
                 "--v=2",
                 "--leader-election-namespace=kube-system",
@@ -721,18 +668,14 @@ spec:
         );
         // The webhook is left alone.
         assert_eq!(
-            docs[3]
-                .pointer("/spec/template/spec/containers/0/args")
-                .unwrap(),
+            docs[3].pointer("/spec/template/spec/containers/0/args").unwrap(),
             &json!(["--v=2", "--secure-port=10250"])
         );
     }
 
     #[test]
     fn manifest_without_controller_is_an_error() {
-        let mut docs =
-            parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: cert-manager}\n")
-                .unwrap();
+        let mut docs = parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: cert-manager}\n").unwrap();
         let err = patch_manifest(&mut docs, &spec()).unwrap_err().to_string();
         assert!(err.contains("cert-manager-controller"), "{err}");
         assert!(parse_manifest("kind: Namespace\n").is_err());
@@ -753,9 +696,6 @@ spec:
         let patches = cfg["kubeadmConfigPatches"].as_array().unwrap();
         let patch: Value = serde_saphyr::from_str(patches[0].as_str().unwrap()).unwrap();
         assert_eq!(patch["kind"], "ClusterConfiguration");
-        assert_eq!(
-            patch["etcd"]["local"]["extraArgs"]["unsafe-no-fsync"],
-            "true"
-        );
+        assert_eq!(patch["etcd"]["local"]["extraArgs"]["unsafe-no-fsync"], "true");
     }
 }

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
 use super::config::{
-    self, CERT_MANAGER_NAMESPACE, CONTROLLER_DEPLOYMENT, ENV_CERT_MANAGER_MANIFEST,
-    ENV_CERT_MANAGER_VERSION, ManifestSource,
+    self, CERT_MANAGER_NAMESPACE, CONTROLLER_DEPLOYMENT, ENV_CERT_MANAGER_MANIFEST, ENV_CERT_MANAGER_VERSION,
+    ManifestSource,
 };
 use crate::provider::ClusterSpec;
 
@@ -85,15 +85,9 @@ async fn download(url: &str, dest: &Path) -> anyhow::Result<()> {
 }
 
 /// Installs cert-manager for `spec` and waits until it is ready to issue; returns the installed version.
-pub async fn install_cert_manager(
-    client: &kube::Client,
-    spec: &ClusterSpec,
-) -> anyhow::Result<String> {
+pub async fn install_cert_manager(client: &kube::Client, spec: &ClusterSpec) -> anyhow::Result<String> {
     let version = version_for(spec)?;
-    let source = config::manifest_source(
-        &version,
-        config::env_var(ENV_CERT_MANAGER_MANIFEST).as_deref(),
-    )?;
+    let source = config::manifest_source(&version, config::env_var(ENV_CERT_MANAGER_MANIFEST).as_deref())?;
     let text = load_manifest(&source).await?;
     let mut docs = config::parse_manifest(&text)?;
     config::patch_manifest(&mut docs, spec)?;
@@ -114,10 +108,7 @@ async fn apply_all(client: &kube::Client, docs: &[Value]) -> anyhow::Result<()> 
     let params = PatchParams::apply(FIELD_MANAGER).force();
     for doc in docs {
         let obj: DynamicObject = serde_json::from_value(doc.clone()).context("manifest object")?;
-        let types = obj
-            .types
-            .as_ref()
-            .context("manifest object without apiVersion/kind")?;
+        let types = obj.types.as_ref().context("manifest object without apiVersion/kind")?;
         let gvk = GroupVersionKind::try_from(types)?;
         if !kinds.contains_key(&gvk) {
             let found = kube::discovery::pinned_kind(client, &gvk)
@@ -126,11 +117,7 @@ async fn apply_all(client: &kube::Client, docs: &[Value]) -> anyhow::Result<()> 
             kinds.insert(gvk.clone(), found);
         }
         let (resource, caps) = &kinds[&gvk];
-        let name = obj
-            .metadata
-            .name
-            .clone()
-            .context("manifest object without a name")?;
+        let name = obj.metadata.name.clone().context("manifest object without a name")?;
         let api: Api<DynamicObject> = match caps.scope {
             Scope::Namespaced => {
                 let ns = obj.metadata.namespace.as_deref().unwrap_or("default");
@@ -174,31 +161,25 @@ pub fn deployment_not_ready(d: &Deployment) -> Option<String> {
     let updated = status.updated_replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
     if updated < want || available < want {
-        return Some(format!(
-            "{name}: {available}/{want} available, {updated} updated"
-        ));
+        return Some(format!("{name}: {available}/{want} available, {updated} updated"));
     }
-    let cond_ok = status.conditions.as_ref().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c.type_ == "Available" && c.status == "True")
-    });
+    let cond_ok = status
+        .conditions
+        .as_ref()
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Available" && c.status == "True"));
     if want > 0 && !cond_ok {
         return Some(format!("{name}: condition Available is not True"));
     }
     None
 }
 
-async fn wait_deployments_available(
-    client: &kube::Client,
-    deadline: Instant,
-) -> anyhow::Result<()> {
+async fn wait_deployments_available(client: &kube::Client, deadline: Instant) -> anyhow::Result<()> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), CERT_MANAGER_NAMESPACE);
     loop {
         let why = match api.list(&ListParams::default()).await {
             Ok(list) if list.items.is_empty() => "no Deployments yet".to_owned(),
             Ok(list) => {
-                let waiting: Vec<String> =
-                    list.items.iter().filter_map(deployment_not_ready).collect();
+                let waiting: Vec<String> = list.items.iter().filter_map(deployment_not_ready).collect();
                 if waiting.is_empty() {
                     return Ok(());
                 }
@@ -247,15 +228,9 @@ pub async fn scale_controller(client: &kube::Client, replicas: i32) -> anyhow::R
     let api: Api<Deployment> = Api::namespaced(client.clone(), CERT_MANAGER_NAMESPACE);
     let patch = json!({ "spec": { "replicas": replicas } });
     let d = api
-        .patch(
-            CONTROLLER_DEPLOYMENT,
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+        .patch(CONTROLLER_DEPLOYMENT, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .with_context(|| {
-            format!("scaling {CERT_MANAGER_NAMESPACE}/{CONTROLLER_DEPLOYMENT} to {replicas}")
-        })?;
+        .with_context(|| format!("scaling {CERT_MANAGER_NAMESPACE}/{CONTROLLER_DEPLOYMENT} to {replicas}"))?;
     let selector = d
         .spec
         .as_ref()
@@ -272,11 +247,7 @@ pub async fn scale_controller(client: &kube::Client, replicas: i32) -> anyhow::R
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         let why = if replicas == 0 {
-            let left = pods
-                .list(&ListParams::default().labels(&selector))
-                .await?
-                .items
-                .len();
+            let left = pods.list(&ListParams::default().labels(&selector)).await?.items.len();
             if left == 0 {
                 return Ok(());
             }
@@ -318,11 +289,7 @@ mod tests {
 
         let mut unavailable = ready.clone();
         unavailable.status.as_mut().unwrap().available_replicas = Some(0);
-        assert!(
-            deployment_not_ready(&unavailable)
-                .unwrap()
-                .contains("0/1 available")
-        );
+        assert!(deployment_not_ready(&unavailable).unwrap().contains("0/1 available"));
 
         let mut no_condition = ready.clone();
         no_condition.status.as_mut().unwrap().conditions = None;
@@ -346,13 +313,9 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let text = rt
-            .block_on(load_manifest(&ManifestSource::File(file)))
-            .unwrap();
+        let text = rt.block_on(load_manifest(&ManifestSource::File(file))).unwrap();
         assert!(text.contains("Namespace"));
-        let missing = rt.block_on(load_manifest(&ManifestSource::File(
-            dir.path().join("nope.yaml"),
-        )));
+        let missing = rt.block_on(load_manifest(&ManifestSource::File(dir.path().join("nope.yaml"))));
         assert!(missing.unwrap_err().to_string().contains("nope.yaml"));
     }
 }

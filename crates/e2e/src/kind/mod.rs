@@ -13,8 +13,7 @@ use anyhow::{Context as _, bail};
 
 use crate::provider::{BoxFuture, Cluster, ClusterSpec, Provider};
 use config::{
-    ENV_KEEP_CLUSTERS, ENV_KIND_CONFIG, ENV_KIND_NODE_IMAGE, ENV_KUBERNETES_VERSION, ENV_LOG_DIR,
-    KIND_VERSION,
+    ENV_KEEP_CLUSTERS, ENV_KIND_CONFIG, ENV_KIND_NODE_IMAGE, ENV_KUBERNETES_VERSION, ENV_LOG_DIR, KIND_VERSION,
 };
 
 /// Environment variable: `1` runs `kind export logs` for every cluster when it is deleted, not only after a panic
@@ -28,9 +27,7 @@ pub fn require_docker() -> anyhow::Result<()> {
         .output();
     match out {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!(
-                "Docker is missing: no `docker` command on PATH (the kind and k3s providers need a Docker engine)"
-            )
+            bail!("Docker is missing: no `docker` command on PATH (the kind and k3s providers need a Docker engine)")
         }
         Err(e) => bail!("Docker is missing: running `docker info` failed: {e}"),
         Ok(out) if !out.status.success() => bail!(
@@ -72,11 +69,7 @@ pub fn log_dir_for(cluster: &str) -> PathBuf {
 /// A suffix unique within this machine for the life of the process, so parallel tests get distinct clusters.
 pub fn unique_suffix() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{:x}{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{:x}{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn run(cmd: &mut Command, what: &str) -> anyhow::Result<Output> {
@@ -84,11 +77,7 @@ fn run(cmd: &mut Command, what: &str) -> anyhow::Result<Output> {
         .output()
         .with_context(|| format!("{what}: starting {:?}", cmd.get_program()))?;
     if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            last_lines(&out.stderr, 15)
-        );
+        bail!("{what} failed ({}): {}", out.status, last_lines(&out.stderr, 15));
     }
     Ok(out)
 }
@@ -134,12 +123,9 @@ impl KindProvider {
             bail!("kind config {} does not exist", config_file.display());
         }
         let name = config::cluster_name(&spec.name, &unique_suffix());
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{name}-"))
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix(&format!("{name}-")).tempdir()?;
         let log_dir = log_dir_for(&name);
-        std::fs::create_dir_all(&log_dir)
-            .with_context(|| format!("creating {}", log_dir.display()))?;
+        std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
 
         // From here on the cluster may exist, so it is owned by a value whose Drop deletes it.
         let mut cluster = KindCluster {
@@ -153,8 +139,7 @@ impl KindProvider {
         };
         let create = Command::new("kind")
             .args([
-                "create", "cluster", "--name", &name, "--image", &image, "--wait", "120s",
-                "--config",
+                "create", "cluster", "--name", &name, "--image", &image, "--wait", "120s", "--config",
             ])
             .arg(&config_file)
             // kind writes a context into this file; keeping it out of ~/.kube/config leaves the user's alone.
@@ -190,11 +175,7 @@ impl KindProvider {
 /// A client for a kubeconfig's current context.
 pub async fn client_from_kubeconfig(yaml: &str) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).context("parsing the kubeconfig")?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
     Ok(kube::Client::try_from(config)?)
 }
 
@@ -203,10 +184,7 @@ impl Provider for KindProvider {
         "kind"
     }
 
-    fn start<'a>(
-        &'a self,
-        spec: &'a ClusterSpec,
-    ) -> BoxFuture<'a, anyhow::Result<Box<dyn Cluster>>> {
+    fn start<'a>(&'a self, spec: &'a ClusterSpec) -> BoxFuture<'a, anyhow::Result<Box<dyn Cluster>>> {
         Box::pin(async move { Ok(Box::new(self.start_cluster(spec).await?) as Box<dyn Cluster>) })
     }
 }
@@ -244,9 +222,7 @@ impl KindCluster {
 
 impl Cluster for KindCluster {
     fn client(&self) -> kube::Client {
-        self.client
-            .clone()
-            .expect("a started KindCluster has a client")
+        self.client.clone().expect("a started KindCluster has a client")
     }
 
     fn kubeconfig(&self) -> &Path {
@@ -276,13 +252,9 @@ impl Cluster for KindCluster {
 
 impl Drop for KindCluster {
     fn drop(&mut self) {
-        let export =
-            std::thread::panicking() || config::env_var(ENV_EXPORT_LOGS).is_some_and(|v| v == "1");
+        let export = std::thread::panicking() || config::env_var(ENV_EXPORT_LOGS).is_some_and(|v| v == "1");
         if export && let Err(e) = self.export_logs() {
-            eprintln!(
-                "cmarchive-e2e: exporting logs of kind cluster {}: {e:#}",
-                self.name
-            );
+            eprintln!("cmarchive-e2e: exporting logs of kind cluster {}: {e:#}", self.name);
         }
         if config::env_var(ENV_KEEP_CLUSTERS).is_some_and(|v| v == "1") {
             eprintln!(
@@ -309,10 +281,7 @@ mod tests {
         let (a, b) = (unique_suffix(), unique_suffix());
         assert_ne!(a, b);
         let name = config::cluster_name("restore-target", &a);
-        assert!(
-            name.len() <= config::MAX_CLUSTER_NAME && name.ends_with(&a),
-            "{name}"
-        );
+        assert!(name.len() <= config::MAX_CLUSTER_NAME && name.ends_with(&a), "{name}");
     }
 
     #[test]
@@ -337,32 +306,19 @@ mod tests {
         let script = config::workspace_root().join("scripts/resolve-cert-manager-versions");
         let mut child = Command::new(script)
             .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         }
         child.wait_with_output().unwrap()
     }
 
     fn json_versions(out: &std::process::Output) -> Vec<String> {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -373,10 +329,7 @@ mod tests {
         let out = resolve_script(&["--stdin"], Some(list));
         assert_eq!(json_versions(&out), ["v1.20.11", "v1.19.3"]);
         let out = resolve_script(&["--stdin", "--minors", "4"], Some(list));
-        assert_eq!(
-            json_versions(&out),
-            ["v1.20.11", "v1.19.3", "v1.10.0", "v1.9.1"]
-        );
+        assert_eq!(json_versions(&out), ["v1.20.11", "v1.19.3", "v1.10.0", "v1.9.1"]);
         let out = resolve_script(&["--stdin", "--minors", "0"], Some(list));
         assert_eq!(out.status.code(), Some(2));
         let out = resolve_script(&["--stdin"], Some("v1.22.0-rc.1\n"));
@@ -389,10 +342,7 @@ mod tests {
     fn resolve_script_asks_the_module_proxy() {
         let versions = json_versions(&resolve_script(&[], None));
         assert!(!versions.is_empty() && versions.len() <= 2, "{versions:?}");
-        let parsed: Vec<config::Version> = versions
-            .iter()
-            .map(|v| config::Version::parse(v).unwrap())
-            .collect();
+        let parsed: Vec<config::Version> = versions.iter().map(|v| config::Version::parse(v).unwrap()).collect();
         assert!(parsed.iter().all(|v| v.pre.is_none()), "{versions:?}");
         assert!(
             parsed
