@@ -45,7 +45,7 @@ impl Default for ReadLimits {
 pub struct VerifiedArchive {
     /// The parsed manifest.
     pub manifest: Manifest,
-    /// `manifest.json` byte for byte as stored (what `inspect -o json` prints).
+    /// `manifest.json` byte for byte as stored (`inspect -o json` prints it plus the reissuance prediction).
     pub manifest_json: Vec<u8>,
     /// Every object, in restore order (phase by phase, entries in manifest order).
     pub objects: Vec<VerifiedObject>,

@@ -312,7 +312,7 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub identity: IdentityArgs,
 
-    /// Output format; `json` prints manifest.json exactly as stored in the archive.
+    /// Output format; `json`/`yaml` print the manifest plus `reissuancePrediction` (what cert-manager will do).
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ReportFormat::Table)]
     pub output: ReportFormat,
 

@@ -143,7 +143,7 @@ fn pack_inspect_unpack_round_trip_of_a_kubectl_list() {
     let dump = kubectl_dump();
     let archive = ws.pack("backup.cmar", &dump.to_string());
 
-    // inspect -o json is manifest.json; every entry is there, the Order is excluded.
+    // inspect -o json is manifest.json plus the prediction; every entry is there, the Order is excluded.
     let manifest = stdout_json(
         cmarchive()
             .arg("inspect")
@@ -168,6 +168,35 @@ fn pack_inspect_unpack_round_trip_of_a_kubectl_list() {
             .any(|e| e["kind"] == "Order")
     );
     assert_eq!(manifest["certificates"].as_array().unwrap().len(), 1);
+    // Issued an hour ago for 60 days: it stays today ...
+    let predicted = &manifest["reissuancePrediction"]["certificates"];
+    assert_eq!(predicted.as_array().unwrap().len(), 1, "{predicted}");
+    assert_eq!(predicted[0]["certificate"]["name"], "web");
+    assert_eq!(predicted[0]["outcome"], "stays", "{predicted}");
+    // ... and is due 50 days from now (past two thirds of its life).
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 50)).to_string();
+    let inspect_later = |format: &str| {
+        let out = cmarchive()
+            .arg("inspect")
+            .arg(&archive)
+            .arg("-i")
+            .arg(ws.key())
+            .args(["--at", &later, "-o", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let later_json: Value = serde_json::from_str(&inspect_later("json")).unwrap();
+    let predicted = &later_json["reissuancePrediction"]["certificates"][0];
+    assert_eq!(predicted["outcome"], "reissued", "{predicted}");
+    assert_eq!(predicted["reason"], "Renewing", "{predicted}");
+    let later_table = inspect_later("table");
+    assert!(
+        later_table.contains("0 of 1 certificates stay, 1 will be reissued")
+            && later_table.contains("Certificate/prod/web  Renewing:"),
+        "{later_table}"
+    );
 
     // The human summary names phases and counts.
     let out = cmarchive()
@@ -566,7 +595,7 @@ fn opens_by_hand_with_age_zstd_and_tar() {
         "{listing}"
     );
 
-    // inspect -o json prints manifest.json byte for byte.
+    // inspect -o json prints manifest.json as stored, plus only the prediction.
     let stored = shell(format!(
         "age -d -i '{}' '{}' | zstd -d | tar xO manifest.json",
         ws.key().display(),
@@ -581,7 +610,10 @@ fn opens_by_hand_with_age_zstd_and_tar() {
         .output()
         .unwrap()
         .stdout;
-    assert_eq!(printed, stored);
+    let mut printed: Value = serde_json::from_slice(&printed).unwrap();
+    let prediction = printed.as_object_mut().unwrap().remove("reissuancePrediction");
+    assert!(prediction.is_some_and(|p| p["certificates"].is_array()));
+    assert_eq!(printed, serde_json::from_slice::<Value>(&stored).unwrap());
 }
 
 #[test]

@@ -1,10 +1,12 @@
-//! `cmarchive inspect`: what is in an archive, for a person (`-o table`) or a program (`-o json` prints
-//! `manifest.json` exactly as stored; `-o yaml` the same manifest as YAML).
+//! `cmarchive inspect`: what is in an archive, for a person (`-o table`) or a program (`-o json`/`-o yaml`:
+//! the manifest with one more top-level field, `reissuancePrediction`, computed at `--at` or now).
 
 use crate::cli::{InspectArgs, ReportFormat};
 use crate::error::{CliError, Result};
 use cmarchive_archive::VerifiedArchive;
+use cmarchive_archive::certmanager::{Outcome, Prediction, predict};
 use cmarchive_archive::manifest::Manifest;
+use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -12,8 +14,13 @@ use std::io::{self, Write};
 pub fn run(args: &InspectArgs, archive: &VerifiedArchive) -> Result<()> {
     let at = args.at.unwrap_or_else(jiff::Timestamp::now);
     let output = match args.output {
-        ReportFormat::Json => archive.manifest_json.clone(),
-        ReportFormat::Yaml => serde_saphyr::to_string(&archive.manifest)
+        ReportFormat::Json => {
+            let mut text = serde_json::to_vec_pretty(&with_prediction(archive, at)?)
+                .map_err(|e| CliError::Usage(format!("cannot render the manifest as JSON: {e}")))?;
+            text.push(b'\n');
+            text
+        }
+        ReportFormat::Yaml => serde_saphyr::to_string(&with_prediction(archive, at)?)
             .map_err(|e| CliError::Usage(format!("cannot render the manifest as YAML: {e}")))?
             .into_bytes(),
         ReportFormat::Table => summary(&args.archive, archive, at).into_bytes(),
@@ -76,11 +83,52 @@ pub fn summary(name: &str, archive: &VerifiedArchive, at: jiff::Timestamp) -> St
     s
 }
 
-/// Hook for the offline reissuance prediction ("3 certificates will be renewed at once: …") as of `at`.
-/// `None` until the cert-manager knowledge provides it; then it renders that table here.
+/// What cert-manager will do with each archived Certificate once restored, judged at `at`.
+fn predictions(archive: &VerifiedArchive, at: jiff::Timestamp) -> Vec<Prediction> {
+    let objects: Vec<Value> = archive.objects.iter().map(|o| o.object.clone()).collect();
+    predict(&objects, at)
+}
+
+/// The stored manifest plus `reissuancePrediction`, so a program reads both from one document.
+fn with_prediction(archive: &VerifiedArchive, at: jiff::Timestamp) -> Result<Value> {
+    let mut manifest: Value = serde_json::from_slice(&archive.manifest_json)
+        .map_err(|e| CliError::Usage(format!("manifest.json is not a JSON object: {e}")))?;
+    let certificates = serde_json::to_value(predictions(archive, at))
+        .map_err(|e| CliError::Usage(format!("cannot render the prediction: {e}")))?;
+    if let Some(map) = manifest.as_object_mut() {
+        map.insert(
+            "reissuancePrediction".into(),
+            json!({"at": at.to_string(), "certificates": certificates}),
+        );
+    }
+    Ok(manifest)
+}
+
+/// The prediction as a short table: a count of what stays, then one line per Certificate that will be reissued.
 fn reissuance_prediction(archive: &VerifiedArchive, at: jiff::Timestamp) -> Option<String> {
-    let _ = (archive, at);
-    None
+    let predictions = predictions(archive, at);
+    if predictions.is_empty() {
+        return None;
+    }
+    let reissued: Vec<(&Prediction, &str, &str)> = predictions
+        .iter()
+        .filter_map(|p| match &p.outcome {
+            Outcome::Stays => None,
+            Outcome::Reissued { reason, message } => Some((p, reason.as_str(), message.as_str())),
+        })
+        .collect();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "reissuance prediction at {at}: {} of {} certificates stay, {} will be reissued",
+        predictions.len() - reissued.len(),
+        predictions.len(),
+        reissued.len()
+    );
+    for (p, reason, message) in reissued {
+        let _ = writeln!(s, "  {}  {reason}: {message}", p.certificate);
+    }
+    Some(s)
 }
 
 fn describe_source(m: &Manifest) -> String {
