@@ -12,10 +12,14 @@ use std::collections::HashMap;
 use std::fmt;
 use tokio::sync::Mutex;
 
+/// `(apiVersion, kind, namespace, name)`: one object, as the applier remembers what it saw of it.
+type ObjectId = (String, String, Option<String>, String);
+
 /// The field manager every cmarchive write uses, so `kubectl get --show-managed-fields` says who set a field.
 pub const FIELD_MANAGER: &str = "cmarchive";
-/// Applies in flight within one phase.
-pub const CONCURRENT_APPLIES: usize = 16;
+/// Applies in flight within one phase: enough to keep a kube-apiserver busy (its default allows 200 mutating
+/// requests in flight), few enough to leave room for the controllers restoring alongside.
+pub const CONCURRENT_APPLIES: usize = 64;
 
 /// What happened (or, in a dry run, would happen) to one object.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -90,9 +94,13 @@ impl fmt::Display for Applied {
 
 /// Applies objects, resolving each one's resource once.
 pub struct Applier {
-    client: kube::Client,
+    /// The cluster written to.
+    pub client: kube::Client,
     apis: CertManagerApis,
     resources: Mutex<HashMap<(String, String), Resource>>,
+    /// What existed before the restore (without server bookkeeping), `None` for each object found missing.
+    /// A dry run fills it; the real run compares against it instead of reading every object first.
+    seen: std::sync::Mutex<HashMap<ObjectId, Option<Value>>>,
     /// Server-side dry run (`dryRun=All`): validated and admitted, never stored.
     pub dry_run: bool,
     /// Take over conflicting fields.
@@ -123,9 +131,30 @@ impl Applier {
             client,
             apis,
             resources: Mutex::default(),
+            seen: std::sync::Mutex::default(),
             dry_run,
             force,
         }
+    }
+
+    /// Hands what this (dry-run) applier saw to the applier of the real run.
+    pub fn carry_over_to(&self, real: &Applier) {
+        let seen = self.seen.lock().expect("not poisoned").clone();
+        real.seen.lock().expect("not poisoned").extend(seen);
+    }
+
+    fn remember(&self, id: &ObjectId, before: Option<Value>) {
+        self.seen.lock().expect("not poisoned").insert(id.clone(), before);
+    }
+
+    /// Whether `stored` is what the dry run found before: `None` when the dry run did not look.
+    fn same_as_before(&self, id: &ObjectId, stored: &Value) -> Option<bool> {
+        let seen = self.seen.lock().expect("not poisoned");
+        Some(
+            seen.get(id)?
+                .as_ref()
+                .is_some_and(|before| *before == comparable(stored)),
+        )
     }
 
     /// The resource an object belongs to, from a known table or by discovery.
@@ -162,7 +191,8 @@ impl Applier {
         Ok(resource)
     }
 
-    /// Applies one object (or dry-runs it) and says what changed.
+    /// Applies one object (or dry-runs it) and says what changed. One request per object when it is new (the
+    /// usual restore into a fresh cluster); a dry run also reads an object that exists, to show what would change.
     pub async fn apply(&self, object: &Value) -> Result<Applied> {
         let resource = self.resource_of(object).await?;
         let namespace = object
@@ -174,10 +204,14 @@ impl Applier {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let describe = resource.describe(namespace.as_deref(), &name);
-        let existing = resource.get(&self.client, namespace.as_deref(), &name).await?;
+        let id: ObjectId = (
+            resource.api.api_version.clone(),
+            resource.api.kind.clone(),
+            namespace.clone(),
+            name.clone(),
+        );
         let mut applied = Applied {
-            object: describe,
+            object: resource.describe(namespace.as_deref(), &name),
             namespace: namespace.clone(),
             name: name.clone(),
             kind: resource.api.kind.clone(),
@@ -186,17 +220,35 @@ impl Applier {
             dry_run: self.dry_run,
         };
         // CRDs are only ever created: an existing CRD belongs to whoever installed cert-manager.
-        if resource.api.kind == "CustomResourceDefinition" && existing.is_some() {
+        if resource.api.kind == "CustomResourceDefinition" && resource.get(&self.client, None, &name).await?.is_some() {
             applied.outcome = Outcome::Kept("exists already; CRDs are only created when missing".into());
             return Ok(applied);
         }
         match resource.apply(&self.client, object, self.dry_run, self.force).await {
+            Ok(stored) if stored.created => {
+                self.remember(&id, None);
+                applied.resource_version = resource_version(&stored.object);
+                applied.outcome = Outcome::Created;
+            }
             Ok(stored) => {
-                applied.resource_version = resource_version(&stored);
-                applied.outcome = match &existing {
-                    None => Outcome::Created,
-                    Some(before) if comparable(before) == comparable(&stored) => Outcome::Unchanged,
-                    Some(_) => Outcome::Changed,
+                applied.resource_version = resource_version(&stored.object);
+                applied.outcome = if self.dry_run {
+                    // A dry run bumps nothing, so compare with what is stored now.
+                    let before = resource.get(&self.client, namespace.as_deref(), &name).await?;
+                    let before = before.as_ref().map(comparable);
+                    let unchanged = before.as_ref() == Some(&comparable(&stored.object));
+                    self.remember(&id, before);
+                    if unchanged {
+                        Outcome::Unchanged
+                    } else {
+                        Outcome::Changed
+                    }
+                } else {
+                    // Taking over field ownership is not a change a person cares about; content is.
+                    match self.same_as_before(&id, &stored.object) {
+                        Some(true) => Outcome::Unchanged,
+                        _ => Outcome::Changed,
+                    }
                 };
             }
             Err(e) if is_code(&e, 409) => {
@@ -205,8 +257,11 @@ impl Applier {
                     api_message(&e)
                 ));
             }
-            // A dry run cannot see the Namespaces an earlier phase would create.
-            Err(e) if self.dry_run && is_code(&e, 404) && existing.is_none() => applied.outcome = Outcome::Created,
+            // A dry run cannot see the Namespaces an earlier phase would create: nothing in them exists yet.
+            Err(e) if self.dry_run && is_code(&e, 404) => {
+                self.remember(&id, None);
+                applied.outcome = Outcome::Created;
+            }
             Err(e) => applied.outcome = Outcome::Failed(api_message(&e)),
         }
         Ok(applied)

@@ -187,14 +187,15 @@ impl Resource {
         }
     }
 
-    /// Server-side apply of one object; returns the object as the server stored (or, with `dry_run`, would store) it.
+    /// Server-side apply of one object; returns the object as the server stored (or, with `dry_run`, would store) it
+    /// and whether that created it, which spares a GET per object to find out.
     pub async fn apply(
         &self,
         client: &kube::Client,
         object: &Value,
         dry_run: bool,
         force: bool,
-    ) -> std::result::Result<Value, kube::Error> {
+    ) -> std::result::Result<Stored, kube::Error> {
         let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
         let name = object
             .pointer("/metadata/name")
@@ -207,9 +208,22 @@ impl Resource {
             .request(namespace)
             .patch(name, &params, &Patch::Apply(object))
             .map_err(kube::Error::BuildRequest)?;
-        let mut stored = client.request::<Value>(request).await?;
+        let response = client.send(request.map(kube::client::Body::from)).await?;
+        let status = response.status();
+        let body = response.into_body().collect_bytes().await?;
+        if status.is_client_error() || status.is_server_error() {
+            let error = serde_json::from_slice::<kube::core::Status>(&body).unwrap_or_else(|_| {
+                kube::core::Status::failure(String::from_utf8_lossy(&body).trim(), "").with_code(status.as_u16())
+            });
+            return Err(kube::Error::Api(error.boxed()));
+        }
+        let mut stored: Value = serde_json::from_slice(&body).map_err(kube::Error::SerdeError)?;
         self.fill_type(&mut stored);
-        Ok(stored)
+        // An apply that creates answers 201; one that patches an existing object 200 (dry run alike).
+        Ok(Stored {
+            created: status == http::StatusCode::CREATED,
+            object: stored,
+        })
     }
 
     /// Sets `apiVersion` and `kind` when the server left them out.
@@ -223,6 +237,14 @@ impl Resource {
             }
         }
     }
+}
+
+/// The answer to a server-side apply.
+pub struct Stored {
+    /// The object did not exist before.
+    pub created: bool,
+    /// The object as stored.
+    pub object: Value,
 }
 
 /// `metadata.resourceVersion` as a number; etcd revisions in practice, compared only to wait for our own writes.

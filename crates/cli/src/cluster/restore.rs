@@ -359,7 +359,9 @@ pub async fn restore(archive: &ArchiveContent<'_>, options: &RestoreOptions) -> 
     } else {
         None
     };
-    let outcome = apply_phases(&client, &apis, &phases, options, paused.is_some(), &mut report).await;
+    let applier = Applier::new(client.clone(), apis.clone(), false, options.force_conflicts);
+    preview.carry_over_to(&applier);
+    let outcome = apply_phases(&applier, &apis, &phases, options, paused.is_some(), &mut report).await;
     if let (Some(replicas), Some(d)) = (paused, deployment.as_ref()) {
         controller::resume(&client, d, replicas).await?;
     }
@@ -377,14 +379,14 @@ pub async fn restore(archive: &ArchiveContent<'_>, options: &RestoreOptions) -> 
 }
 
 async fn apply_phases(
-    client: &kube::Client,
+    applier: &Applier,
     apis: &CertManagerApis,
     phases: &[(PhaseName, Vec<Value>)],
     options: &RestoreOptions,
     paused: bool,
     report: &mut RestoreReport,
 ) -> Result<()> {
-    let applier = Applier::new(client.clone(), apis.clone(), false, options.force_conflicts);
+    let client = &applier.client;
     for (phase, objects) in phases {
         let mut barrier = None;
         if *phase == PhaseName::Secrets {
