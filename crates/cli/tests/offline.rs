@@ -113,6 +113,91 @@ fn stdout_json(cmd: &mut Command) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `inspect` judges each archived Certificate as cert-manager would right after a restore: a fresh one stays, one
+/// past two thirds of its life is renewed, one whose Secret holds a certificate for other names is reissued.
+#[test]
+fn inspect_predicts_renewal_and_mismatch_while_the_others_stay() {
+    let ws = Workspace::new();
+    let ca = Ca::new("prediction CA").unwrap();
+    let now = jiff::Timestamp::now();
+    let day = jiff::SignedDuration::from_hours(24);
+    let issuer = IssuerRef::cluster_issuer("ca");
+    let fresh = Certificate::new("prod", "fresh", issuer.clone(), "fresh.example.com").duration("2160h");
+    let due = Certificate::new("prod", "due", issuer.clone(), "due.example.com").duration("2160h");
+    let renamed = Certificate::new("prod", "renamed", issuer, "new-name.example.com").duration("2160h");
+    let other_names = Certificate::new(
+        "prod",
+        "renamed",
+        IssuerRef::cluster_issuer("ca"),
+        "old-name.example.com",
+    );
+    let mut items = vec![
+        fixtures::namespace("prod"),
+        fixtures::namespace("cert-manager"),
+        ca.secret("cert-manager", "ca-key"),
+        fixtures::ca_issuer(None, "ca", "ca-key"),
+    ];
+    for (crt, leaf_of, not_before) in [
+        (&fresh, &fresh, now - day),
+        (&due, &due, now - day * 80),
+        (&renamed, &other_names, now - day),
+    ] {
+        let leaf = ca.issue(&leaf_of.leaf_spec(not_before, not_before + day * 90)).unwrap();
+        items.push(crt.to_json());
+        items.push(crt.issued_secret(&ca, &leaf));
+    }
+    let archive = ws.pack(
+        "predict.cmar",
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    );
+    let manifest = stdout_json(
+        cmarchive()
+            .arg("inspect")
+            .arg(&archive)
+            .arg("-i")
+            .arg(ws.key())
+            .args(["-o", "json"]),
+    );
+    let outcomes: std::collections::BTreeMap<String, (String, String)> =
+        manifest["reissuancePrediction"]["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let name = p["certificate"]["name"].as_str().unwrap().to_owned();
+                let reason = p["reason"].as_str().unwrap_or_default().to_owned();
+                (name, (p["outcome"].as_str().unwrap().to_owned(), reason))
+            })
+            .collect();
+    assert_eq!(outcomes["fresh"], ("stays".to_owned(), String::new()), "{outcomes:?}");
+    assert_eq!(
+        outcomes["due"],
+        ("reissued".to_owned(), "Renewing".to_owned()),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes["renamed"],
+        ("reissued".to_owned(), "SecretMismatch".to_owned()),
+        "{outcomes:?}"
+    );
+
+    let out = cmarchive()
+        .arg("inspect")
+        .arg(&archive)
+        .arg("-i")
+        .arg(ws.key())
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("1 of 3 certificates stay, 2 will be reissued"),
+        "{table}"
+    );
+    assert!(table.contains("Certificate/prod/due  Renewing:"), "{table}");
+    assert!(table.contains("Certificate/prod/renamed  SecretMismatch:"), "{table}");
+    assert!(!table.contains("Certificate/prod/fresh"), "{table}");
+}
+
 #[test]
 fn keygen_writes_a_private_file_and_never_overwrites() {
     let ws = Workspace::new();
