@@ -226,8 +226,13 @@ impl Resource {
         })
     }
 
-    /// Sets `apiVersion` and `kind` when the server left them out.
+    /// Sets `apiVersion` and `kind` when the server left them out, and drops `metadata.managedFields`: nothing
+    /// cmarchive does reads them, no archive keeps them, and on Secrets they are a good part of what a pack of
+    /// thousands holds in memory.
     pub fn fill_type(&self, object: &mut Value) {
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("managedFields");
+        }
         if let Value::Object(map) = object {
             if !map.get("apiVersion").is_some_and(Value::is_string) {
                 map.insert("apiVersion".into(), Value::String(self.api.api_version.clone()));
@@ -269,8 +274,9 @@ mod tests {
 
     #[test]
     fn list_items_get_their_type_back() {
-        let mut item = json!({"metadata": {"name": "a"}});
+        let mut item = json!({"metadata": {"name": "a", "managedFields": [{"manager": "kubectl"}]}});
         Resource::secrets().fill_type(&mut item);
+        assert_eq!(item["metadata"], json!({"name": "a"}));
         assert_eq!(item["apiVersion"], "v1");
         assert_eq!(item["kind"], "Secret");
         let mut typed = json!({"apiVersion": "x/v9", "kind": "Y"});
