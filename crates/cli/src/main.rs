@@ -127,7 +127,7 @@ fn run(command: Command) -> Result<i32, CliError> {
         }
         Command::Restore(args) => {
             let archive = commands::open_archive(&args.archive, &args.identity)?;
-            commands::restore::run(&args, &archive)
+            commands::restore::run(&args, archive)
         }
         Command::Verify(args) => {
             let archive = commands::open_archive(&args.archive, &args.identity)?;

@@ -80,10 +80,12 @@ pub const TRIGGER_CHAIN: &[(&str, Check)] = &[
 
 /// Predicts every Certificate among `objects` (archived or planned objects: Certificates and their Secrets), as
 /// cert-manager would judge them at `at`. Sorted by Certificate.
-pub fn predict(objects: &[Value], at: jiff::Timestamp) -> Vec<Prediction> {
-    let secrets = certinfo::SecretIndex::new(objects);
+/// Borrows the objects (any iterator over them that can be walked twice), so a restore of thousands of objects
+/// does not copy them to ask.
+pub fn predict<'a>(objects: impl IntoIterator<Item = &'a Value> + Clone, at: jiff::Timestamp) -> Vec<Prediction> {
+    let secrets = certinfo::SecretIndex::new(objects.clone());
     let mut predictions: Vec<Prediction> = objects
-        .iter()
+        .into_iter()
         .filter(|o| kinds::classify(o) == Kind::Certificate)
         .filter_map(|certificate| {
             let key = ObjectKey::of(certificate)?;

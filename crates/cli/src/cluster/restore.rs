@@ -81,8 +81,8 @@ impl RestoreReport {
 pub struct ArchiveContent<'a> {
     /// The manifest.
     pub manifest: &'a Manifest,
-    /// Objects with their phases, in restore order.
-    pub objects: Vec<(PhaseName, &'a Value)>,
+    /// Objects with their phases, in restore order; each is dropped as soon as its restorable form exists.
+    pub objects: Vec<(PhaseName, Value)>,
 }
 
 fn key(object: &Value) -> (Option<String>, String) {
@@ -223,7 +223,7 @@ fn print_phase(name: PhaseName, applied: &[Applied], dry_run: bool) {
 }
 
 /// Runs a restore. `archive` has already been decrypted and verified as a whole.
-pub async fn restore(archive: &ArchiveContent<'_>, options: &RestoreOptions) -> Result<RestoreReport> {
+pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> Result<RestoreReport> {
     let started = jiff::Timestamp::now();
     let connection = client::connect(&options.connect).await?;
     let client = connection.client.clone();
@@ -272,18 +272,19 @@ pub async fn restore(archive: &ArchiveContent<'_>, options: &RestoreOptions) -> 
         target_cluster_resource_namespace: target_crn.clone(),
     };
     let mut phases: Vec<(PhaseName, Vec<Value>)> = Vec::new();
-    for (phase, object) in &archive.objects {
-        let mut prepared = prepare_for_restore(object, &remap);
+    for (phase, object) in archive.objects {
+        let mut prepared = prepare_for_restore(&object, &remap);
+        drop(object);
         drop_server_owned_labels(&mut prepared);
         match phases.last_mut() {
-            Some((p, list)) if p == phase => list.push(prepared),
-            _ => phases.push((*phase, vec![prepared])),
+            Some((p, list)) if *p == phase => list.push(prepared),
+            _ => phases.push((phase, vec![prepared])),
         }
     }
 
     // Preflight 0: what cert-manager will reissue no matter how carefully we restore, said before we start.
-    let everything: Vec<Value> = phases.iter().flat_map(|(_, objects)| objects.iter().cloned()).collect();
-    let predicted: Vec<Prediction> = predict(&everything, jiff::Timestamp::now())
+    let everything = phases.iter().flat_map(|(_, objects)| objects.iter());
+    let predicted: Vec<Prediction> = predict(everything, jiff::Timestamp::now())
         .into_iter()
         .filter(|p| matches!(p.outcome, Predicted::Reissued { .. }))
         .collect();

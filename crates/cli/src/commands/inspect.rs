@@ -85,8 +85,7 @@ pub fn summary(name: &str, archive: &VerifiedArchive, at: jiff::Timestamp) -> St
 
 /// What cert-manager will do with each archived Certificate once restored, judged at `at`.
 fn predictions(archive: &VerifiedArchive, at: jiff::Timestamp) -> Vec<Prediction> {
-    let objects: Vec<Value> = archive.objects.iter().map(|o| o.object.clone()).collect();
-    predict(&objects, at)
+    predict(archive.objects.iter().map(|o| &o.object), at)
 }
 
 /// The stored manifest plus `reissuancePrediction`, so a program reads both from one document.

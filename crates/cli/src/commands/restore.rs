@@ -13,7 +13,8 @@ use crate::error::{CliError, Result};
 use cmarchive_archive::VerifiedArchive;
 
 /// Restores `archive` into the cluster chosen by `args.cluster`.
-pub fn run(args: &RestoreArgs, archive: &VerifiedArchive) -> Result<i32> {
+/// Takes the archive by value: its objects move into the restore, so a large archive is held once, not twice.
+pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
     let options = RestoreOptions {
         connect: ConnectOptions {
             kubeconfig: args.cluster.kubeconfig.clone(),
@@ -29,9 +30,9 @@ pub fn run(args: &RestoreArgs, archive: &VerifiedArchive) -> Result<i32> {
     };
     let content = ArchiveContent {
         manifest: &archive.manifest,
-        objects: archive.objects.iter().map(|o| (o.phase, &o.object)).collect(),
+        objects: archive.objects.into_iter().map(|o| (o.phase, o.object)).collect(),
     };
-    let report = cluster::block_on(restore(&content, &options))
+    let report = cluster::block_on(restore(content, &options))
         .map_err(CliError::Cluster)?
         .map_err(CliError::Cluster)?;
     match args.output {
