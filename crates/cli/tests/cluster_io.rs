@@ -5,8 +5,9 @@
 //! dry run first that must change nothing), the negative control (a restore without the TLS Secrets must make
 //! `verify` exit 2), and RBAC (a read-only ServiceAccount packs; without `get secrets` it fails clearly).
 
+mod support;
+
 use anyhow::{Context as _, Result, bail};
-use assert_cmd::Command;
 use cmarchive_e2e::fixtures::{self, Certificate, IssuerRef};
 use cmarchive_e2e::local::LocalCluster;
 use cmarchive_e2e::provider::{Cluster, ClusterSpec};
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
+use support::{against, cmarchive, keygen, run};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -117,12 +119,6 @@ async fn wait_certificates_ready(
     Ok(seen)
 }
 
-fn cmarchive() -> Command {
-    let mut command = Command::cargo_bin("cmarchive").expect("the cmarchive binary");
-    command.env_remove("KUBECONFIG").env("HOME", "/nonexistent");
-    command
-}
-
 async fn get_secret(client: &kube::Client, namespace: &str, name: &str) -> Result<Option<Value>> {
     let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
     Ok(api.get_opt(name).await?.map(|s| serde_json::to_value(s).expect("json")))
@@ -158,30 +154,6 @@ fn source_objects() -> Vec<Value> {
 }
 
 const LEAVES: [(&str, &str); 3] = [("team-a", "web"), ("team-a", "api"), ("team-b", "db")];
-
-async fn make_key(dir: &Path) -> Result<(String, std::path::PathBuf)> {
-    let key = dir.join("key.txt");
-    let out = cmarchive().arg("keygen").arg(&key).output()?;
-    assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let recipient = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("Public key: "))
-        .map(str::to_owned)
-        .context("public key line in the identity file")?;
-    Ok((recipient, key))
-}
-
-fn run(command: &mut Command) -> (i32, String, String) {
-    let out = command.output().expect("running cmarchive");
-    let code = out.status.code().unwrap_or(-1);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    eprintln!("--- cmarchive exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    (code, stdout, stderr)
-}
 
 /// A kubeconfig for a ServiceAccount token, using the cluster's server and CA from the admin kubeconfig.
 async fn service_account_kubeconfig(cluster: &dyn Cluster, account: &str, path: &Path) -> Result<()> {
@@ -262,7 +234,7 @@ async fn count_objects(client: &kube::Client, namespaces: &[&str]) -> Result<usi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     let work = tempfile::tempdir()?;
-    let (recipient, key) = make_key(work.path()).await?;
+    let (recipient, key) = keygen(work.path())?;
     let source = LocalCluster::start(&ClusterSpec::named("source")).await?;
     let source_client = source.client();
     apply(&source_client, &source_objects()).await?;
@@ -423,35 +395,16 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
 
     // --- back into the source itself (--same-cluster): nothing changes, and issuance from before the restore
     // (the CertificateRequests and revisions of the original issuance) is not mistaken for reissuance.
-    let (code, stdout, stderr) = run(cmarchive()
-        .arg("restore")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
-        .arg("--same-cluster")
-        .arg("--kubeconfig")
-        .arg(source.kubeconfig()));
+    let (code, stdout, stderr) = run(against("restore", &archive, &key, source.kubeconfig()).arg("--same-cluster"));
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("verified 4 certificates: 0 reissued"), "{stdout}");
     assert!(!stderr.contains(" created") && !stderr.contains(" changed"), "{stderr}");
-    let (code, stdout, _) = run(cmarchive()
-        .arg("verify")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
-        .arg("--kubeconfig")
-        .arg(source.kubeconfig()));
+    let (code, stdout, _) = run(&mut against("verify", &archive, &key, source.kubeconfig()));
     assert_eq!(code, 0, "the source still holds the archived certificates: {stdout}");
     // … but counting from before the original issuance, its CertificateRequests are issuance: verify can fail.
-    let (code, stdout, _) = run(cmarchive()
-        .arg("verify")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
+    let (code, stdout, _) = run(against("verify", &archive, &key, source.kubeconfig())
         .arg("--since")
-        .arg("2000-01-01T00:00:00Z")
-        .arg("--kubeconfig")
-        .arg(source.kubeconfig()));
+        .arg("2000-01-01T00:00:00Z"));
     assert_eq!(code, 2, "{stdout}");
 
     // --- fresh target: dry run changes nothing, restore, verify
@@ -473,14 +426,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("lacks permissions"), "{stderr}");
     assert!(stderr.contains("create secrets in namespace team-a"), "{stderr}");
-    let (code, _, stderr) = run(cmarchive()
-        .arg("restore")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
-        .arg("--dry-run")
-        .arg("--kubeconfig")
-        .arg(target.kubeconfig()));
+    let (code, _, stderr) = run(against("restore", &archive, &key, target.kubeconfig()).arg("--dry-run"));
     assert_eq!(code, 0, "dry run: {stderr}");
     assert!(stderr.contains("would be created"), "dry run prints the plan: {stderr}");
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target_client.clone());
@@ -494,15 +440,9 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         "dry run changed something"
     );
 
-    let (code, stdout, stderr) = run(cmarchive()
-        .arg("restore")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
+    let (code, stdout, stderr) = run(against("restore", &archive, &key, target.kubeconfig())
         .arg("--timeout")
-        .arg("3m")
-        .arg("--kubeconfig")
-        .arg(target.kubeconfig()));
+        .arg("3m"));
     assert_eq!(code, 0, "restore: {stderr}");
     assert!(stdout.contains("0 reissued"), "{stdout}");
 
@@ -578,16 +518,10 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(target_client.clone(), "cert-manager");
     let replicas_before = deployments.get("cert-manager").await?.spec.and_then(|s| s.replicas);
-    let (code, stdout, stderr) = run(cmarchive()
-        .arg("restore")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
+    let (code, stdout, stderr) = run(against("restore", &archive, &key, target.kubeconfig())
         .arg("--pause-controller")
         .arg("-o")
-        .arg("json")
-        .arg("--kubeconfig")
-        .arg(target.kubeconfig()));
+        .arg("json"));
     assert_eq!(code, 0, "second restore: {stderr}");
     assert!(!stderr.contains(" created"), "second restore created objects: {stderr}");
     let second: Value = serde_json::from_str(&stdout)?;
@@ -631,15 +565,9 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
             &Patch::Apply(&intruder),
         )
         .await?;
-    let (code, _, stderr) = run(cmarchive()
-        .arg("restore")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
+    let (code, _, stderr) = run(against("restore", &archive, &key, target.kubeconfig())
         .arg("--timeout")
-        .arg("15s")
-        .arg("--kubeconfig")
-        .arg(target.kubeconfig()));
+        .arg("15s"));
     assert_eq!(code, 1, "a conflict is not a clean restore: {stderr}");
     assert!(
         stderr.contains("CONFLICT") && stderr.contains("ClusterIssuer company-ca"),
@@ -651,14 +579,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         "conflict left alone"
     );
     // … and taken over with --force-conflicts.
-    let (code, stdout, stderr) = run(cmarchive()
-        .arg("restore")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
-        .arg("--force-conflicts")
-        .arg("--kubeconfig")
-        .arg(target.kubeconfig()));
+    let (code, stdout, stderr) = run(against("restore", &archive, &key, target.kubeconfig()).arg("--force-conflicts"));
     assert_eq!(code, 0, "--force-conflicts: {stderr}");
     assert!(stdout.contains("0 reissued"), "{stdout}");
     let taken = issuers.get("company-ca").await?;
@@ -743,13 +664,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
             "the restore warns before applying: {stderr}"
         );
     }
-    let (code, stdout, _) = run(cmarchive()
-        .arg("verify")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
-        .arg("--kubeconfig")
-        .arg(control.kubeconfig()));
+    let (code, stdout, _) = run(&mut against("verify", &archive, &key, control.kubeconfig()));
     assert_eq!(code, 2, "verify must report reissuance: {stdout}");
     for (namespace, name) in LEAVES {
         let line = stdout

@@ -10,8 +10,9 @@
 //! 1,000 in `scripts/bench`'s raw floor), so the extra margin of the barrier (a watch that has seen every Secret,
 //! then a grace) only shows on clusters whose controller lags further behind the API server.
 
+mod support;
+
 use anyhow::{Context as _, Result};
-use assert_cmd::Command;
 use cmarchive_e2e::fixtures::{self, Ca, Certificate, IssuerRef};
 use cmarchive_e2e::local::LocalCluster;
 use cmarchive_e2e::provider::{Cluster, ClusterSpec};
@@ -19,27 +20,12 @@ use cmarchive_e2e::reissuance;
 use cmarchive_e2e::scenarios::objects::{self, kinds};
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
+use support::{against, cmarchive, keygen, run};
 
 const NAMESPACE: &str = "race";
 const CERTIFICATES: usize = 200;
 const WAIT: Duration = Duration::from_secs(180);
-
-fn cmarchive() -> Command {
-    let mut command = Command::cargo_bin("cmarchive").expect("the cmarchive binary");
-    command.env_remove("KUBECONFIG").env("HOME", "/nonexistent");
-    command
-}
-
-fn run(command: &mut Command) -> (i32, String, String) {
-    let out = command.output().expect("running cmarchive");
-    let code = out.status.code().unwrap_or(-1);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!("--- cmarchive exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    (code, stdout, stderr)
-}
 
 /// A `kubectl get -o json`-shaped dump: a CA Issuer and [`CERTIFICATES`] Certificates whose Secrets hold leaves
 /// it issued an hour ago for 90 days, so nothing is due for renewal.
@@ -109,17 +95,6 @@ async fn apply_together(client: &kube::Client, archived: &[Value]) -> Result<()>
     Ok(())
 }
 
-fn keygen(dir: &Path) -> Result<(String, std::path::PathBuf)> {
-    let key = dir.join("key.txt");
-    let (code, _, stderr) = run(cmarchive().arg("keygen").arg(&key));
-    assert_eq!(code, 0);
-    let recipient = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("Public key: "))
-        .context("public key on stderr")?;
-    Ok((recipient.to_owned(), key))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secret_phase_wins_the_race_that_applying_together_loses() -> Result<()> {
     let work = tempfile::tempdir()?;
@@ -143,13 +118,7 @@ async fn the_secret_phase_wins_the_race_that_applying_together_loses() -> Result
     let (careful, naive) = tokio::try_join!(LocalCluster::start(&careful_spec), LocalCluster::start(&naive_spec))?;
 
     // cmarchive restore: nothing reissued, by its own verification and by cert-manager's CertificateRequests.
-    let (code, stdout, _) = run(cmarchive()
-        .arg("restore")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
-        .arg("--kubeconfig")
-        .arg(careful.kubeconfig()));
+    let (code, stdout, _) = run(&mut against("restore", &archive, &key, careful.kubeconfig()));
     assert_eq!(code, 0, "cmarchive restore");
     assert!(
         stdout.contains(&format!("verified {CERTIFICATES} certificates: 0 reissued")),
@@ -180,13 +149,7 @@ async fn the_secret_phase_wins_the_race_that_applying_together_loses() -> Result
         requests > 0,
         "no Certificate lost the race: this test can no longer fail"
     );
-    let (code, stdout, _) = run(cmarchive()
-        .arg("verify")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
-        .arg("--kubeconfig")
-        .arg(naive.kubeconfig()));
+    let (code, stdout, _) = run(&mut against("verify", &archive, &key, naive.kubeconfig()));
     assert_eq!(code, 2, "verify must report the lost race: {stdout}");
     Ok(())
 }
