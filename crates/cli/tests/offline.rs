@@ -56,6 +56,20 @@ impl Workspace {
     }
 
     /// Packs `dump` (written to a file) into `name`.
+    /// `cmarchive inspect ARCHIVE -i KEY ARGS…`: its stdout, after asserting success.
+    fn inspect(&self, archive: &Path, args: &[&str]) -> String {
+        let out = cmarchive()
+            .arg("inspect")
+            .arg(archive)
+            .arg("-i")
+            .arg(self.key())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     fn pack(&self, name: &str, dump: &str) -> PathBuf {
         let input = self.write(&format!("{name}.input"), dump);
         let archive = self.path(name);
@@ -150,14 +164,7 @@ fn inspect_predicts_renewal_and_mismatch_while_the_others_stay() {
         "predict.cmar",
         &json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
     );
-    let manifest = stdout_json(
-        cmarchive()
-            .arg("inspect")
-            .arg(&archive)
-            .arg("-i")
-            .arg(ws.key())
-            .args(["-o", "json"]),
-    );
+    let manifest = serde_json::from_str::<Value>(&ws.inspect(&archive, &["-o", "json"])).unwrap();
     let outcomes: std::collections::BTreeMap<String, (String, String)> =
         manifest["reissuancePrediction"]["certificates"]
             .as_array()
@@ -181,14 +188,7 @@ fn inspect_predicts_renewal_and_mismatch_while_the_others_stay() {
         "{outcomes:?}"
     );
 
-    let out = cmarchive()
-        .arg("inspect")
-        .arg(&archive)
-        .arg("-i")
-        .arg(ws.key())
-        .output()
-        .unwrap();
-    let table = String::from_utf8(out.stdout).unwrap();
+    let table = ws.inspect(&archive, &[]);
     assert!(
         table.contains("1 of 3 certificates stay, 2 will be reissued"),
         "{table}"
@@ -229,14 +229,7 @@ fn pack_inspect_unpack_round_trip_of_a_kubectl_list() {
     let archive = ws.pack("backup.cmar", &dump.to_string());
 
     // inspect -o json is manifest.json plus the prediction; every entry is there, the Order is excluded.
-    let manifest = stdout_json(
-        cmarchive()
-            .arg("inspect")
-            .arg(&archive)
-            .arg("-i")
-            .arg(ws.key())
-            .args(["-o", "json"]),
-    );
+    let manifest = serde_json::from_str::<Value>(&ws.inspect(&archive, &["-o", "json"])).unwrap();
     assert_eq!(manifest["format"], "cmarchive");
     let phases: Vec<&str> = manifest["phases"]
         .as_array()
@@ -260,18 +253,7 @@ fn pack_inspect_unpack_round_trip_of_a_kubectl_list() {
     assert_eq!(predicted[0]["outcome"], "stays", "{predicted}");
     // ... and is due 50 days from now (past two thirds of its life).
     let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 50)).to_string();
-    let inspect_later = |format: &str| {
-        let out = cmarchive()
-            .arg("inspect")
-            .arg(&archive)
-            .arg("-i")
-            .arg(ws.key())
-            .args(["--at", &later, "-o", format])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let inspect_later = |format: &str| ws.inspect(&archive, &["--at", &later, "-o", format]);
     let later_json: Value = serde_json::from_str(&inspect_later("json")).unwrap();
     let predicted = &later_json["reissuancePrediction"]["certificates"][0];
     assert_eq!(predicted["outcome"], "reissued", "{predicted}");
@@ -284,14 +266,7 @@ fn pack_inspect_unpack_round_trip_of_a_kubectl_list() {
     );
 
     // The human summary names phases and counts.
-    let out = cmarchive()
-        .arg("inspect")
-        .arg(&archive)
-        .arg("-i")
-        .arg(ws.key())
-        .output()
-        .unwrap();
-    let summary = String::from_utf8(out.stdout).unwrap();
+    let summary = ws.inspect(&archive, &[]);
     assert!(
         summary.contains("secrets") && summary.contains("excluded: 1"),
         "{summary}"
