@@ -1,5 +1,6 @@
-//! Server-side apply of archived objects, a phase at a time. SSA makes a re-run after a failure safe: applying the
-//! same object again changes nothing and creates no duplicate. Conflicts with another field manager are reported
+//! Writing archived objects, a phase at a time: a create for what is missing, server-side apply for what exists.
+//! Both under cmarchive's field manager; SSA makes a re-run after a failure safe: applying the same object again
+//! changes nothing and creates no duplicate. Conflicts with another field manager are reported
 //! and left alone unless the person asks for `--force-conflicts`.
 
 use crate::cluster::discovery::CertManagerApis;
@@ -147,6 +148,11 @@ impl Applier {
         self.seen.lock().expect("not poisoned").insert(id.clone(), before);
     }
 
+    /// Whether the dry run found this object missing.
+    fn found_missing(&self, id: &ObjectId) -> bool {
+        matches!(self.seen.lock().expect("not poisoned").get(id), Some(None))
+    }
+
     /// Whether `stored` is what the dry run found before: `None` when the dry run did not look.
     fn same_as_before(&self, id: &ObjectId, stored: &Value) -> Option<bool> {
         let seen = self.seen.lock().expect("not poisoned");
@@ -191,8 +197,8 @@ impl Applier {
         Ok(resource)
     }
 
-    /// Applies one object (or dry-runs it) and says what changed. One request per object when it is new (the
-    /// usual restore into a fresh cluster); a dry run also reads an object that exists, to show what would change.
+    /// Restores one object (or dry-runs it) and says what changed: created when missing, server-side applied when
+    /// it exists. One request per new object; a dry run also reads an object that exists, to show what would change.
     pub async fn apply(&self, object: &Value) -> Result<Applied> {
         let resource = self.resource_of(object).await?;
         let namespace = object
@@ -223,6 +229,30 @@ impl Applier {
         if resource.api.kind == "CustomResourceDefinition" && resource.get(&self.client, None, &name).await?.is_some() {
             applied.outcome = Outcome::Kept("exists already; CRDs are only created when missing".into());
             return Ok(applied);
+        }
+        // What does not exist yet is created: a fraction of a server-side apply's cost to the API server, and a
+        // restore into a fresh cluster creates nearly everything. What exists is server-side applied.
+        if self.dry_run || self.found_missing(&id) {
+            match resource.create(&self.client, object, self.dry_run).await {
+                Ok(stored) => {
+                    self.remember(&id, None);
+                    applied.resource_version = resource_version(&stored);
+                    applied.outcome = Outcome::Created;
+                    return Ok(applied);
+                }
+                // It exists (or appeared since the dry run): apply below.
+                Err(e) if is_code(&e, 409) => {}
+                // A dry run cannot see the Namespaces an earlier phase would create: nothing in them exists yet.
+                Err(e) if self.dry_run && is_code(&e, 404) => {
+                    self.remember(&id, None);
+                    applied.outcome = Outcome::Created;
+                    return Ok(applied);
+                }
+                Err(e) => {
+                    applied.outcome = Outcome::Failed(api_message(&e));
+                    return Ok(applied);
+                }
+            }
         }
         match resource.apply(&self.client, object, self.dry_run, self.force).await {
             Ok(stored) if stored.created => {
@@ -256,11 +286,6 @@ impl Applier {
                     "{} (rerun with --force-conflicts to take over)",
                     api_message(&e)
                 ));
-            }
-            // A dry run cannot see the Namespaces an earlier phase would create: nothing in them exists yet.
-            Err(e) if self.dry_run && is_code(&e, 404) => {
-                self.remember(&id, None);
-                applied.outcome = Outcome::Created;
             }
             Err(e) => applied.outcome = Outcome::Failed(api_message(&e)),
         }

@@ -148,12 +148,8 @@ async fn needed_permissions(
         for object in objects {
             let resource = applier.resource_of(object).await?;
             let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
-            let verbs: &[&str] = if options.dry_run {
-                &["get", "patch"]
-            } else {
-                &["get", "create", "patch"]
-            };
-            for verb in verbs {
+            // A dry run creates and applies too, with dryRun=All, and RBAC checks the same verbs.
+            for verb in ["get", "create", "patch"] {
                 wanted.insert(Permission::new(
                     verb,
                     &resource.api.group,
