@@ -287,17 +287,22 @@ impl LocalCluster {
         .await
     }
 
-    /// Scales the `cert-manager` Deployment back to one replica and waits until the controller is healthy.
+    /// Scales the `cert-manager` Deployment back to one replica and waits until the controller is healthy and
+    /// the Deployment's status says so (the last thing the replica driver writes, after the Pod).
     pub async fn start_cert_manager(&self) -> anyhow::Result<()> {
         self.scale(1).await?;
         let c = &self.controller;
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), "cert-manager");
         let waited = wait_until(
             "the cert-manager controller to start",
             c.timeout,
             || self.check_running(),
             || async {
-                let pod = c.pods().get_opt(CONTROLLER_POD).await?;
-                Ok((lock(&c.process).is_some() && pod.is_some()).then_some(()))
+                let d = deployments.get("cert-manager").await?;
+                let status = d.status.unwrap_or_default();
+                let current =
+                    status.observed_generation.is_some() && status.observed_generation == d.metadata.generation;
+                Ok((lock(&c.process).is_some() && current && status.ready_replicas == Some(1)).then_some(()))
             },
         )
         .await;
