@@ -153,14 +153,10 @@ impl Applier {
         matches!(self.seen.lock().expect("not poisoned").get(id), Some(None))
     }
 
-    /// Whether `stored` is what the dry run found before: `None` when the dry run did not look.
-    fn same_as_before(&self, id: &ObjectId, stored: &Value) -> Option<bool> {
+    /// Whether `stored` is what the dry run found before (false when it did not look).
+    fn same_as_before(&self, id: &ObjectId, stored: &Value) -> bool {
         let seen = self.seen.lock().expect("not poisoned");
-        Some(
-            seen.get(id)?
-                .as_ref()
-                .is_some_and(|before| *before == comparable(stored)),
-        )
+        matches!(seen.get(id), Some(Some(before)) if *before == comparable(stored))
     }
 
     /// The resource an object belongs to, from a known table or by discovery.
@@ -275,9 +271,10 @@ impl Applier {
                     }
                 } else {
                     // Taking over field ownership is not a change a person cares about; content is.
-                    match self.same_as_before(&id, &stored.object) {
-                        Some(true) => Outcome::Unchanged,
-                        _ => Outcome::Changed,
+                    if self.same_as_before(&id, &stored.object) {
+                        Outcome::Unchanged
+                    } else {
+                        Outcome::Changed
                     }
                 };
             }
