@@ -1,8 +1,8 @@
 //! Where the local provider finds its Go-built binaries (etcd, kube-apiserver, kube-controller-manager, the
-//! cert-manager controller) and cert-manager's CRDs.
+//! cert-manager controller), cert-manager's CRDs and the Gateway API's.
 //!
 //! `scripts/build-control-plane` writes them to
-//! `${CMARCHIVE_CACHE:-$HOME/.cache/cmarchive}/control-plane/k8s-<v>_cm-<v>/{bin,crds,versions.env}`; the default
+//! `${CMARCHIVE_CACHE:-$HOME/.cache/cmarchive}/control-plane/k8s-<v>_cm-<v>/{bin,crds,gateway-api-crds,versions.env}`; the default
 //! versions are pinned once, in `crates/e2e/controlplane/versions.env`, which this module embeds at compile time.
 //! `CMARCHIVE_CONTROL_PLANE_DIR` points at a `bin` directory directly and wins over the default.
 
@@ -46,6 +46,8 @@ pub struct Versions {
     pub cert_manager: String,
     /// e.g. `v3.6.16`
     pub etcd: String,
+    /// The Gateway API release of the CRDs gateway-shim needs, e.g. `v1.6.0`; `None` when a build has none.
+    pub gateway_api: Option<String>,
 }
 
 impl Versions {
@@ -57,6 +59,7 @@ impl Versions {
             kubernetes: get("KUBERNETES_VERSION")?,
             cert_manager: get("CERT_MANAGER_VERSION")?,
             etcd: get("ETCD_VERSION")?,
+            gateway_api: env.get("GATEWAY_API_VERSION").filter(|v| !v.is_empty()).cloned(),
         })
     }
 
@@ -92,6 +95,8 @@ pub struct ControlPlane {
     pub bin_dir: PathBuf,
     /// Directory holding cert-manager's CRD manifests.
     pub crd_dir: PathBuf,
+    /// Directory holding the Gateway API's standard CRDs (for clusters that run gateway-shim).
+    pub gateway_api_crd_dir: PathBuf,
     /// What the build says it holds (its own `versions.env`, else the pinned defaults).
     pub versions: Versions,
 }
@@ -172,6 +177,7 @@ impl ControlPlane {
         Ok(ControlPlane {
             bin_dir: bin_dir.to_owned(),
             crd_dir,
+            gateway_api_crd_dir: root.join("gateway-api-crds"),
             versions,
         })
     }
@@ -181,17 +187,40 @@ impl ControlPlane {
         self.bin_dir.join(name)
     }
 
-    /// The CRD manifests, sorted by file name.
+    /// cert-manager's CRD manifests, sorted by file name.
     pub fn crd_files(&self) -> anyhow::Result<Vec<PathBuf>> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.crd_dir)
-            .with_context(|| format!("reading {}", self.crd_dir.display()))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-        files.sort();
+        yaml_files(&self.crd_dir)
+    }
+
+    /// The Gateway API CRD manifests; an error naming the build command when this build has none (built before
+    /// the script copied them, or a cert-manager release that does not depend on the Gateway API).
+    pub fn gateway_api_crd_files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let files = yaml_files(&self.gateway_api_crd_dir).unwrap_or_default();
+        if files.is_empty() {
+            bail!(
+                "no Gateway API CRDs in {}; run: scripts/build-control-plane{}",
+                self.gateway_api_crd_dir.display(),
+                if self.versions.cert_manager == Versions::pinned().cert_manager {
+                    String::new()
+                } else {
+                    format!(" --cert-manager {}", self.versions.cert_manager)
+                }
+            );
+        }
         Ok(files)
     }
+}
+
+/// The `*.yaml` files of a directory, sorted by name.
+fn yaml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -204,6 +233,20 @@ mod tests {
         assert!(v.kubernetes.starts_with("v1."), "{v:?}");
         assert!(v.cert_manager.starts_with("v1."), "{v:?}");
         assert!(v.etcd.starts_with("v3."), "{v:?}");
+    }
+
+    /// kind and k3s install the pinned Gateway API release; the local build uses the one cert-manager requires.
+    /// Keeping them equal keeps the providers' gateway-shim clusters alike.
+    #[test]
+    fn pinned_gateway_api_matches_the_cert_manager_wrapper_module() {
+        let go_mod = include_str!("../controlplane/cert-manager/go.mod");
+        let required = go_mod
+            .lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix("sigs.k8s.io/gateway-api "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the cert-manager wrapper module requires sigs.k8s.io/gateway-api");
+        assert_eq!(Versions::pinned().gateway_api.as_deref(), Some(required));
     }
 
     #[test]

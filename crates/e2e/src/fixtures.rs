@@ -383,17 +383,13 @@ impl Certificate {
 
 /// A `networking.k8s.io/v1` Ingress with one TLS host, annotated for ingress-shim with the given issuer.
 pub fn ingress(namespace: &str, name: &str, host: &str, secret_name: &str, issuer: &IssuerRef) -> Value {
-    let annotation = match issuer.kind.as_str() {
-        "ClusterIssuer" => "cert-manager.io/cluster-issuer",
-        _ => "cert-manager.io/issuer",
-    };
     json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "annotations": {annotation: issuer.name},
+            "annotations": {shim_annotation(issuer): issuer.name},
         },
         "spec": {
             "tls": [{"hosts": [host], "secretName": secret_name}],
@@ -407,6 +403,39 @@ pub fn ingress(namespace: &str, name: &str, host: &str, secret_name: &str, issue
             }],
         },
     })
+}
+
+/// A `gateway.networking.k8s.io/v1` Gateway with one HTTPS listener terminating TLS with `secret_name`, annotated
+/// for gateway-shim with the given issuer. No GatewayClass or gateway controller is needed: gateway-shim reads only
+/// the spec.
+pub fn gateway(namespace: &str, name: &str, host: &str, secret_name: &str, issuer: &IssuerRef) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {shim_annotation(issuer): issuer.name},
+        },
+        "spec": {
+            "gatewayClassName": "cmarchive-test",
+            "listeners": [{
+                "name": "https",
+                "hostname": host,
+                "port": 443,
+                "protocol": "HTTPS",
+                "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": secret_name}]},
+            }],
+        },
+    })
+}
+
+/// The annotation through which ingress-shim and gateway-shim learn the issuer.
+fn shim_annotation(issuer: &IssuerRef) -> &'static str {
+    match issuer.kind.as_str() {
+        "ClusterIssuer" => "cert-manager.io/cluster-issuer",
+        _ => "cert-manager.io/issuer",
+    }
 }
 
 /// Sets `value` at `path` in `obj`, creating intermediate objects.

@@ -19,6 +19,11 @@ pub struct ClusterSpec {
     pub cluster_resource_namespace: String,
     /// Controller flag `--enable-certificate-owner-ref`.
     pub enable_certificate_owner_ref: bool,
+    /// Controller flag `--enable-gateway-api`; the provider installs the Gateway API CRDs first.
+    pub enable_gateway_api: bool,
+    /// `host:port` of the only DNS server the controller's DNS-01 self-checks ask
+    /// (`--dns01-recursive-nameservers-only`): the suite's own authoritative server, when it runs one.
+    pub dns01_nameserver: Option<String>,
     /// Extra controller feature gates, `name=true|false`.
     pub feature_gates: Vec<String>,
 }
@@ -31,6 +36,8 @@ impl ClusterSpec {
             cert_manager_version: None,
             cluster_resource_namespace: "cert-manager".to_owned(),
             enable_certificate_owner_ref: false,
+            enable_gateway_api: false,
+            dns01_nameserver: None,
             feature_gates: Vec::new(),
         }
     }

@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/component-base/featuregate"
 	"k8s.io/klog/v2"
 
 	"github.com/cert-manager/cert-manager/pkg/controller"
@@ -41,6 +42,7 @@ import (
 	// Go module proxy refuses to serve ("403 Forbidden: This module version is not available").
 	_ "github.com/cert-manager/cert-manager/pkg/controller/acmechallenges"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/acmeorders"
+	_ "github.com/cert-manager/cert-manager/pkg/controller/certificate-shim/gateways"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificate-shim/ingresses"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/acme"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/approver"
@@ -62,6 +64,9 @@ import (
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/vault"
 )
 
+// gatewayShim is the controller --enable-gateway-api adds (cert-manager's own name for it).
+const gatewayShim = "gateway-shim"
+
 // defaultControllers is what `*` means in --controllers: the set a stock cert-manager installation runs.
 var defaultControllers = []string{
 	"issuers", "clusterissuers", "certificates-metrics", "ingress-shim", "orders", "challenges",
@@ -79,6 +84,10 @@ type options struct {
 	clusterResourceNamespace string
 	leaderElect              bool
 	enableOwnerRef           bool
+	enableGatewayAPI         bool
+	dns01Nameservers         []string
+	dns01NameserversOnly     bool
+	dns01CheckRetryPeriod    time.Duration
 	featureGates             string
 	controllers              []string
 	workers                  int
@@ -106,6 +115,14 @@ func run() int {
 		"accepted for command-line compatibility; only false is supported")
 	fs.BoolVar(&opts.enableOwnerRef, "enable-certificate-owner-ref", false,
 		"make each Certificate the owner of its Secret, so deleting the Certificate deletes the Secret")
+	fs.BoolVar(&opts.enableGatewayAPI, "enable-gateway-api", false,
+		"run gateway-shim (Certificates for annotated Gateways); the Gateway API CRDs must be installed")
+	fs.StringSliceVar(&opts.dns01Nameservers, "dns01-recursive-nameservers", nil,
+		"host:port of the DNS servers DNS-01 self-checks ask (empty: the system resolvers)")
+	fs.BoolVar(&opts.dns01NameserversOnly, "dns01-recursive-nameservers-only", false,
+		"ask only --dns01-recursive-nameservers, not the zone's authoritative servers")
+	fs.DurationVar(&opts.dns01CheckRetryPeriod, "dns01-check-retry-period", 10*time.Second,
+		"how often a DNS-01 self-check is retried")
 	fs.StringVar(&opts.featureGates, "feature-gates", "", "comma-separated Name=true|false pairs")
 	fs.StringSliceVar(&opts.controllers, "controllers", []string{"*"},
 		"controllers to run: '*' for the default set, a name to add one, '-name' to remove one")
@@ -223,7 +240,20 @@ func serve(ctx context.Context, opts *options) error {
 	if err != nil {
 		return err
 	}
+	// Like the upstream controller: gateway-shim runs only when asked for and its feature gate is on; the
+	// context factory then fails fast when the Gateway API CRDs are missing.
+	gatewayAPI := opts.enableGatewayAPI &&
+		utilfeature.DefaultFeatureGate.Enabled(featuregate.Feature("ExperimentalGatewayAPISupport"))
+	if gatewayAPI {
+		enabled.Insert(gatewayShim)
+	} else {
+		enabled.Delete(gatewayShim)
+	}
 
+	dns01Nameservers := dnsutil.RecursiveNameservers
+	if len(opts.dns01Nameservers) > 0 {
+		dns01Nameservers = opts.dns01Nameservers
+	}
 	quantity := func(s string) resource.Quantity { return resource.MustParse(s) }
 	factory, err := controller.NewContextFactory(ctx, controller.ContextOptions{
 		Kubeconfig:         opts.kubeconfig,
@@ -243,11 +273,12 @@ func serve(ctx context.Context, opts *options) error {
 			HTTP01SolverResourceLimitsCPU:     quantity("100m"),
 			HTTP01SolverResourceLimitsMemory:  quantity("64Mi"),
 			ACMEHTTP01SolverRunAsNonRoot:      true,
-			DNS01Nameservers:                  dnsutil.RecursiveNameservers,
-			DNS01CheckRetryPeriod:             10 * time.Second,
-			DNS01CheckAuthoritative:           true,
+			DNS01Nameservers:                  dns01Nameservers,
+			DNS01CheckRetryPeriod:             opts.dns01CheckRetryPeriod,
+			DNS01CheckAuthoritative:           !opts.dns01NameserversOnly,
 		},
 		SchedulerOptions: controller.SchedulerOptions{MaxConcurrentChallenges: 60},
+		ConfigOptions:    controller.ConfigOptions{EnableGatewayAPI: gatewayAPI},
 		IngressShimOptions: controller.IngressShimOptions{
 			DefaultIssuerKind:                 "Issuer",
 			DefaultIssuerGroup:                "cert-manager.io",
@@ -309,7 +340,7 @@ func serve(ctx context.Context, opts *options) error {
 
 	names := sets.List(enabled)
 	log.Info("starting cert-manager controller", "version", util.AppVersion, "controllers", names,
-		"clusterResourceNamespace", opts.clusterResourceNamespace, "enableCertificateOwnerRef", opts.enableOwnerRef)
+		"clusterResourceNamespace", opts.clusterResourceNamespace, "enableCertificateOwnerRef", opts.enableOwnerRef, "gatewayAPI", gatewayAPI)
 	// Controllers must be constructed before the informer factories start: construction is what registers
 	// the informers each controller needs.
 	for _, name := range names {
@@ -330,6 +361,9 @@ func serve(ctx context.Context, opts *options) error {
 	base.SharedInformerFactory.Start(ctx.Done())
 	base.KubeSharedInformerFactory.Start(ctx.Done())
 	base.HTTP01ResourceMetadataInformersFactory.Start(ctx.Done())
+	if base.GatewaySolverEnabled {
+		base.GWShared.Start(ctx.Done())
+	}
 
 	go func() {
 		synced := true
@@ -351,6 +385,14 @@ func serve(ctx context.Context, opts *options) error {
 				log.Info("informer did not sync", "resource", informer.String())
 			}
 		}
+		if base.GatewaySolverEnabled {
+			for informer, ok := range base.GWShared.WaitForCacheSync(ctx.Done()) {
+				if !ok {
+					synced = false
+					log.Info("informer did not sync", "type", informer.String())
+				}
+			}
+		}
 		if synced {
 			log.Info("all informers synced; ready")
 			ready.Store(true)
@@ -370,6 +412,7 @@ func serve(ctx context.Context, opts *options) error {
 	}
 	wg.Wait()
 	base.HTTP01ResourceMetadataInformersFactory.Shutdown()
+	base.GWShared.Shutdown()
 	base.KubeSharedInformerFactory.Shutdown()
 	base.SharedInformerFactory.Shutdown()
 	log.Info("controller stopped")

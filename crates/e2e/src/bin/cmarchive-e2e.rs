@@ -57,6 +57,9 @@ struct UpArgs {
     /// Controller flag --enable-certificate-owner-ref.
     #[arg(long)]
     enable_certificate_owner_ref: bool,
+    /// Controller flag --enable-gateway-api, with the Gateway API CRDs installed first.
+    #[arg(long)]
+    enable_gateway_api: bool,
     /// Controller feature gate, `Name=true|false` (repeatable).
     #[arg(long = "feature-gate")]
     feature_gates: Vec<String>,
@@ -143,6 +146,9 @@ fn up(args: &UpArgs) -> anyhow::Result<()> {
     if args.enable_certificate_owner_ref {
         cmd.arg("--enable-certificate-owner-ref");
     }
+    if args.enable_gateway_api {
+        cmd.arg("--enable-gateway-api");
+    }
     for g in &args.feature_gates {
         cmd.args(["--feature-gate", g]);
     }
@@ -198,6 +204,7 @@ fn serve(args: &UpArgs) -> anyhow::Result<()> {
         spec.cert_manager_version = args.cert_manager.clone();
         spec.cluster_resource_namespace = args.cluster_resource_namespace.clone();
         spec.enable_certificate_owner_ref = args.enable_certificate_owner_ref;
+        spec.enable_gateway_api = args.enable_gateway_api;
         spec.feature_gates = args.feature_gates.clone();
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         std::fs::write(state.join("supervisor.pid"), std::process::id().to_string())?;

@@ -139,6 +139,17 @@ pub fn manifest_url(version: &str) -> anyhow::Result<String> {
     ))
 }
 
+/// The Gateway API's standard-channel install manifest (its CRDs), which gateway-shim needs before the controller
+/// starts with `--enable-gateway-api`.
+pub fn gateway_api_manifest_url(version: &str) -> anyhow::Result<String> {
+    let tag = Version::parse(version)
+        .with_context(|| format!("Gateway API version {version:?}"))?
+        .tag();
+    Ok(format!(
+        "https://github.com/kubernetes-sigs/gateway-api/releases/download/{tag}/standard-install.yaml"
+    ))
+}
+
 /// Where the cert-manager manifest comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ManifestSource {
@@ -286,9 +297,12 @@ pub fn cluster_name(spec_name: &str, unique: &str) -> String {
 /// The controller's arguments with the spec's flags applied: flags the spec owns are replaced (the release
 /// manifest sets `--cluster-resource-namespace=$(POD_NAMESPACE)`), everything else is kept in order.
 pub fn controller_args(existing: &[String], spec: &ClusterSpec) -> Vec<String> {
-    const OWNED: [&str; 3] = [
+    const OWNED: [&str; 6] = [
         "--cluster-resource-namespace",
         "--enable-certificate-owner-ref",
+        "--enable-gateway-api",
+        "--dns01-recursive-nameservers",
+        "--dns01-recursive-nameservers-only",
         "--feature-gates",
     ];
     let owned = |arg: &str| {
@@ -311,6 +325,13 @@ pub fn controller_args(existing: &[String], spec: &ClusterSpec) -> Vec<String> {
     ));
     if spec.enable_certificate_owner_ref {
         args.push("--enable-certificate-owner-ref=true".to_owned());
+    }
+    if spec.enable_gateway_api {
+        args.push("--enable-gateway-api=true".to_owned());
+    }
+    if let Some(ns) = &spec.dns01_nameserver {
+        args.push(format!("--dns01-recursive-nameservers={ns}"));
+        args.push("--dns01-recursive-nameservers-only=true".to_owned());
     }
     // The spec's gates override the manifest's gates of the same name.
     let mut gates: BTreeMap<String, String> = BTreeMap::new();
@@ -441,6 +462,11 @@ mod tests {
         assert_eq!(manifest_url("1.20.0").unwrap(), manifest_url("v1.20.0").unwrap());
         assert!(manifest_url("v1.21").is_err());
         assert!(manifest_url("../../evil").is_err());
+        assert_eq!(
+            gateway_api_manifest_url("1.6.0").unwrap(),
+            "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.6.0/standard-install.yaml"
+        );
+        assert!(gateway_api_manifest_url("latest").is_err());
     }
 
     #[test]
@@ -572,6 +598,8 @@ mod tests {
         let mut s = spec();
         s.cluster_resource_namespace = "issuers".into();
         s.enable_certificate_owner_ref = true;
+        s.enable_gateway_api = true;
+        s.dns01_nameserver = Some("10.0.0.53:53".into());
         s.feature_gates = vec![
             "ServerSideApply=true".into(),
             "ExperimentalCertificateSigningRequestControllers=false".into(),
@@ -589,6 +617,14 @@ mod tests {
         assert!(args.contains(&"--cluster-resource-namespace=issuers".to_owned()));
         assert!(args.contains(&"--enable-certificate-owner-ref=true".to_owned()));
         assert!(!args.contains(&"--enable-certificate-owner-ref=false".to_owned()));
+        assert!(args.contains(&"--enable-gateway-api=true".to_owned()));
+        assert!(args.contains(&"--dns01-recursive-nameservers=10.0.0.53:53".to_owned()));
+        assert!(args.contains(&"--dns01-recursive-nameservers-only=true".to_owned()));
+        assert!(
+            !controller_args(&args, &spec())
+                .iter()
+                .any(|a| a.starts_with("--enable-gateway-api"))
+        );
         assert_eq!(
             args.last().unwrap(),
             "--feature-gates=AdditionalCertificateOutputFormats=true,\

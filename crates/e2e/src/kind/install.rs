@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
@@ -44,15 +45,23 @@ pub async fn load_manifest(source: &ManifestSource) -> anyhow::Result<String> {
                 .join("cert-manager-manifests")
                 .join(version)
                 .join("cert-manager.yaml");
-            if !path.is_file() {
-                download(url, &path).await?;
-            }
+            cached_download(url, &path).await.with_context(|| {
+                format!("without internet set {ENV_CERT_MANAGER_MANIFEST} to a local cert-manager.yaml")
+            })?;
             path
         }
     };
     tokio::fs::read_to_string(&path)
         .await
         .with_context(|| format!("reading the cert-manager manifest {}", path.display()))
+}
+
+/// Downloads `url` to `dest` unless an earlier run did.
+async fn cached_download(url: &str, dest: &Path) -> anyhow::Result<()> {
+    if dest.is_file() {
+        return Ok(());
+    }
+    download(url, dest).await
 }
 
 async fn download(url: &str, dest: &Path) -> anyhow::Result<()> {
@@ -76,7 +85,7 @@ async fn download(url: &str, dest: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("running curl to download {url} (is curl installed?)"))?;
     if !out.status.success() {
         bail!(
-            "downloading {url} failed: {}; without internet set {ENV_CERT_MANAGER_MANIFEST} to a local cert-manager.yaml",
+            "downloading {url} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
@@ -90,6 +99,9 @@ pub async fn install_cert_manager(client: &kube::Client, spec: &ClusterSpec) -> 
     let source = config::manifest_source(&version, config::env_var(ENV_CERT_MANAGER_MANIFEST).as_deref())?;
     let text = load_manifest(&source).await?;
     let mut docs = config::parse_manifest(&text)?;
+    if spec.enable_gateway_api {
+        install_gateway_api(client).await?;
+    }
     config::patch_manifest(&mut docs, spec)?;
     config::apply_order(&mut docs);
     apply_all(client, &docs)
@@ -100,6 +112,54 @@ pub async fn install_cert_manager(client: &kube::Client, spec: &ClusterSpec) -> 
         .await
         .with_context(|| format!("cert-manager {version}"))?;
     Ok(version)
+}
+
+/// Applies the pinned Gateway API release's CRDs and waits until they are Established: the controller started with
+/// `--enable-gateway-api` exits when they are not served yet.
+async fn install_gateway_api(client: &kube::Client) -> anyhow::Result<()> {
+    let version = config::pinned()
+        .gateway_api
+        .context("no GATEWAY_API_VERSION pinned in crates/e2e/controlplane/versions.env")?;
+    let url = config::gateway_api_manifest_url(&version)?;
+    let path = crate::controlplane::cache_dir()
+        .join("gateway-api-manifests")
+        .join(&version)
+        .join("standard-install.yaml");
+    cached_download(&url, &path).await?;
+    let text = tokio::fs::read_to_string(&path)
+        .await
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut docs = config::parse_manifest(&text)?;
+    config::apply_order(&mut docs);
+    apply_all(client, &docs)
+        .await
+        .with_context(|| format!("applying the Gateway API {version} CRDs"))?;
+    let names: Vec<String> = docs
+        .iter()
+        .filter(|d| d["kind"] == "CustomResourceDefinition")
+        .filter_map(|d| d["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let deadline = Instant::now() + READY_TIMEOUT;
+    for name in &names {
+        loop {
+            let crd = crds.get(name).await.with_context(|| format!("reading CRD {name}"))?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("Gateway API CRD {name} not Established after {READY_TIMEOUT:?}");
+            }
+            sleep(POLL).await;
+        }
+    }
+    Ok(())
 }
 
 /// Server-side applies each object, resolving its kind through discovery once per kind.

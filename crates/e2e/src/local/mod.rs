@@ -537,7 +537,11 @@ impl Starter {
                 .await
                 .with_context(|| format!("creating namespace {ns}"))?;
         }
-        self.apply_crds(&client, plane).await?;
+        self.apply_crds(&client, "cert-manager", &plane.crd_files()?).await?;
+        if spec.enable_gateway_api {
+            self.apply_crds(&client, "Gateway API", &plane.gateway_api_crd_files()?)
+                .await?;
+        }
 
         let health_addr = loopback(ports.cert_manager_health);
         let mut cert_manager_args = vec![
@@ -549,6 +553,15 @@ impl Starter {
             format!("--enable-certificate-owner-ref={}", spec.enable_certificate_owner_ref),
             "--controllers=*".to_owned(),
         ];
+        if spec.enable_gateway_api {
+            cert_manager_args.push("--enable-gateway-api".to_owned());
+        }
+        if let Some(ns) = &spec.dns01_nameserver {
+            cert_manager_args.push(format!("--dns01-recursive-nameservers={ns}"));
+            cert_manager_args.push("--dns01-recursive-nameservers-only".to_owned());
+            // The server is local and answers at once; cert-manager's 10 s default only slows the suite.
+            cert_manager_args.push("--dns01-check-retry-period=1s".to_owned());
+        }
         if !spec.feature_gates.is_empty() {
             cert_manager_args.push(format!("--feature-gates={}", spec.feature_gates.join(",")));
         }
@@ -599,12 +612,13 @@ impl Starter {
         wait_until(what, timeout, || self.check(), probe).await
     }
 
-    async fn apply_crds(&mut self, client: &kube::Client, plane: &ControlPlane) -> anyhow::Result<()> {
+    /// Applies the CRDs in `files` and waits until every one is Established.
+    async fn apply_crds(&mut self, client: &kube::Client, what: &str, files: &[PathBuf]) -> anyhow::Result<()> {
         let api: Api<CustomResourceDefinition> = Api::all(client.clone());
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let mut names = Vec::new();
-        for file in plane.crd_files()? {
-            let text = std::fs::read_to_string(&file)?;
+        for file in files {
+            let text = std::fs::read_to_string(file)?;
             let docs: Vec<serde_json::Value> =
                 serde_saphyr::from_multiple(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", file.display()))?;
             for doc in docs
@@ -622,11 +636,11 @@ impl Starter {
             }
         }
         if names.is_empty() {
-            bail!("no CustomResourceDefinition in {}", plane.crd_dir.display());
+            bail!("no CustomResourceDefinition among the {what} CRD files {files:?}");
         }
         let api2 = api.clone();
         let names2 = names.clone();
-        self.wait("cert-manager CRDs Established", move || {
+        self.wait(&format!("{what} CRDs Established"), move || {
             let api = api2.clone();
             let names = names2.clone();
             async move {

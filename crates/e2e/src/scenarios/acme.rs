@@ -1,26 +1,30 @@
-//! Scenario 10: an ACME Issuer registered with a real ACME server (pebble, see [`super::pebble`]). The restore
-//! must carry the account key Secret (`spec.acme.privateKeySecretRef`) so the target's cert-manager re-uses the
-//! same ACME account instead of registering a new one, and the DNS-01 solver's TSIG Secret, so the next renewal
-//! can solve challenges. The Certificates hold leaves issued before the backup (made with rcgen): real issuance
-//! through pebble would need cert-manager's HTTP-01 or DNS-01 self-check to pass, and no solver pod or DNS zone
-//! runs here.
+//! Scenario 10: an ACME Issuer registered with a real ACME server (pebble, see [`super::pebble`]) that issues the
+//! Certificates for real through DNS-01: cert-manager's `rfc2136` solver writes each challenge's TXT record into
+//! the suite's authoritative DNS server ([`super::dns`], BIND) with a TSIG key, its self-check reads it back there,
+//! and pebble validates against the same server. The restore must carry the account key Secret
+//! (`spec.acme.privateKeySecretRef`) so the target's cert-manager re-uses the same ACME account instead of
+//! registering a new one, the TSIG Secret so the next renewal can solve its challenges, and the TLS Secrets so
+//! nothing is ordered again.
 
 use anyhow::Result;
 use serde_json::json;
 
+use super::dns::{self, TSIG_KEY_NAME, TSIG_SECRET};
 use super::pebble::{CA_BUNDLE_PLACEHOLDER, SERVER_PLACEHOLDER};
 use super::{Check, Mistake, Scenario};
-use crate::fixtures::{Ca, Certificate, IssuerRef, issuer, opaque_secret};
+use crate::fixtures::{Certificate, IssuerRef, issuer, opaque_secret};
 
 pub(super) fn scenario() -> Result<Scenario> {
     let ns = "s10-acme";
-    let mut s = Scenario::new(10, "acme", "ACME issuer (pebble) re-using its account key", &[ns]);
+    let mut s = Scenario::new(
+        10,
+        "acme",
+        "ACME issuer (pebble, DNS-01 via rfc2136) re-using its account key",
+        &[ns],
+    );
     s.needs_acme_server = true;
-    s.setup.push(opaque_secret(
-        ns,
-        "rfc2136-tsig",
-        &[("secret", "c2VjcmV0LXRzaWcta2V5LWZvci10ZXN0cw==")],
-    ));
+    s.setup
+        .push(opaque_secret(ns, "rfc2136-tsig", &[("secret", TSIG_SECRET)]));
     s.setup.push(issuer(
         Some(ns),
         "pebble",
@@ -30,28 +34,20 @@ pub(super) fn scenario() -> Result<Scenario> {
             "email": "ops@s10.cmarchive.test",
             "privateKeySecretRef": {"name": "pebble-account"},
             "solvers": [{"dns01": {"rfc2136": {
-                "nameserver": "127.0.0.1:53",
-                "tsigKeyName": "cmarchive.",
+                "nameserver": dns::SERVER_PLACEHOLDER,
+                "tsigKeyName": TSIG_KEY_NAME,
                 "tsigAlgorithm": "HMACSHA256",
                 "tsigSecretSecretRef": {"name": "rfc2136-tsig", "key": "secret"},
             }}}],
         }}),
     ));
-    let pki = Ca::new("stand-in for the ACME CA")?;
-    let now = jiff::Timestamp::now();
     for name in ["www", "api"] {
-        let crt = Certificate::new(
+        s.certificate(&Certificate::new(
             ns,
             name,
             IssuerRef::issuer("pebble"),
-            &format!("{name}.s10.cmarchive.test"),
-        );
-        let leaf = pki.issue(&crt.leaf_spec(
-            now - jiff::SignedDuration::from_hours(1),
-            now + jiff::SignedDuration::from_hours(2000),
-        ))?;
-        s.setup.push(crt.issued_secret(&pki, &leaf));
-        s.certificate(&crt);
+            &format!("{name}.{}", dns::ZONE),
+        ));
     }
     s.checks.push(Check::AcmeAccountReused {
         namespace: ns.to_owned(),

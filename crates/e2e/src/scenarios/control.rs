@@ -45,7 +45,7 @@ pub async fn capture(source: &kube::Client, scenario: &Scenario, target_crn: &st
         }
         c.issuers.extend(objects::list(source, kinds::ISSUER, Some(ns)).await?);
         for crt in objects::list(source, kinds::CERTIFICATE, Some(ns)).await? {
-            if !owned_by_kind(&crt, "Ingress") {
+            if !owned_by_kind(&crt, "Ingress") && !owned_by_kind(&crt, "Gateway") {
                 c.certificates.push(crt);
             }
         }
@@ -149,7 +149,7 @@ pub async fn restore_with_mistake(
             objects::apply_all(target, &certificates).await?;
             objects::apply_all(target, redeploy).await?;
         }
-        Mistake::SecretsAfterCertificates | Mistake::IngressBeforeSecret => {
+        Mistake::SecretsAfterCertificates | Mistake::RedeployedBeforeSecret => {
             objects::apply_all(target, &captured.issuers).await?;
             objects::apply_all(target, &certificates).await?;
             objects::apply_all(target, redeploy).await?;

@@ -29,8 +29,8 @@ pub(super) fn scenario() -> Scenario {
         // ingress-shim names the Certificate after the Secret.
         let id = CertificateId::new(ns, &secret);
         s.certificates.insert(id.clone());
-        s.checks.push(Check::OwnedByIngress(id));
+        s.checks.push(Check::GeneratedBy(id, "Ingress"));
     }
-    s.control_all(Mistake::IngressBeforeSecret);
+    s.control_all(Mistake::RedeployedBeforeSecret);
     s
 }

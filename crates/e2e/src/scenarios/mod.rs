@@ -16,6 +16,7 @@ pub mod runner;
 mod acme;
 mod ca_issuer;
 mod cluster_issuer;
+pub mod dns;
 mod gateway_shim;
 mod ingress_shim;
 mod keystores;
@@ -84,6 +85,8 @@ pub struct ClusterVariant {
     pub cluster_resource_namespace: String,
     /// `--enable-certificate-owner-ref`.
     pub enable_certificate_owner_ref: bool,
+    /// `--enable-gateway-api`, with the Gateway API CRDs installed.
+    pub enable_gateway_api: bool,
 }
 
 impl Default for ClusterVariant {
@@ -92,6 +95,7 @@ impl Default for ClusterVariant {
         ClusterVariant {
             cluster_resource_namespace: "cert-manager".to_owned(),
             enable_certificate_owner_ref: false,
+            enable_gateway_api: false,
         }
     }
 }
@@ -102,6 +106,7 @@ impl ClusterVariant {
         let mut spec = ClusterSpec::named(name);
         spec.cluster_resource_namespace = self.cluster_resource_namespace.clone();
         spec.enable_certificate_owner_ref = self.enable_certificate_owner_ref;
+        spec.enable_gateway_api = self.enable_gateway_api;
         spec.cert_manager_version = cert_manager_version.map(str::to_owned);
         spec
     }
@@ -111,6 +116,9 @@ impl ClusterVariant {
         let mut s = format!("crn-{}", self.cluster_resource_namespace);
         if self.enable_certificate_owner_ref {
             s.push_str("-ownerref");
+        }
+        if self.enable_gateway_api {
+            s.push_str("-gwapi");
         }
         s
     }
@@ -139,8 +147,8 @@ pub enum Mistake {
     /// Secrets restored first with their owner references to the source cluster's Certificate UIDs kept: the
     /// garbage collector deletes them.
     StaleOwnerReferenceKept,
-    /// The Ingress re-deployed before its TLS Secret is restored.
-    IngressBeforeSecret,
+    /// The Ingress or Gateway re-deployed before its TLS Secret is restored.
+    RedeployedBeforeSecret,
 }
 
 impl Mistake {
@@ -151,7 +159,7 @@ impl Mistake {
             Mistake::SecretsAfterCertificates => "Secrets applied after the Certificates",
             Mistake::IssuerAnnotationsStripped => "issuer annotations stripped from the Secrets",
             Mistake::StaleOwnerReferenceKept => "stale owner references kept on the Secrets",
-            Mistake::IngressBeforeSecret => "Ingress re-deployed before its Secret",
+            Mistake::RedeployedBeforeSecret => "Ingress/Gateway re-deployed before its Secret",
         }
     }
 }
@@ -184,8 +192,9 @@ pub enum Check {
     },
     /// The Certificate's Secret has no owner reference to anything but the target's live Certificate.
     NoStaleOwnerReference(CertificateId),
-    /// The Certificate was created in the target by ingress-shim (controller owner reference to an Ingress).
-    OwnedByIngress(CertificateId),
+    /// The Certificate was created in the target by ingress-shim or gateway-shim: an owner reference to an object
+    /// of this kind (`Ingress`, `Gateway`).
+    GeneratedBy(CertificateId, &'static str),
     /// The ACME Issuer is Ready in the target with the same account URI as in the source: its account key came
     /// along, so no new ACME account was registered.
     AcmeAccountReused {
@@ -223,7 +232,7 @@ pub struct Scenario {
     pub certificates: BTreeSet<CertificateId>,
     /// Certificates that must be reissued after the restore (inside their renewal window).
     pub expect_reissued: BTreeSet<CertificateId>,
-    /// Objects the application's own deployment re-creates in the target after the restore (Ingresses):
+    /// Objects the application's own deployment re-creates in the target after the restore (Ingresses, Gateways):
     /// cmarchive backs up cert-manager's state, not the workloads.
     pub redeploy: Vec<Value>,
     /// Further checks on the target.
@@ -270,14 +279,14 @@ impl Scenario {
         self.certificates.insert(CertificateId::new(&crt.namespace, &crt.name));
     }
 
-    /// Certificates that cmarchive archives (all but those ingress-shim generates, which it leaves to
-    /// ingress-shim), i.e. those `cmarchive verify` can speak about.
+    /// Certificates that cmarchive archives (all but those ingress-shim or gateway-shim generates, which it leaves
+    /// to the shim), i.e. those `cmarchive verify` can speak about.
     pub fn archived_certificates(&self) -> BTreeSet<CertificateId> {
         let generated: BTreeSet<&CertificateId> = self
             .checks
             .iter()
             .filter_map(|c| match c {
-                Check::OwnedByIngress(id) => Some(id),
+                Check::GeneratedBy(id, _) => Some(id),
                 _ => None,
             })
             .collect();
@@ -306,7 +315,7 @@ pub fn all(opts: &Options) -> Result<Vec<Scenario>> {
         cluster_issuer::scenario(
             &ClusterVariant {
                 cluster_resource_namespace: "pki-system".to_owned(),
-                enable_certificate_owner_ref: false,
+                ..ClusterVariant::default()
             },
             "cluster-issuer-custom-crn",
         )?,

@@ -76,6 +76,12 @@ pub const KINDS: &[Kind] = &[
         plural: "ingresses",
         namespaced: true,
     },
+    Kind {
+        api_version: "gateway.networking.k8s.io/v1",
+        kind: "Gateway",
+        plural: "gateways",
+        namespaced: true,
+    },
 ];
 
 /// Shorthands for the kinds used most.

@@ -2,8 +2,8 @@
 //! (`github.com/letsencrypt/pebble/v2/cmd/pebble`) into the cmarchive cache on first use and run on loopback for
 //! the whole suite, so the source and the target cluster talk to the same server and the same accounts.
 //!
-//! Validation is switched off (`PEBBLE_VA_ALWAYS_VALID`): the point is the ACME account, whose key the restore
-//! must carry over so cert-manager re-uses the account instead of registering a new one.
+//! Validation is real: pebble resolves the DNS-01 challenge records through the suite's authoritative DNS server
+//! ([`super::dns`]), where cert-manager's `rfc2136` solver wrote them.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use super::dns::{self, Dns};
 use crate::fixtures::{Ca, LeafSpec};
 
 /// The pebble release the suite builds.
@@ -24,12 +25,14 @@ pub const SERVER_PLACEHOLDER: &str = "${ACME_SERVER}";
 /// Placeholder in scenario objects for the base64 PEM bundle that verifies the ACME server's TLS certificate.
 pub const CA_BUNDLE_PLACEHOLDER: &str = "${ACME_CA_BUNDLE}";
 
-/// A running pebble; killed on drop.
+/// A running pebble and the DNS server it validates against; both killed on drop.
 pub struct Pebble {
     /// Directory URL, e.g. `https://127.0.0.1:40123/dir`.
     pub directory: String,
     /// PEM of the CA that signed pebble's serving certificate.
     pub ca_pem: String,
+    /// The authoritative DNS server of the challenge zone.
+    pub dns: Dns,
     _child: tokio::process::Child,
 }
 
@@ -37,6 +40,7 @@ impl std::fmt::Debug for Pebble {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pebble")
             .field("directory", &self.directory)
+            .field("dns", &self.dns.addr)
             .finish_non_exhaustive()
     }
 }
@@ -89,10 +93,12 @@ fn free_port() -> Result<u16> {
 }
 
 impl Pebble {
-    /// Starts pebble with a fresh serving certificate in `dir`; returns once it announces its directory.
+    /// Starts the DNS server, then pebble with a fresh serving certificate in `dir`, validating challenges through
+    /// that server; returns once both are up.
     pub async fn start(dir: &Path) -> Result<Pebble> {
         let bin = binary().await?;
         std::fs::create_dir_all(dir)?;
+        let dns = Dns::start(&dir.join("dns")).await?;
         let ca = Ca::new("cmarchive test ACME server CA")?;
         let leaf = ca.issue(&LeafSpec::valid_for(
             &["localhost", "127.0.0.1"],
@@ -119,7 +125,8 @@ impl Pebble {
         let mut child = tokio::process::Command::new(&bin)
             .arg("-config")
             .arg(&config_path)
-            .env("PEBBLE_VA_ALWAYS_VALID", "1")
+            .arg("-dnsserver")
+            .arg(&dns.addr)
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .stdin(Stdio::null())
@@ -156,6 +163,7 @@ impl Pebble {
         Ok(Pebble {
             directory: format!("https://127.0.0.1:{port}/dir"),
             ca_pem: ca.cert_pem,
+            dns,
             _child: child,
         })
     }
@@ -169,6 +177,7 @@ impl Pebble {
             &[
                 (SERVER_PLACEHOLDER, self.directory.as_str()),
                 (CA_BUNDLE_PLACEHOLDER, bundle.as_str()),
+                (dns::SERVER_PLACEHOLDER, self.dns.addr.as_str()),
             ],
         );
     }
