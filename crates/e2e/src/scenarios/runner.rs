@@ -57,17 +57,29 @@ pub async fn run_suite(provider: &dyn Provider, cfg: &SuiteConfig) -> Result<Sui
     let start = Instant::now();
     std::fs::create_dir_all(&cfg.work_dir)?;
     let cm = Cmarchive::keygen(&cfg.cmarchive, &cfg.work_dir.join("cmarchive")).await?;
+    // pebble and its DNS server listen on this machine's loopback, which only the local provider's controller
+    // (a process here) reaches; pods in kind or k3s containers cannot.
+    let mut scenarios: Vec<Scenario> = cfg.scenarios.clone();
+    if provider.name() != "local" {
+        for s in scenarios
+            .iter_mut()
+            .filter(|s| s.needs_acme_server && s.not_run.is_none())
+        {
+            s.not_run = Some(
+                "pebble and its DNS server listen on the host's loopback, which pods of a kind or k3s cluster \
+                 cannot reach; runs on the local provider",
+            );
+        }
+    }
     // One ACME server for the whole suite, so source and target see the same accounts.
-    let needs_acme = cfg.scenarios.iter().any(|s| s.needs_acme_server && s.not_run.is_none());
+    let needs_acme = scenarios.iter().any(|s| s.needs_acme_server && s.not_run.is_none());
     let pebble = if needs_acme {
         Some(super::pebble::Pebble::start(&cfg.work_dir.join("pebble")).await?)
     } else {
         None
     };
-    let scenarios: Vec<Scenario> = cfg
-        .scenarios
-        .iter()
-        .cloned()
+    let scenarios: Vec<Scenario> = scenarios
+        .into_iter()
         .map(|mut s| {
             if let (true, Some(p)) = (s.needs_acme_server, &pebble) {
                 s.setup
