@@ -35,7 +35,7 @@ pub fn fuzz_one(data: &[u8]) {
         assert_eq!(listed, archive.objects.len());
         for object in &archive.objects {
             assert_eq!(
-                cmarchive_archive::object::ObjectKey::of(&object.object).as_ref(),
+                cmarchive_archive::object::ObjectKey::of(&object.object().expect("verified objects parse")).as_ref(),
                 Some(&object.entry.key)
             );
         }

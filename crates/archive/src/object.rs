@@ -41,6 +41,47 @@ impl ObjectKey {
         })
     }
 
+    /// [`ObjectKey::of`] straight from JSON bytes, without building the object: the identity fields are read and
+    /// everything else is only checked to be well-formed JSON. `Err` when the bytes are not JSON; `Ok(None)` when
+    /// they are JSON but not a Kubernetes object.
+    pub fn from_json(bytes: &[u8]) -> std::result::Result<Option<ObjectKey>, String> {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            #[serde(rename = "apiVersion")]
+            api_version: Option<String>,
+            kind: Option<String>,
+            metadata: Option<Metadata>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            name: Option<String>,
+            namespace: Option<String>,
+        }
+        match serde_json::from_slice::<Head>(bytes) {
+            Ok(head) => {
+                let (Some(api_version), Some(kind), Some(metadata)) = (head.api_version, head.kind, head.metadata)
+                else {
+                    return Ok(None);
+                };
+                let Some(name) = metadata.name else {
+                    return Ok(None);
+                };
+                Ok(Some(ObjectKey {
+                    api_version,
+                    kind,
+                    namespace: metadata.namespace.filter(|ns| !ns.is_empty()),
+                    name,
+                }))
+            }
+            // Not shaped like an object (an array, a number where a string belongs, …): decide on the full value,
+            // so the answer is exactly [`ObjectKey::of`]'s.
+            Err(_) => match serde_json::from_slice::<Value>(bytes) {
+                Ok(value) => Ok(ObjectKey::of(&value)),
+                Err(e) => Err(format!("not JSON: {e}")),
+            },
+        }
+    }
+
     /// The API group: empty for the core group.
     pub fn group(&self) -> &str {
         match self.api_version.split_once('/') {
@@ -57,5 +98,37 @@ impl fmt::Display for ObjectKey {
             Some(ns) => write!(f, "{}/{}/{}", self.kind, ns, self.name),
             None => write!(f, "{}/{}", self.kind, self.name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The byte-level reader must agree with [`ObjectKey::of`] on every shape, odd ones included.
+    #[test]
+    fn from_json_agrees_with_of() {
+        let cases = [
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "namespace": "ns", "labels": {"x": "y"}}, "data": {"k": "dg=="}}),
+            json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": "ca"}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "namespace": ""}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "namespace": 7}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": null}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": null}),
+            json!({"apiVersion": 1, "kind": "Secret", "metadata": {"name": "a"}}),
+            json!({"kind": "Secret", "metadata": {"name": "a"}}),
+            json!([1, 2]),
+            json!("text"),
+        ];
+        for value in cases {
+            let bytes = serde_json::to_vec(&value).unwrap();
+            assert_eq!(ObjectKey::from_json(&bytes), Ok(ObjectKey::of(&value)), "{value}");
+        }
+        assert!(
+            ObjectKey::from_json(b"{\"apiVersion\": ")
+                .unwrap_err()
+                .starts_with("not JSON")
+        );
     }
 }

@@ -51,15 +51,27 @@ pub struct VerifiedArchive {
     pub objects: Vec<VerifiedObject>,
 }
 
-/// One verified object.
+/// One verified object, kept as the JSON bytes the archive stores: a parsed `serde_json::Value` takes several
+/// times their size, and a restore of tens of thousands of objects needs each one parsed only while it is sent.
 #[derive(Clone, Debug)]
 pub struct VerifiedObject {
     /// Its phase.
     pub phase: PhaseName,
     /// Its manifest entry (identity, path, size, sha256, reasons).
     pub entry: Entry,
-    /// The object as stored.
-    pub object: Value,
+    /// The object's JSON, byte for byte as stored (and checksummed); proven to be a JSON object whose identity
+    /// matches `entry.key`.
+    pub bytes: Vec<u8>,
+}
+
+impl VerifiedObject {
+    /// The object, parsed.
+    pub fn object(&self) -> Result<Value> {
+        serde_json::from_slice(&self.bytes).map_err(|e| ArchiveError::InvalidObject {
+            what: self.entry.path.clone(),
+            reason: format!("not JSON: {e}"),
+        })
+    }
 }
 
 impl VerifiedArchive {
@@ -378,11 +390,11 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<Ver
             let bytes = contents.remove(&entry.path).ok_or_else(|| ArchiveError::MissingEntry {
                 path: entry.path.clone(),
             })?;
-            let object: Value = serde_json::from_slice(&bytes).map_err(|e| ArchiveError::InvalidObject {
+            let key = ObjectKey::from_json(&bytes).map_err(|reason| ArchiveError::InvalidObject {
                 what: entry.path.clone(),
-                reason: format!("not JSON: {e}"),
+                reason,
             })?;
-            match ObjectKey::of(&object) {
+            match key {
                 Some(key) if key == entry.key => {}
                 Some(key) => {
                     return Err(ArchiveError::InvalidObject {
@@ -402,7 +414,7 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<Ver
             objects.push(VerifiedObject {
                 phase: phase.name,
                 entry: entry.clone(),
-                object,
+                bytes,
             });
         }
     }

@@ -251,12 +251,12 @@ proptest! {
         prop_assert_eq!(&archive.manifest, &written);
         prop_assert_eq!(serde_json::from_slice::<Value>(&archive.manifest_json).unwrap(), serde_json::to_value(&written).unwrap());
         let expected: Vec<&Value> = plan.phases.iter().flat_map(|p| p.objects.iter().map(|o| &o.object)).collect();
-        let got: Vec<&Value> = archive.objects.iter().map(|o| &o.object).collect();
-        prop_assert_eq!(got, expected);
+        let got: Vec<Value> = archive.objects.iter().map(|o| o.object().unwrap()).collect();
+        prop_assert_eq!(got.iter().collect::<Vec<_>>(), expected);
         for object in &archive.objects {
-            let bytes = serde_json::to_vec(&object.object).unwrap();
-            prop_assert_eq!(object.entry.size, bytes.len() as u64);
-            prop_assert_eq!(&object.entry.sha256, &hex::encode(Sha256::digest(&bytes)));
+            prop_assert_eq!(&object.bytes, &serde_json::to_vec(&object.object().unwrap()).unwrap());
+            prop_assert_eq!(object.entry.size, object.bytes.len() as u64);
+            prop_assert_eq!(&object.entry.sha256, &hex::encode(Sha256::digest(&object.bytes)));
         }
     }
 }
@@ -272,7 +272,7 @@ fn long_names_survive_through_pax_headers() {
         false,
     );
     let archive = read(&bytes, &keys.identities).unwrap();
-    assert_eq!(archive.objects[0].object["metadata"]["name"], name);
+    assert_eq!(archive.objects[0].object().unwrap()["metadata"]["name"], name);
     assert!(
         archive.objects[0].entry.path.len() > 255,
         "{}",

@@ -6,7 +6,8 @@ mod fixtures;
 use cmarchive_archive::certmanager::certinfo::parse_leaf;
 use cmarchive_archive::certmanager::keys::public_key_of_private_pem;
 use cmarchive_archive::certmanager::predict::parse_go_duration;
-use cmarchive_archive::certmanager::{Outcome, predict};
+use cmarchive_archive::certmanager::{Outcome, predict, predict_stored};
+use cmarchive_archive::object::ObjectKey;
 use fixtures::{AT, Ca, EXPIRED, FRESH, Key, NEAR_EXPIRY, Pair, certificate, tls_secret};
 use serde_json::{Value, json};
 
@@ -34,6 +35,13 @@ fn outcome(crt: Value, secret: Option<Value>) -> Outcome {
     objects.extend(secret);
     let predictions = predict(&objects, at());
     assert_eq!(predictions.len(), 1);
+    // The byte-level variant (restore, inspect) must judge every case the same way.
+    let stored: Vec<(ObjectKey, Vec<u8>)> = objects
+        .iter()
+        .map(|o| (ObjectKey::of(o).unwrap(), serde_json::to_vec(o).unwrap()))
+        .collect();
+    let from_bytes = predict_stored(stored.iter().map(|(k, b)| (k, b.as_slice())), at());
+    assert_eq!(from_bytes, predictions);
     predictions.into_iter().next().unwrap().outcome
 }
 

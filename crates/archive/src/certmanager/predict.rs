@@ -104,6 +104,47 @@ pub fn predict<'a>(objects: impl IntoIterator<Item = &'a Value> + Clone, at: jif
     predictions
 }
 
+/// [`predict`] over objects kept as JSON bytes with their identity (a verified archive, a prepared restore): only
+/// Certificates and the Secrets they name are parsed, one pair at a time, so asking costs no more memory than the
+/// bytes already take. Objects that do not parse are skipped (the reader has proven archived ones parse).
+pub fn predict_stored<'a>(
+    objects: impl IntoIterator<Item = (&'a ObjectKey, &'a [u8])>,
+    at: jiff::Timestamp,
+) -> Vec<Prediction> {
+    let mut secrets: std::collections::HashMap<(Option<&str>, &str), &[u8]> = std::collections::HashMap::new();
+    let mut certificates: Vec<(&ObjectKey, &[u8])> = Vec::new();
+    for (key, bytes) in objects {
+        match (key.group(), key.kind.as_str()) {
+            ("", "Secret") => {
+                secrets
+                    .entry((key.namespace.as_deref(), key.name.as_str()))
+                    .or_insert(bytes);
+            }
+            (kinds::CERT_MANAGER_GROUP, "Certificate") => certificates.push((key, bytes)),
+            _ => {}
+        }
+    }
+    let mut predictions: Vec<Prediction> = certificates
+        .into_iter()
+        .filter_map(|(key, bytes)| {
+            let certificate: Value = serde_json::from_slice(bytes).ok()?;
+            let secret: Option<Value> = kinds::str_at(&certificate, &["spec", "secretName"])
+                .and_then(|name| secrets.get(&(key.namespace.as_deref(), name)))
+                .and_then(|bytes| serde_json::from_slice(bytes).ok());
+            Some(Prediction {
+                certificate: key.clone(),
+                outcome: evaluate(&Input {
+                    certificate: &certificate,
+                    secret: secret.as_ref(),
+                    at,
+                }),
+            })
+        })
+        .collect();
+    predictions.sort_by(|a, b| a.certificate.cmp(&b.certificate));
+    predictions
+}
+
 /// [`predict`] over the objects of a plan.
 pub fn predict_plan(plan: &Plan, at: jiff::Timestamp) -> Vec<Prediction> {
     let objects: Vec<Value> = plan

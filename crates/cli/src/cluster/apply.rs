@@ -7,6 +7,7 @@ use crate::cluster::discovery::CertManagerApis;
 use crate::cluster::error::{api_message, is_code};
 use crate::cluster::raw::{Resource, resource_version};
 use anyhow::{Context as _, Result, bail};
+use cmarchive_archive::object::ObjectKey;
 use futures::{StreamExt as _, stream};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -108,6 +109,31 @@ pub struct Applier {
     pub force: bool,
 }
 
+/// An object ready to restore, kept as its JSON bytes with its identity: parsed only while its request is built,
+/// so a restore of tens of thousands of objects holds them at the size of the archive, not of parsed values.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// Identity (what the object's own fields say).
+    pub key: ObjectKey,
+    /// The object's JSON.
+    pub bytes: Vec<u8>,
+}
+
+impl Prepared {
+    /// Serialises `object` once; `None` when it lacks an identity.
+    pub fn new(object: &Value) -> Option<Prepared> {
+        Some(Prepared {
+            key: ObjectKey::of(object)?,
+            bytes: serde_json::to_vec(object).ok()?,
+        })
+    }
+
+    /// The object, parsed.
+    pub fn object(&self) -> Result<Value> {
+        serde_json::from_slice(&self.bytes).with_context(|| format!("{} is not valid JSON", self.key))
+    }
+}
+
 /// Drops the fields the server sets on every write, so "did anything change" compares what matters.
 fn comparable(object: &Value) -> Value {
     let mut object = object.clone();
@@ -163,6 +189,11 @@ impl Applier {
     pub async fn resource_of(&self, object: &Value) -> Result<Resource> {
         let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        self.resource_for(api_version, kind).await
+    }
+
+    /// The resource of `apiVersion` and `kind`, from a known table or by discovery (cached).
+    pub async fn resource_for(&self, api_version: &str, kind: &str) -> Result<Resource> {
         let key = (api_version.to_owned(), kind.to_owned());
         if let Some(found) = self.resources.lock().await.get(&key) {
             return Ok(found.clone());
@@ -289,11 +320,13 @@ impl Applier {
         Ok(applied)
     }
 
-    /// Applies the objects of one phase, [`CONCURRENT_APPLIES`] at a time; results in input order.
-    pub async fn apply_all(&self, objects: &[Value], progress: &(dyn Fn(&Applied) + Sync)) -> Result<Vec<Applied>> {
+    /// Applies the objects of one phase, [`CONCURRENT_APPLIES`] at a time (each parsed only while in flight);
+    /// results in input order.
+    pub async fn apply_all(&self, objects: &[Prepared], progress: &(dyn Fn(&Applied) + Sync)) -> Result<Vec<Applied>> {
         let results: Vec<Result<Applied>> = stream::iter(objects.iter())
-            .map(|object| async move {
-                let applied = self.apply(object).await;
+            .map(|prepared| async move {
+                let object = prepared.object()?;
+                let applied = self.apply(&object).await;
                 if let Ok(applied) = &applied {
                     progress(applied);
                 }

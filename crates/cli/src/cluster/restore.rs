@@ -3,7 +3,7 @@
 //! and finally `verify`. Every write is server-side apply, so running it again after a failure resumes.
 
 use crate::cluster::access::{self, Permission};
-use crate::cluster::apply::{Applied, Applier, Outcome};
+use crate::cluster::apply::{Applied, Applier, Outcome, Prepared};
 use crate::cluster::client::{self, ConnectOptions};
 use crate::cluster::controller::{self, FALLBACK_CRN};
 use crate::cluster::discovery::{self, CertManagerApis};
@@ -11,7 +11,8 @@ use crate::cluster::error::ClusterError;
 use crate::cluster::verify::{self, Report};
 use crate::cluster::wait::{self, NotReady, SecretBarrier};
 use anyhow::{Context as _, Result, bail};
-use cmarchive_archive::certmanager::predict::{Outcome as Predicted, Prediction, predict};
+use cmarchive_archive::VerifiedObject;
+use cmarchive_archive::certmanager::predict::{Outcome as Predicted, Prediction, predict_stored};
 use cmarchive_archive::certmanager::{RestoreOptions as Remap, prepare_for_restore};
 use cmarchive_archive::manifest::{CertificateFacts, Manifest, PhaseName};
 use serde::Serialize;
@@ -81,22 +82,16 @@ impl RestoreReport {
 pub struct ArchiveContent<'a> {
     /// The manifest.
     pub manifest: &'a Manifest,
-    /// Objects with their phases, in restore order; each is dropped as soon as its restorable form exists.
-    pub objects: Vec<(PhaseName, Value)>,
+    /// The verified objects, in restore order; each is dropped as soon as its restorable form exists.
+    pub objects: Vec<VerifiedObject>,
 }
 
-fn key(object: &Value) -> (Option<String>, String) {
-    (
-        object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    )
+/// Phases in restore order, each with its objects ready to send.
+type Phases = Vec<(PhaseName, Vec<Prepared>)>;
+
+/// (namespace, name), the way the readiness waits name objects.
+fn key(object: &Prepared) -> (Option<String>, String) {
+    (object.key.namespace.clone(), object.key.name.clone())
 }
 
 fn kind(object: &Value) -> &str {
@@ -139,15 +134,15 @@ fn drop_server_owned_labels(object: &mut Value) {
 /// The permissions a restore of these objects needs.
 async fn needed_permissions(
     applier: &Applier,
-    phases: &[(PhaseName, Vec<Value>)],
+    phases: &[(PhaseName, Vec<Prepared>)],
     options: &RestoreOptions,
     deployment: Option<&controller::ControllerDeployment>,
 ) -> Result<Vec<Permission>> {
     let mut wanted = BTreeSet::new();
     for (phase, objects) in phases {
         for object in objects {
-            let resource = applier.resource_of(object).await?;
-            let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
+            let resource = applier.resource_for(&object.key.api_version, &object.key.kind).await?;
+            let namespace = object.key.namespace.as_deref();
             // A dry run creates and applies too, with dryRun=All, and RBAC checks the same verbs.
             for verb in ["get", "create", "patch"] {
                 wanted.insert(Permission::new(
@@ -224,7 +219,7 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
     let connection = client::connect(&options.connect).await?;
     let client = connection.client.clone();
     let cluster = connection.display_name().to_owned();
-    let has_crds = archive.objects.iter().any(|(p, _)| *p == PhaseName::Crds);
+    let has_crds = archive.objects.iter().any(|o| o.phase == PhaseName::Crds);
     let (apis, served) = match discovery::cert_manager(&client, &cluster).await {
         Ok(apis) => (apis, true),
         Err(e)
@@ -267,20 +262,24 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
         source_cluster_resource_namespace: source_crn.clone(),
         target_cluster_resource_namespace: target_crn.clone(),
     };
-    let mut phases: Vec<(PhaseName, Vec<Value>)> = Vec::new();
-    for (phase, object) in archive.objects {
-        let mut prepared = prepare_for_restore(&object, &remap);
-        drop(object);
-        drop_server_owned_labels(&mut prepared);
+    // One object parsed at a time: transformed for the target, serialised again, and the parsed form dropped.
+    let mut phases: Phases = Vec::new();
+    for verified in archive.objects {
+        let mut object = prepare_for_restore(&verified.object()?, &remap);
+        drop_server_owned_labels(&mut object);
+        let prepared = Prepared::new(&object)
+            .with_context(|| format!("{}: not a Kubernetes object after preparing it", verified.entry.key))?;
         match phases.last_mut() {
-            Some((p, list)) if *p == phase => list.push(prepared),
-            _ => phases.push((phase, vec![prepared])),
+            Some((p, list)) if *p == verified.phase => list.push(prepared),
+            _ => phases.push((verified.phase, vec![prepared])),
         }
     }
 
     // Preflight 0: what cert-manager will reissue no matter how carefully we restore, said before we start.
-    let everything = phases.iter().flat_map(|(_, objects)| objects.iter());
-    let predicted: Vec<Prediction> = predict(everything, jiff::Timestamp::now())
+    let everything = phases
+        .iter()
+        .flat_map(|(_, objects)| objects.iter().map(|o| (&o.key, o.bytes.as_slice())));
+    let predicted: Vec<Prediction> = predict_stored(everything, jiff::Timestamp::now())
         .into_iter()
         .filter(|p| matches!(p.outcome, Predicted::Reissued { .. }))
         .collect();
@@ -378,7 +377,7 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
 async fn apply_phases(
     applier: &Applier,
     apis: &CertManagerApis,
-    phases: &[(PhaseName, Vec<Value>)],
+    phases: &[(PhaseName, Vec<Prepared>)],
     options: &RestoreOptions,
     paused: bool,
     report: &mut RestoreReport,
@@ -429,14 +428,14 @@ async fn apply_phases(
 async fn wait_issuers(
     client: &kube::Client,
     apis: &CertManagerApis,
-    objects: &[Value],
+    objects: &[Prepared],
     timeout: Duration,
     report: &mut RestoreReport,
 ) -> Result<()> {
     for resource in [&apis.issuers, &apis.cluster_issuers] {
         let names: BTreeSet<_> = objects
             .iter()
-            .filter(|o| kind(o) == resource.api.kind)
+            .filter(|o| o.key.kind == resource.api.kind)
             .map(key)
             .collect();
         let not_ready = wait::until_ready(client, resource, &names, timeout).await?;
@@ -451,11 +450,15 @@ async fn wait_issuers(
 async fn wait_certificates(
     client: &kube::Client,
     apis: &CertManagerApis,
-    objects: &[Value],
+    objects: &[Prepared],
     timeout: Duration,
     report: &mut RestoreReport,
 ) -> Result<()> {
-    let names: BTreeSet<_> = objects.iter().filter(|o| kind(o) == "Certificate").map(key).collect();
+    let names: BTreeSet<_> = objects
+        .iter()
+        .filter(|o| o.key.kind == "Certificate")
+        .map(key)
+        .collect();
     let not_ready = wait::until_ready(client, &apis.certificates, &names, timeout).await?;
     for n in &not_ready {
         eprintln!("not ready: {}: {}", n.object, n.message);
@@ -467,7 +470,7 @@ async fn wait_certificates(
 async fn wait_for_ready(
     client: &kube::Client,
     apis: &CertManagerApis,
-    phases: &[(PhaseName, Vec<Value>)],
+    phases: &[(PhaseName, Vec<Prepared>)],
     options: &RestoreOptions,
     report: &mut RestoreReport,
 ) -> Result<()> {

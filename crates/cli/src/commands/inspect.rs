@@ -4,7 +4,7 @@
 use crate::cli::{InspectArgs, ReportFormat};
 use crate::error::{CliError, Result};
 use cmarchive_archive::VerifiedArchive;
-use cmarchive_archive::certmanager::{Outcome, Prediction, predict};
+use cmarchive_archive::certmanager::{Outcome, Prediction, predict_stored};
 use cmarchive_archive::manifest::Manifest;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -85,7 +85,7 @@ pub fn summary(name: &str, archive: &VerifiedArchive, at: jiff::Timestamp) -> St
 
 /// What cert-manager will do with each archived Certificate once restored, judged at `at`.
 fn predictions(archive: &VerifiedArchive, at: jiff::Timestamp) -> Vec<Prediction> {
-    predict(archive.objects.iter().map(|o| &o.object), at)
+    predict_stored(archive.objects.iter().map(|o| (&o.entry.key, o.bytes.as_slice())), at)
 }
 
 /// The stored manifest plus `reissuancePrediction`, so a program reads both from one document.

@@ -30,7 +30,7 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
     };
     let content = ArchiveContent {
         manifest: &archive.manifest,
-        objects: archive.objects.into_iter().map(|o| (o.phase, o.object)).collect(),
+        objects: archive.objects,
     };
     let report = cluster::block_on(restore(content, &options))
         .map_err(CliError::Cluster)?

@@ -3,8 +3,8 @@
 
 use crate::cli::{UnpackArgs, UnpackFormat};
 use crate::error::{CliError, Result};
-use cmarchive_archive::{VerifiedArchive, paths};
-use serde_json::{Value, json};
+use cmarchive_archive::{VerifiedArchive, VerifiedObject, paths};
+use serde_json::Value;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -14,41 +14,54 @@ pub fn run(args: &UnpackArgs, archive: &VerifiedArchive) -> Result<()> {
     match &args.dir {
         Some(dir) => write_dir(dir, args.output, args.force, archive),
         None => {
-            let text = match args.output {
-                UnpackFormat::Yaml => to_yaml_documents(archive.objects.iter().map(|o| &o.object))?,
-                UnpackFormat::Json => to_json_list(archive)?,
-            };
-            let mut out = io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .and_then(|()| out.flush())
-                .map_err(CliError::io("writing to stdout"))
+            let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+            match args.output {
+                // Rendered whole before the first byte goes out, so a failure prints nothing.
+                UnpackFormat::Yaml => {
+                    let text = yaml_documents(archive)?;
+                    out.write_all(text.as_bytes())
+                }
+                // Nothing left to fail but the writes: the stored bytes are already verified JSON.
+                UnpackFormat::Json => write_json_list(&mut out, archive),
+            }
+            .and_then(|()| out.flush())
+            .map_err(CliError::io("writing to stdout"))
         }
     }
-}
-
-/// Multi-document YAML. Strings that YAML 1.1 readers (kubectl) would take for booleans or numbers (`yes`, `on`,
-/// `0755`, …) are quoted by the serializer, so the documents read back as the same objects.
-pub fn to_yaml_documents<'a>(objects: impl Iterator<Item = &'a Value>) -> Result<String> {
-    let mut text = String::new();
-    for object in objects {
-        if !text.is_empty() {
-            text.push_str("---\n");
-        }
-        text.push_str(&to_yaml(object)?);
-    }
-    Ok(text)
 }
 
 fn to_yaml(object: &Value) -> Result<String> {
     serde_saphyr::to_string(object).map_err(|e| CliError::Usage(format!("cannot render an object as YAML: {e}")))
 }
 
-fn to_json_list(archive: &VerifiedArchive) -> Result<String> {
-    let items: Vec<&Value> = archive.objects.iter().map(|o| &o.object).collect();
-    let list = json!({ "apiVersion": "v1", "kind": "List", "metadata": {}, "items": items });
-    let mut text = serde_json::to_string_pretty(&list).map_err(|e| CliError::Usage(e.to_string()))?;
-    text.push('\n');
+/// A verified object, parsed (it parsed when the archive was verified, so this does not fail in practice).
+fn parsed(object: &VerifiedObject) -> Result<Value> {
+    object.object().map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// The archive's objects as multi-document YAML, parsing one object at a time. Strings that YAML 1.1 readers
+/// (kubectl) would take for booleans or numbers (`yes`, `on`, `0755`, …) are quoted by the serializer, so the
+/// documents read back as the same objects.
+fn yaml_documents(archive: &VerifiedArchive) -> Result<String> {
+    let mut text = String::new();
+    for object in &archive.objects {
+        if !text.is_empty() {
+            text.push_str("---\n");
+        }
+        text.push_str(&to_yaml(&parsed(object)?)?);
+    }
     Ok(text)
+}
+
+/// A `v1` `List` whose items are the stored objects byte for byte, one per line: no parsing and no re-rendering,
+/// so this costs what copying the bytes costs.
+fn write_json_list(out: &mut impl Write, archive: &VerifiedArchive) -> io::Result<()> {
+    out.write_all(br#"{"apiVersion":"v1","kind":"List","metadata":{},"items":["#)?;
+    for (i, object) in archive.objects.iter().enumerate() {
+        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        out.write_all(&object.bytes)?;
+    }
+    out.write_all(b"\n]}\n")
 }
 
 fn write_dir(dir: &Path, format: UnpackFormat, force: bool, archive: &VerifiedArchive) -> Result<()> {
@@ -77,11 +90,11 @@ fn write_dir(dir: &Path, format: UnpackFormat, force: bool, archive: &VerifiedAr
         let text = match format {
             UnpackFormat::Yaml => {
                 path.set_extension("yaml");
-                to_yaml(&object.object)?
+                to_yaml(&parsed(object)?)?
             }
             UnpackFormat::Json => {
                 let mut text =
-                    serde_json::to_string_pretty(&object.object).map_err(|e| CliError::Usage(e.to_string()))?;
+                    serde_json::to_string_pretty(&parsed(object)?).map_err(|e| CliError::Usage(e.to_string()))?;
                 text.push('\n');
                 text
             }
