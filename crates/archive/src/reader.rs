@@ -463,9 +463,17 @@ fn read_entry<R: Read>(entry: &mut R, size: u64) -> std::result::Result<Vec<u8>,
 
 /// Parses and checks `manifest.json`: format name, major version, schema, and the invariants the rest relies on.
 pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
-    let value: Value = serde_json::from_slice(bytes)
+    // The format and version are read first, into a small header: the whole manifest of a large backup as a
+    // `Value` would cost several times its size just to look at two fields.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        format: Option<Value>,
+        #[serde(rename = "formatVersion")]
+        format_version: Option<Value>,
+    }
+    let head: Head = serde_json::from_slice(bytes)
         .map_err(|e| ArchiveError::NotAnArchive(format!("{MANIFEST_PATH} is not JSON ({e})")))?;
-    match value.get("format").and_then(Value::as_str) {
+    match head.format.as_ref().and_then(Value::as_str) {
         Some(FORMAT_NAME) => {}
         Some(other) => {
             return Err(ArchiveError::NotAnArchive(format!(
@@ -478,8 +486,9 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
             )));
         }
     }
-    let version = value
-        .get("formatVersion")
+    let version = head
+        .format_version
+        .as_ref()
         .and_then(Value::as_str)
         .ok_or_else(|| ArchiveError::InvalidManifest("formatVersion is missing".into()))?;
     let major = version
@@ -492,7 +501,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
             supported: FORMAT_MAJOR,
         });
     }
-    let manifest: Manifest = serde_json::from_value(value).map_err(|e| ArchiveError::InvalidManifest(e.to_string()))?;
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| ArchiveError::InvalidManifest(e.to_string()))?;
 
     let mut previous: Option<PhaseName> = None;
     let mut seen_paths = HashSet::new();

@@ -68,3 +68,13 @@ pub trait Provider: Send + Sync {
     /// Starts a cluster and returns once cert-manager is ready to issue.
     fn start<'a>(&'a self, spec: &'a ClusterSpec) -> BoxFuture<'a, anyhow::Result<Box<dyn Cluster>>>;
 }
+
+/// Whether the API server reports a CRD `Established` (its resources are served).
+pub fn crd_established(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+}

@@ -28,9 +28,11 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
         no_verify: args.no_verify,
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
     };
+    // manifest.json's stored bytes are not needed to restore: let them go before the objects are prepared.
+    let VerifiedArchive { manifest, objects, .. } = archive;
     let content = ArchiveContent {
-        manifest: &archive.manifest,
-        objects: archive.objects,
+        manifest: &manifest,
+        objects,
     };
     let report = cluster::block_on(restore(content, &options))
         .map_err(CliError::Cluster)?

@@ -144,13 +144,7 @@ async fn install_gateway_api(client: &kube::Client) -> anyhow::Result<()> {
     for name in &names {
         loop {
             let crd = crds.get(name).await.with_context(|| format!("reading CRD {name}"))?;
-            let established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
+            if crate::provider::crd_established(&crd) {
                 break;
             }
             if Instant::now() > deadline {

@@ -646,13 +646,7 @@ impl Starter {
             async move {
                 for name in &names {
                     let crd = api.get(name).await?;
-                    let established = crd
-                        .status
-                        .and_then(|s| s.conditions)
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True");
-                    if !established {
+                    if !crate::provider::crd_established(&crd) {
                         return Ok(None);
                     }
                 }

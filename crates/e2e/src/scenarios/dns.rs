@@ -5,10 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// The zone the ACME scenario's names live in.
 pub const ZONE: &str = "s10.cmarchive.test";
@@ -80,28 +78,11 @@ impl Dns {
             .spawn()
             .with_context(|| format!("starting {NAMED}"))?;
         let stderr = child.stderr.take().context("named stderr")?;
-        let mut lines = BufReader::new(stderr).lines();
         let log_path = dir.join("named.log");
-        let mut log = tokio::fs::File::create(&log_path).await?;
         // `-g` logs to stderr; "running" follows "all zones loaded" once the sockets are open.
-        let started = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await? {
-                log.write_all(format!("{line}\n").as_bytes()).await?;
-                if line.ends_with(" running") {
-                    return anyhow::Ok(true);
-                }
-            }
-            Ok(false)
-        })
-        .await;
-        if !matches!(started, Ok(Ok(true))) {
+        if !super::pebble::log_until(stderr, &log_path, |line| line.ends_with(" running")).await? {
             bail!("named did not start; see {}", log_path.display());
         }
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = log.write_all(format!("{line}\n").as_bytes()).await;
-            }
-        });
         Ok(Dns {
             addr: format!("127.0.0.1:{port}"),
             _child: child,

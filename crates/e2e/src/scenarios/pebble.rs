@@ -136,30 +136,10 @@ impl Pebble {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let stdout = child.stdout.take().context("pebble stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let mut log = tokio::fs::File::create(dir.join("pebble.log")).await?;
-        let announced = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await? {
-                log.write_all(format!("{line}\n").as_bytes()).await?;
-                if line.contains("ACME directory available") {
-                    return anyhow::Ok(true);
-                }
-            }
-            Ok(false)
-        })
-        .await;
-        match announced {
-            Ok(Ok(true)) => {}
-            _ => bail!(
-                "pebble did not announce its directory; see {}",
-                dir.join("pebble.log").display()
-            ),
+        let log_path = dir.join("pebble.log");
+        if !log_until(stdout, &log_path, |line| line.contains("ACME directory available")).await? {
+            bail!("pebble did not announce its directory; see {}", log_path.display());
         }
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = log.write_all(format!("{line}\n").as_bytes()).await;
-            }
-        });
         Ok(Pebble {
             directory: format!("https://127.0.0.1:{port}/dir"),
             ca_pem: ca.cert_pem,
@@ -181,6 +161,33 @@ impl Pebble {
             ],
         );
     }
+}
+
+/// Copies a server's output into `log_path` line by line and returns whether a line `ready` accepts came within
+/// 30 s; the copying goes on in the background for as long as the server writes.
+pub(super) async fn log_until(
+    output: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    log_path: &Path,
+    ready: impl Fn(&str) -> bool,
+) -> Result<bool> {
+    let mut lines = BufReader::new(output).lines();
+    let mut log = tokio::fs::File::create(log_path).await?;
+    let seen = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            log.write_all(format!("{line}\n").as_bytes()).await?;
+            if ready(&line) {
+                return anyhow::Ok(true);
+            }
+        }
+        Ok(false)
+    })
+    .await;
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+        }
+    });
+    Ok(matches!(seen, Ok(Ok(true))))
 }
 
 fn substitute(obj: &mut Value, pairs: &[(&str, &str)]) {
