@@ -258,7 +258,7 @@ impl PackArgs {
 pub enum UnpackFormat {
     /// Multi-document YAML, in restore order (pipe into `kubectl apply -f -`).
     Yaml,
-    /// One `v1` `List` holding every object in restore order.
+    /// One `v1` `List` holding every object in restore order, one object per line exactly as stored.
     Json,
 }
 

@@ -84,22 +84,32 @@ pub const TRIGGER_CHAIN: &[(&str, Check)] = &[
 /// does not copy them to ask.
 pub fn predict<'a>(objects: impl IntoIterator<Item = &'a Value> + Clone, at: jiff::Timestamp) -> Vec<Prediction> {
     let secrets = certinfo::SecretIndex::new(objects.clone());
-    let mut predictions: Vec<Prediction> = objects
-        .into_iter()
-        .filter(|o| kinds::classify(o) == Kind::Certificate)
-        .filter_map(|certificate| {
-            let key = ObjectKey::of(certificate)?;
-            let secret = secrets.secret_of(certificate);
-            Some(Prediction {
-                certificate: key,
-                outcome: evaluate(&Input {
-                    certificate,
-                    secret,
-                    at,
-                }),
-            })
-        })
-        .collect();
+    in_order(
+        objects
+            .into_iter()
+            .filter(|o| kinds::classify(o) == Kind::Certificate)
+            .filter_map(|certificate| {
+                let key = ObjectKey::of(certificate)?;
+                Some(judge(key, certificate, secrets.secret_of(certificate), at))
+            }),
+    )
+}
+
+/// One Certificate with its Secret (if any) judged at `at`.
+fn judge(key: ObjectKey, certificate: &Value, secret: Option<&Value>, at: jiff::Timestamp) -> Prediction {
+    Prediction {
+        certificate: key,
+        outcome: evaluate(&Input {
+            certificate,
+            secret,
+            at,
+        }),
+    }
+}
+
+/// Predictions sorted by Certificate, the order every caller prints.
+fn in_order(predictions: impl Iterator<Item = Prediction>) -> Vec<Prediction> {
+    let mut predictions: Vec<Prediction> = predictions.collect();
     predictions.sort_by(|a, b| a.certificate.cmp(&b.certificate));
     predictions
 }
@@ -124,25 +134,13 @@ pub fn predict_stored<'a>(
             _ => {}
         }
     }
-    let mut predictions: Vec<Prediction> = certificates
-        .into_iter()
-        .filter_map(|(key, bytes)| {
-            let certificate: Value = serde_json::from_slice(bytes).ok()?;
-            let secret: Option<Value> = kinds::str_at(&certificate, &["spec", "secretName"])
-                .and_then(|name| secrets.get(&(key.namespace.as_deref(), name)))
-                .and_then(|bytes| serde_json::from_slice(bytes).ok());
-            Some(Prediction {
-                certificate: key.clone(),
-                outcome: evaluate(&Input {
-                    certificate: &certificate,
-                    secret: secret.as_ref(),
-                    at,
-                }),
-            })
-        })
-        .collect();
-    predictions.sort_by(|a, b| a.certificate.cmp(&b.certificate));
-    predictions
+    in_order(certificates.into_iter().filter_map(|(key, bytes)| {
+        let certificate: Value = serde_json::from_slice(bytes).ok()?;
+        let secret: Option<Value> = kinds::str_at(&certificate, &["spec", "secretName"])
+            .and_then(|name| secrets.get(&(key.namespace.as_deref(), name)))
+            .and_then(|bytes| serde_json::from_slice(bytes).ok());
+        Some(judge(key.clone(), &certificate, secret.as_ref(), at))
+    }))
 }
 
 /// [`predict`] over the objects of a plan.
