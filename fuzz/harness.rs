@@ -62,9 +62,8 @@ pub fn valid_tar() -> Vec<u8> {
     use cmarchive_archive::manifest::{PhaseName, Source};
     use cmarchive_archive::plan::{Plan, PlannedObject, PlannedPhase};
     use serde_json::json;
-    let object = |object: serde_json::Value| PlannedObject {
-        object,
-        reasons: vec!["seed".into()],
+    let object = |object: serde_json::Value| {
+        PlannedObject::new(&object, vec!["seed".into()]).expect("the seed objects have identities")
     };
     let plan = Plan {
         phases: vec![

@@ -2,7 +2,9 @@
 //! ordered into phases, plus what was left out and why. The writer turns a [`Plan`] into tar entries and the
 //! manifest; it never decides what belongs in a backup.
 
+use crate::error::{ArchiveError, Result};
 use crate::manifest::{CertificateFacts, Exclusion, PhaseName, Warning};
+use crate::object::ObjectKey;
 use serde_json::Value;
 
 /// The complete, ordered content of an archive before it is written.
@@ -27,13 +29,58 @@ pub struct PlannedPhase {
     pub objects: Vec<PlannedObject>,
 }
 
-/// One object of a [`PlannedPhase`], sanitized and ready to be stored.
+/// One object of a [`PlannedPhase`], sanitized and already serialized as it will be stored: a plan of thousands
+/// of Secrets held as parsed values took several times their size, and the writer needs the bytes anyway (to hash
+/// them for the manifest, then to store them).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannedObject {
-    /// The object as it will be stored and applied.
-    pub object: Value,
+    key: ObjectKey,
+    bytes: Vec<u8>,
     /// Why it is in the archive (one line each).
     pub reasons: Vec<String>,
+}
+
+impl PlannedObject {
+    /// Serializes `object`; fails when it has no identity (`apiVersion`, `kind`, `metadata.name`).
+    pub fn new(object: &Value, reasons: Vec<String>) -> Result<PlannedObject> {
+        let key = ObjectKey::of(object).ok_or_else(|| ArchiveError::InvalidObject {
+            what: describe(object),
+            reason: "apiVersion, kind or metadata.name is missing".into(),
+        })?;
+        Ok(PlannedObject::serialized(key, object, reasons))
+    }
+
+    /// For callers that already hold the identity (the planner): serializing a `Value` cannot fail.
+    pub(crate) fn serialized(key: ObjectKey, object: &Value, reasons: Vec<String>) -> PlannedObject {
+        let bytes = crate::object::to_json_exact(object);
+        PlannedObject { key, bytes, reasons }
+    }
+
+    /// The object's identity.
+    pub fn key(&self) -> &ObjectKey {
+        &self.key
+    }
+
+    /// The JSON the archive stores.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The object parsed again (for tests and callers that inspect a plan; the writer uses the bytes).
+    pub fn object(&self) -> Value {
+        serde_json::from_slice(&self.bytes).expect("a planned object is serialized JSON")
+    }
+}
+
+/// `Kind/name` of an object that lacks part of its identity, for error messages (never its content: it may be a
+/// Secret).
+fn describe(object: &Value) -> String {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("<no kind>");
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<no name>");
+    format!("{kind}/{name}")
 }
 
 impl Plan {

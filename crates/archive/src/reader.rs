@@ -14,6 +14,7 @@ use crate::error::{ArchiveError, Result};
 use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_NAME, MANIFEST_PATH, Manifest, PhaseName};
 use crate::object::ObjectKey;
 use crate::paths;
+use rayon::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
@@ -383,40 +384,52 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<Ver
         }
     }
 
-    // 4. Only now: assemble the result in restore order.
-    let mut objects = Vec::with_capacity(expected.len());
+    // 4. Only now: assemble the result in restore order, after checking that each object is the one its entry
+    //    names (identities are read on every core; the first failure in restore order is the one reported).
+    let mut ordered = Vec::with_capacity(expected.len());
     for phase in &manifest.phases {
         for entry in &phase.entries {
             let bytes = contents.remove(&entry.path).ok_or_else(|| ArchiveError::MissingEntry {
                 path: entry.path.clone(),
             })?;
-            let key = ObjectKey::from_json(&bytes).map_err(|reason| ArchiveError::InvalidObject {
-                what: entry.path.clone(),
-                reason,
-            })?;
-            match key {
-                Some(key) if key == entry.key => {}
-                Some(key) => {
-                    return Err(ArchiveError::InvalidObject {
-                        what: entry.path.clone(),
-                        reason: format!("holds {key} but the manifest lists {}", entry.key),
-                    }
-                    .into());
-                }
-                None => {
-                    return Err(ArchiveError::InvalidObject {
-                        what: entry.path.clone(),
-                        reason: "not a Kubernetes object (apiVersion, kind or metadata.name missing)".into(),
-                    }
-                    .into());
-                }
-            }
-            objects.push(VerifiedObject {
-                phase: phase.name,
-                entry: entry.clone(),
-                bytes,
-            });
+            ordered.push((phase.name, entry, bytes));
         }
+    }
+    let keys: Vec<std::result::Result<Option<ObjectKey>, String>> = ordered
+        .par_iter()
+        .map(|(_, _, bytes)| ObjectKey::from_json(bytes))
+        .collect();
+    let mut objects = Vec::with_capacity(ordered.len());
+    for ((phase, entry, bytes), key) in ordered.into_iter().zip(keys) {
+        match key {
+            Ok(Some(key)) if key == entry.key => {}
+            Ok(Some(key)) => {
+                return Err(ArchiveError::InvalidObject {
+                    what: entry.path.clone(),
+                    reason: format!("holds {key} but the manifest lists {}", entry.key),
+                }
+                .into());
+            }
+            Ok(None) => {
+                return Err(ArchiveError::InvalidObject {
+                    what: entry.path.clone(),
+                    reason: "not a Kubernetes object (apiVersion, kind or metadata.name missing)".into(),
+                }
+                .into());
+            }
+            Err(reason) => {
+                return Err(ArchiveError::InvalidObject {
+                    what: entry.path.clone(),
+                    reason,
+                }
+                .into());
+            }
+        }
+        objects.push(VerifiedObject {
+            phase,
+            entry: entry.clone(),
+            bytes,
+        });
     }
     Ok(VerifiedArchive {
         manifest,

@@ -63,10 +63,7 @@ fn plan(phases: Vec<(PhaseName, Vec<Value>)>) -> Plan {
                 name,
                 objects: objects
                     .into_iter()
-                    .map(|object| PlannedObject {
-                        object,
-                        reasons: vec!["test".into()],
-                    })
+                    .map(|object| PlannedObject::new(&object, vec!["test".into()]).unwrap())
                     .collect(),
             })
             .collect(),
@@ -250,9 +247,9 @@ proptest! {
         let archive = read(&bytes, &keys.identities).unwrap();
         prop_assert_eq!(&archive.manifest, &written);
         prop_assert_eq!(serde_json::from_slice::<Value>(&archive.manifest_json).unwrap(), serde_json::to_value(&written).unwrap());
-        let expected: Vec<&Value> = plan.phases.iter().flat_map(|p| p.objects.iter().map(|o| &o.object)).collect();
+        let expected: Vec<Value> = plan.phases.iter().flat_map(|p| p.objects.iter().map(|o| o.object())).collect();
         let got: Vec<Value> = archive.objects.iter().map(|o| o.object().unwrap()).collect();
-        prop_assert_eq!(got.iter().collect::<Vec<_>>(), expected);
+        prop_assert_eq!(got, expected);
         for object in &archive.objects {
             prop_assert_eq!(&object.bytes, &serde_json::to_vec(&object.object().unwrap()).unwrap());
             prop_assert_eq!(object.entry.size, object.bytes.len() as u64);
@@ -577,9 +574,9 @@ fn fixture() -> Fixture {
         identities,
         manifest: serde_json::to_value(&manifest).unwrap(),
         secret_path: entries[0].path.clone(),
-        secret_json: serde_json::to_vec(&plan.phases[0].objects[0].object).unwrap(),
+        secret_json: plan.phases[0].objects[0].bytes().to_vec(),
         cert_path: entries[1].path.clone(),
-        cert_json: serde_json::to_vec(&plan.phases[1].objects[0].object).unwrap(),
+        cert_json: plan.phases[1].objects[0].bytes().to_vec(),
     }
 }
 

@@ -8,7 +8,6 @@ mod fixtures;
 use cmarchive_archive::certmanager::select::codes;
 use cmarchive_archive::certmanager::{Outcome, SelectOptions, plan, predict_plan};
 use cmarchive_archive::manifest::PhaseName;
-use cmarchive_archive::object::ObjectKey;
 use cmarchive_archive::plan::Plan;
 use std::collections::BTreeSet;
 
@@ -23,7 +22,7 @@ fn keys_in(plan: &Plan, phase: PhaseName) -> Vec<String> {
     plan.phases
         .iter()
         .filter(|p| p.name == phase)
-        .flat_map(|p| p.objects.iter().map(|o| ObjectKey::of(&o.object).unwrap().to_string()))
+        .flat_map(|p| p.objects.iter().map(|o| o.key().to_string()))
         .collect()
 }
 
@@ -31,7 +30,7 @@ fn reasons_of(plan: &Plan, key: &str) -> Vec<String> {
     plan.phases
         .iter()
         .flat_map(|p| p.objects.iter())
-        .find(|o| ObjectKey::of(&o.object).unwrap().to_string() == key)
+        .find(|o| o.key().to_string() == key)
         .map(|o| o.reasons.clone())
         .unwrap_or_else(|| panic!("{key} not planned"))
 }
@@ -173,7 +172,7 @@ fn plan_orders_phases_and_objects() {
     );
     assert!(reasons_of(&plan, "AWSPCAClusterIssuer/pca")[0].contains("external issuer"));
     // Sanitized: no status, no server fields; annotations kept.
-    for object in plan.phases.iter().flat_map(|p| p.objects.iter().map(|o| &o.object)) {
+    for object in plan.phases.iter().flat_map(|p| p.objects.iter().map(|o| o.object())) {
         assert!(object.get("status").is_none());
         assert!(object["metadata"].get("uid").is_none());
         assert!(object["metadata"].get("resourceVersion").is_none());
@@ -181,10 +180,10 @@ fn plan_orders_phases_and_objects() {
     let web = plan.phases[1]
         .objects
         .iter()
-        .find(|o| o.object["metadata"]["name"] == "web-tls")
+        .find(|o| o.key().name == "web-tls")
         .unwrap();
     assert_eq!(
-        web.object["metadata"]["annotations"]["cert-manager.io/issuer-kind"],
+        web.object()["metadata"]["annotations"]["cert-manager.io/issuer-kind"],
         "ClusterIssuer"
     );
     // Deterministic: the same input in another order gives the same plan.
@@ -194,12 +193,7 @@ fn plan_orders_phases_and_objects() {
     let strip = |p: &Plan| -> Vec<Vec<String>> {
         p.phases
             .iter()
-            .map(|ph| {
-                ph.objects
-                    .iter()
-                    .map(|o| ObjectKey::of(&o.object).unwrap().to_string())
-                    .collect()
-            })
+            .map(|ph| ph.objects.iter().map(|o| o.key().to_string()).collect())
             .collect()
     };
     assert_eq!(strip(&plan), strip(&again));
@@ -323,4 +317,44 @@ fn shared_secret_names_are_announced() {
         shared[0].contains("Certificate/shop/web,") && shared[0].contains("shop/web-tls"),
         "{shared:?}"
     );
+}
+
+#[test]
+fn select_owned_moves_exactly_what_select_copies() {
+    use cmarchive_archive::certmanager::{select, select_owned};
+    let mut dump = fixtures::dump();
+    // A duplicate identity keeps the first: the owned variant must take that one, not the later copy.
+    let mut duplicate = dump[0].clone();
+    duplicate["metadata"]["labels"] = serde_json::json!({"copy": "second"});
+    dump.push(duplicate);
+    let copied = select(&dump, &options());
+    let first = cmarchive_archive::object::ObjectKey::of(&dump[0]);
+    let moved = select_owned(dump, &options());
+    assert!(
+        copied
+            .selected
+            .iter()
+            .any(|s| cmarchive_archive::object::ObjectKey::of(&s.object) == first),
+        "the duplicated object is selected"
+    );
+    assert_eq!(copied, moved);
+}
+
+#[test]
+fn trimming_collected_objects_plans_the_same_archive() {
+    use cmarchive_archive::certmanager::trim_collected;
+    let whole = fixtures::dump();
+    let mut trimmed = whole.clone();
+    for object in &mut trimmed {
+        trim_collected(object);
+    }
+    // It did trim something (status and server fields are gone, the next-key name stays).
+    assert_ne!(whole, trimmed);
+    assert!(trimmed.iter().all(|o| o["metadata"].get("resourceVersion").is_none()));
+    assert!(
+        trimmed
+            .iter()
+            .any(|o| o.pointer("/status/nextPrivateKeySecretName").is_some())
+    );
+    assert_eq!(plan(whole, &options()), plan(trimmed, &options()));
 }

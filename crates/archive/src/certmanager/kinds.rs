@@ -42,7 +42,17 @@ pub enum Kind {
 /// Classifies an object by API group and kind.
 pub fn classify(object: &Value) -> Kind {
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
-    match (api_group(object), kind) {
+    classify_group_kind(api_group(object), kind)
+}
+
+/// [`classify`] by identity, without looking into the object: the selection asks for every object's kind many
+/// times over.
+pub fn classify_key(key: &crate::object::ObjectKey) -> Kind {
+    classify_group_kind(key.group(), &key.kind)
+}
+
+fn classify_group_kind(group: &str, kind: &str) -> Kind {
+    match (group, kind) {
         (CERT_MANAGER_GROUP, "Issuer") => Kind::Issuer,
         (CERT_MANAGER_GROUP, "ClusterIssuer") => Kind::ClusterIssuer,
         (CERT_MANAGER_GROUP, "Certificate") => Kind::Certificate,
@@ -112,4 +122,40 @@ pub(crate) fn issuer_ref(certificate: &Value) -> (String, String, String) {
     let kind = str_at(certificate, &["spec", "issuerRef", "kind"]).unwrap_or("Issuer");
     let group = str_at(certificate, &["spec", "issuerRef", "group"]).unwrap_or(CERT_MANAGER_GROUP);
     (name.to_owned(), kind.to_owned(), group.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::ObjectKey;
+    use serde_json::json;
+
+    #[test]
+    fn classify_key_agrees_with_classify() {
+        let cases = [
+            ("cert-manager.io/v1", "Issuer", Kind::Issuer),
+            ("cert-manager.io/v1", "ClusterIssuer", Kind::ClusterIssuer),
+            ("cert-manager.io/v1", "Certificate", Kind::Certificate),
+            ("cert-manager.io/v1", "CertificateRequest", Kind::CertificateRequest),
+            ("acme.cert-manager.io/v1", "Order", Kind::Order),
+            ("acme.cert-manager.io/v1", "Challenge", Kind::Challenge),
+            ("v1", "Secret", Kind::Secret),
+            ("v1", "Namespace", Kind::Namespace),
+            ("v1", "ServiceAccount", Kind::ServiceAccount),
+            (
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                Kind::CustomResourceDefinition,
+            ),
+            ("awspca.cert-manager.io/v1beta1", "AWSPCAClusterIssuer", Kind::Other),
+            ("example.com/v1", "Secret", Kind::Other),
+            ("v1", "ConfigMap", Kind::Other),
+        ];
+        for (api_version, kind, expected) in cases {
+            let object = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}});
+            let key = ObjectKey::of(&object).unwrap();
+            assert_eq!(classify(&object), expected, "{api_version} {kind}");
+            assert_eq!(classify_key(&key), expected, "{api_version} {kind}");
+        }
+    }
 }

@@ -19,9 +19,9 @@ pub use certinfo::{LeafCertificate, certificate_facts, find_secret};
 pub use kinds::{DEFAULT_CLUSTER_RESOURCE_NAMESPACE, Kind, classify};
 pub use phases::{phase_of, plan};
 pub use predict::{Outcome, Prediction, predict, predict_plan, predict_stored};
-pub use sanitize::{RestoreOptions, prepare_for_restore, sanitize};
+pub use sanitize::{RestoreOptions, prepare_for_restore, sanitize, sanitize_in_place, trim_collected};
 pub use secret_refs::{
     FoundBy, REFERENCE_TABLE, RefContext, SecretRef, ServiceAccountRef, referenced_secrets, secret_refs,
     secret_refs_in, service_account_refs,
 };
-pub use select::{SelectOptions, Selected, Selection, select};
+pub use select::{SelectOptions, Selected, Selection, select, select_owned};

@@ -3,50 +3,47 @@
 
 use super::certinfo;
 use super::kinds::{self, Kind};
-use super::sanitize::sanitize;
-use super::select::{SelectOptions, codes, select};
+use super::sanitize::sanitize_in_place;
+use super::select::{SelectOptions, codes, select_owned};
 use crate::manifest::{PhaseName, Warning};
 use crate::object::ObjectKey;
 use crate::plan::{Plan, PlannedObject, PlannedPhase};
+use rayon::prelude::*;
 use serde_json::Value;
 
 /// Builds the archive plan: phases in restore order (crds, namespaces, secrets, issuers, certificates,
 /// certificaterequests), empty phases omitted, objects inside a phase sorted by namespace, name, then kind, so the
 /// same input always gives the same archive.
 pub fn plan(objects: Vec<Value>, options: &SelectOptions) -> Plan {
-    let selection = select(&objects, options);
+    let selection = select_owned(objects, options);
     let mut warnings = selection.warnings;
 
-    let mut phases: Vec<PlannedPhase> = PhaseName::ALL
-        .iter()
-        .map(|name| PlannedPhase {
-            name: *name,
-            objects: Vec::new(),
-        })
-        .collect();
+    let mut staged: Vec<Vec<(ObjectKey, Value, Vec<String>)>> = PhaseName::ALL.iter().map(|_| Vec::new()).collect();
     for selected in selection.selected {
-        let object = sanitize(&selected.object);
-        let index = phases
+        let mut object = selected.object;
+        sanitize_in_place(&mut object);
+        // The selection keeps only objects with an identity, and sanitizing leaves it alone.
+        let Some(key) = ObjectKey::of(&object) else {
+            continue;
+        };
+        let index = PhaseName::ALL
             .iter()
-            .position(|p| p.name == selected.phase)
+            .position(|p| *p == selected.phase)
             .expect("every phase is listed");
-        phases[index].objects.push(PlannedObject {
-            object,
-            reasons: selected.reasons,
-        });
+        staged[index].push((key, object, selected.reasons));
     }
-    for phase in &mut phases {
-        phase.objects.sort_by_cached_key(|planned| sort_key(&planned.object));
+    for phase in &mut staged {
+        phase.sort_by(|a, b| sort_key(&a.0).cmp(&sort_key(&b.0)));
     }
-    phases.retain(|phase| !phase.objects.is_empty());
 
     let mut certificates = Vec::new();
-    let archived: Vec<&Value> = phases
+    let archived = || staged.iter().flatten().map(|(_, object, _)| object);
+    let secrets = certinfo::SecretIndex::new(archived());
+    for (key, certificate, _) in staged
         .iter()
-        .flat_map(|p| p.objects.iter().map(|o| &o.object))
-        .collect();
-    let secrets = certinfo::SecretIndex::new(archived.iter().copied());
-    for certificate in archived.iter().filter(|o| kinds::classify(o) == Kind::Certificate) {
+        .flatten()
+        .filter(|(_, o, _)| kinds::classify(o) == Kind::Certificate)
+    {
         let Some(secret) = secrets.secret_of(certificate) else {
             continue;
         };
@@ -54,14 +51,28 @@ pub fn plan(objects: Vec<Value>, options: &SelectOptions) -> Plan {
             Ok(facts) => certificates.push(facts),
             Err(error) => warnings.push(Warning {
                 code: codes::UNREADABLE_CERTIFICATE.to_owned(),
-                object: ObjectKey::of(certificate),
+                object: Some(key.clone()),
                 message: format!(
-                    "the Secret of {} holds no readable leaf certificate ({error}): cert-manager will issue anew",
-                    ObjectKey::of(certificate).map(|k| k.to_string()).unwrap_or_default()
+                    "the Secret of {key} holds no readable leaf certificate ({error}): cert-manager will issue anew"
                 ),
             }),
         }
     }
+    drop(secrets);
+
+    // Objects become the bytes the archive stores (on every core), each parsed value freed once serialized.
+    let phases = PhaseName::ALL
+        .iter()
+        .zip(staged)
+        .filter(|(_, objects)| !objects.is_empty())
+        .map(|(name, objects)| PlannedPhase {
+            name: *name,
+            objects: objects
+                .into_par_iter()
+                .map(|(key, object, reasons)| PlannedObject::serialized(key, &object, reasons))
+                .collect(),
+        })
+        .collect();
     Plan {
         phases,
         excluded: selection.excluded,
@@ -84,12 +95,12 @@ pub fn phase_of(object: &Value) -> Option<PhaseName> {
     }
 }
 
-fn sort_key(object: &Value) -> (String, String, String, String) {
-    let key = ObjectKey::of(object);
+/// Order inside a phase: namespace, name, kind, apiVersion.
+fn sort_key(key: &ObjectKey) -> (&str, &str, &str, &str) {
     (
-        key.as_ref().and_then(|k| k.namespace.clone()).unwrap_or_default(),
-        key.as_ref().map(|k| k.name.clone()).unwrap_or_default(),
-        key.as_ref().map(|k| k.kind.clone()).unwrap_or_default(),
-        key.map(|k| k.api_version).unwrap_or_default(),
+        key.namespace.as_deref().unwrap_or_default(),
+        &key.name,
+        &key.kind,
+        &key.api_version,
     )
 }

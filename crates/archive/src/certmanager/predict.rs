@@ -145,12 +145,12 @@ pub fn predict_stored<'a>(
 
 /// [`predict`] over the objects of a plan.
 pub fn predict_plan(plan: &Plan, at: jiff::Timestamp) -> Vec<Prediction> {
-    let objects: Vec<Value> = plan
-        .phases
-        .iter()
-        .flat_map(|p| p.objects.iter().map(|o| o.object.clone()))
-        .collect();
-    predict(&objects, at)
+    predict_stored(
+        plan.phases
+            .iter()
+            .flat_map(|p| p.objects.iter().map(|o| (o.key(), o.bytes()))),
+        at,
+    )
 }
 
 /// Runs [`TRIGGER_CHAIN`]; the first check that fires decides.

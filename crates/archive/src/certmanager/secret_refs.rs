@@ -251,13 +251,13 @@ pub fn referenced_secrets(objects: &[Value], cluster_resource_namespace: &str) -
 }
 
 /// Namespaces of the Certificates whose `issuerRef` names `issuer` (only meaningful for cluster-scoped issuers).
-pub fn challenge_namespaces(issuer: &Value, objects: &[Value]) -> Vec<String> {
+pub fn challenge_namespaces<'a>(issuer: &Value, objects: impl IntoIterator<Item = &'a Value>) -> Vec<String> {
     if kinds::namespace(issuer).is_some() || !matches!(kinds::classify(issuer), Kind::ClusterIssuer) {
         return Vec::new();
     }
     let name = kinds::name(issuer);
     let namespaces: BTreeSet<String> = objects
-        .iter()
+        .into_iter()
         .filter(|o| kinds::classify(o) == Kind::Certificate)
         .filter(|crt| {
             let (n, k, g) = kinds::issuer_ref(crt);

@@ -91,14 +91,30 @@ const SHIM_OWNER_GROUPS: &[&str] = &[
 ];
 
 /// Decides what an archive holds. `objects` is everything the source holds (any kinds; `List`s flattened by the
-/// caller); duplicates by identity keep the first.
+/// caller); duplicates by identity keep the first. The selected objects are copies; [`select_owned`] moves them.
 pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
+    decide(objects, options).into_selection(|position| objects[position].clone())
+}
+
+/// [`select`] that moves the selected objects out of `objects` instead of copying them: a pack of thousands of
+/// Secrets would otherwise hold each one twice.
+pub fn select_owned(objects: Vec<Value>, options: &SelectOptions) -> Selection {
+    let decision = decide(&objects, options);
+    let mut slots: Vec<Option<Value>> = objects.into_iter().map(Some).collect();
+    decision.into_selection(|position| slots[position].take().unwrap_or(Value::Null))
+}
+
+fn decide(objects: &[Value], options: &SelectOptions) -> Decision {
     let mut state = State::default();
     let mut seen = BTreeSet::new();
     let mut inputs: Vec<(ObjectKey, &Value)> = Vec::new();
-    for object in objects {
+    let mut positions: Vec<usize> = Vec::new();
+    for (position, object) in objects.iter().enumerate() {
         match ObjectKey::of(object) {
-            Some(key) if seen.insert(key.clone()) => inputs.push((key, object)),
+            Some(key) if seen.insert(key.clone()) => {
+                inputs.push((key, object));
+                positions.push(position);
+            }
             Some(_) => {}
             None => state.warn(
                 codes::UNIDENTIFIED_OBJECT,
@@ -107,12 +123,10 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
             ),
         }
     }
-    let all: Vec<Value> = inputs.iter().map(|(_, o)| (*o).clone()).collect();
-
     // Certificates first: they decide which issuers, external issuer kinds and TLS Secrets matter.
     let certificates: Vec<&(ObjectKey, &Value)> = inputs
         .iter()
-        .filter(|(_, o)| kinds::classify(o) == Kind::Certificate)
+        .filter(|(key, _)| kinds::classify_key(key) == Kind::Certificate)
         .collect();
     let mut shim_owned = BTreeSet::new();
     for (key, crt) in &certificates {
@@ -133,8 +147,8 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
 
     // Issuers: cert-manager's own kinds, and external issuers matched by group and kind of an issuerRef.
     let external_kinds = external_issuer_kinds(&certificates, &inputs);
-    for (key, object) in &inputs {
-        match kinds::classify(object) {
+    for (key, _) in &inputs {
+        match kinds::classify_key(key) {
             Kind::Issuer | Kind::ClusterIssuer => {
                 state.keep(key, PhaseName::Issuers, format!("cert-manager {}", key.kind))
             }
@@ -161,7 +175,7 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
     let mut accounts: Vec<ServiceAccountRef> = Vec::new();
     for (key, object) in &inputs {
         let referencing = state.kept.contains_key(key) || shim_owned.contains(key);
-        let kind = kinds::classify(object);
+        let kind = kinds::classify_key(key);
         if !referencing
             || !matches!(
                 kind,
@@ -170,7 +184,7 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
         {
             continue;
         }
-        let namespaces = secret_refs::challenge_namespaces(object, &all);
+        let namespaces = secret_refs::challenge_namespaces(object, inputs.iter().map(|(_, o)| *o));
         let context = RefContext {
             cluster_resource_namespace: &options.cluster_resource_namespace,
             challenge_namespaces: &namespaces,
@@ -189,8 +203,8 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
     warn_service_accounts(&mut state, &accounts);
 
     // One-shot and opt-in kinds.
-    for (key, object) in &inputs {
-        match kinds::classify(object) {
+    for (key, _) in &inputs {
+        match kinds::classify_key(key) {
             Kind::CertificateRequest if options.include_certificate_requests => {
                 state.keep(key, PhaseName::Certificaterequests, "included on request".into())
             }
@@ -226,7 +240,7 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
             state.exclude(key, format!("{} is not part of a cert-manager backup", key.kind));
         }
     }
-    state.finish(&inputs)
+    state.finish(&inputs, &positions)
 }
 
 /// The shim owner (`Kind/name`) of a Certificate, if ingress-shim or gateway-shim created it.
@@ -254,10 +268,10 @@ fn external_issuer_kinds(
             kinds_in_use.entry((group, kind)).or_default().push(key.to_string());
         }
     }
-    for (key, object) in inputs {
+    for (key, _) in inputs {
         let group = key.group();
         let own_group = group == CERT_MANAGER_GROUP || group == ACME_GROUP || group.is_empty();
-        if kinds::classify(object) == Kind::Other && !own_group && key.kind.ends_with("Issuer") {
+        if kinds::classify_key(key) == Kind::Other && !own_group && key.kind.ends_with("Issuer") {
             kinds_in_use.entry((group.to_owned(), key.kind.clone())).or_default();
         }
     }
@@ -333,7 +347,10 @@ fn select_secrets(
             .push(reference);
     }
     let mut present = BTreeSet::new();
-    for (key, secret) in inputs.iter().filter(|(_, o)| kinds::classify(o) == Kind::Secret) {
+    for (key, secret) in inputs
+        .iter()
+        .filter(|(key, _)| kinds::classify_key(key) == Kind::Secret)
+    {
         let id = (key.namespace.clone().unwrap_or_default(), key.name.clone());
         present.insert(id.clone());
         let referenced_by = by_secret.get(&id);
@@ -454,7 +471,7 @@ fn select_crds(
     groups.extend(external_kinds.keys().map(|(group, _)| group.as_str()));
     for (key, crd) in inputs
         .iter()
-        .filter(|(_, o)| kinds::classify(o) == Kind::CustomResourceDefinition)
+        .filter(|(key, _)| kinds::classify_key(key) == Kind::CustomResourceDefinition)
     {
         let group = kinds::str_at(crd, &["spec", "group"]).unwrap_or_default();
         if !groups.contains(group) {
@@ -480,7 +497,10 @@ fn select_namespaces(state: &mut State, inputs: &[(ObjectKey, &Value)]) {
             *needed.entry(namespace.clone()).or_default() += 1;
         }
     }
-    for (key, _) in inputs.iter().filter(|(_, o)| kinds::classify(o) == Kind::Namespace) {
+    for (key, _) in inputs
+        .iter()
+        .filter(|(key, _)| kinds::classify_key(key) == Kind::Namespace)
+    {
         match needed.remove(&key.name) {
             Some(count) => state.keep(key, PhaseName::Namespaces, format!("holds {count} archived object(s)")),
             None => state.exclude(key, "no archived object lives in it".into()),
@@ -537,22 +557,17 @@ impl State {
         }
     }
 
-    fn finish(mut self, inputs: &[(ObjectKey, &Value)]) -> Selection {
-        let mut selected = Vec::new();
-        let objects = inputs
-            .iter()
-            .map(|(_, o)| (*o).clone())
-            .chain(std::mem::take(&mut self.synthesized));
-        for object in objects {
-            let Some(key) = ObjectKey::of(&object) else {
-                continue;
-            };
-            if let Some(keep) = self.kept.remove(&key) {
-                selected.push(Selected {
-                    object,
-                    phase: keep.phase,
-                    reasons: keep.reasons,
-                });
+    /// Kept objects in input order (synthesized ones last), by their position in the input.
+    fn finish(mut self, inputs: &[(ObjectKey, &Value)], positions: &[usize]) -> Decision {
+        let mut picked = Vec::new();
+        for ((key, _), position) in inputs.iter().zip(positions) {
+            if let Some(keep) = self.kept.remove(key) {
+                picked.push((Picked::Input(*position), keep));
+            }
+        }
+        for object in std::mem::take(&mut self.synthesized) {
+            if let Some(keep) = ObjectKey::of(&object).and_then(|key| self.kept.remove(&key)) {
+                picked.push((Picked::Synthesized(object), keep));
             }
         }
         let excluded = self
@@ -562,10 +577,47 @@ impl State {
             .collect();
         let mut warnings = self.warnings;
         warnings.sort_by(|a, b| (&a.code, &a.object, &a.message).cmp(&(&b.code, &b.object, &b.message)));
-        Selection {
-            selected,
+        Decision {
+            picked,
             excluded,
             warnings,
+        }
+    }
+}
+
+/// Where a kept object comes from.
+enum Picked {
+    /// The input object at this position.
+    Input(usize),
+    /// Made up by the selection (a Namespace the input lacks).
+    Synthesized(Value),
+}
+
+/// A [`Selection`] before its objects are taken from the input.
+struct Decision {
+    picked: Vec<(Picked, Keep)>,
+    excluded: Vec<Exclusion>,
+    warnings: Vec<Warning>,
+}
+
+impl Decision {
+    fn into_selection(self, mut take: impl FnMut(usize) -> Value) -> Selection {
+        let selected = self
+            .picked
+            .into_iter()
+            .map(|(picked, keep)| Selected {
+                object: match picked {
+                    Picked::Input(position) => take(position),
+                    Picked::Synthesized(object) => object,
+                },
+                phase: keep.phase,
+                reasons: keep.reasons,
+            })
+            .collect();
+        Selection {
+            selected,
+            excluded: self.excluded,
+            warnings: self.warnings,
         }
     }
 }

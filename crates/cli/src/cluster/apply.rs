@@ -124,7 +124,7 @@ impl Prepared {
     pub fn new(object: &Value) -> Option<Prepared> {
         Some(Prepared {
             key: ObjectKey::of(object)?,
-            bytes: serde_json::to_vec(object).ok()?,
+            bytes: cmarchive_archive::object::to_json_exact(object),
         })
     }
 

@@ -7,7 +7,7 @@ use crate::cluster::controller::{self, FALLBACK_CRN};
 use crate::cluster::discovery::{self, CERT_MANAGER_GROUP};
 use crate::cluster::error::ClusterError;
 use anyhow::Result;
-use cmarchive_archive::certmanager::referenced_secrets;
+use cmarchive_archive::certmanager::{referenced_secrets, trim_collected};
 use cmarchive_archive::manifest::{Source, Warning};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -93,7 +93,10 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
     let found = collect::cert_manager_objects(client, &apis, &options.selection).await?;
     let mut unreadable = found.warnings.clone();
     warnings.extend(found.warnings);
+    // Trimmed as soon as read (server fields, status): thousands of Certificates and Secrets are held until
+    // planning, and the archive keeps none of it.
     let mut objects = found.objects;
+    objects.iter_mut().for_each(trim_collected);
 
     let references = referenced_secrets(&objects, &cluster_resource_namespace);
     let wanted: BTreeSet<(String, String)> = references
@@ -106,7 +109,8 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
         let done = fetched.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         say(&format!("reading Secrets {done}/{total}"));
     };
-    let secrets = collect::secrets_by_name(client, &wanted, &progress).await?;
+    let mut secrets = collect::secrets_by_name(client, &wanted, &progress).await?;
+    secrets.iter_mut().for_each(trim_collected);
     let present: BTreeSet<(String, String)> = secrets
         .iter()
         .filter_map(|s| {
