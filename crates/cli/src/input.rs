@@ -5,7 +5,9 @@
 //! (YAML 1.1 scalars: an unquoted `yes` is a boolean), so a dump means the same to cmarchive as to kubectl.
 
 use crate::error::{CliError, Result};
+use rayon::prelude::*;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
 
 /// Parses one dump into objects (lists flattened).
@@ -16,19 +18,67 @@ pub fn parse_dump(name: &str, bytes: &[u8]) -> Result<Vec<Value>> {
     };
     let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    let documents: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        serde_json::Deserializer::from_str(trimmed)
-            .into_iter::<Value>()
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| bad(format!("invalid JSON: {e}")))?
-    } else {
-        serde_saphyr::from_multiple::<Value>(trimmed).map_err(|e| bad(format!("invalid YAML: {e}")))?
-    };
     let mut objects = Vec::new();
-    for document in documents {
-        flatten(name, document, &mut objects)?;
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let invalid = |e: serde_json::Error| bad(format!("invalid JSON: {e}"));
+        // A first pass only finds where each document starts and ends (and checks the syntax of all of them).
+        let documents: Vec<&RawValue> = serde_json::Deserializer::from_str(trimmed)
+            .into_iter::<&RawValue>()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(invalid)?;
+        for document in documents {
+            match list_items(document) {
+                // The items of a List are parsed on every core, then flattened in their order.
+                Some(list) => {
+                    let items: Vec<Value> = list
+                        .items
+                        .par_iter()
+                        .map(|item| serde_json::from_str::<Value>(item.get()))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(invalid)?;
+                    flatten_list(name, list.api_version, &list.kind, items, &mut objects)?;
+                }
+                None => flatten(
+                    name,
+                    serde_json::from_str(document.get()).map_err(invalid)?,
+                    &mut objects,
+                )?,
+            }
+        }
+    } else {
+        let documents: Vec<Value> =
+            serde_saphyr::from_multiple(trimmed).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+        for document in documents {
+            flatten(name, document, &mut objects)?;
+        }
     }
     Ok(objects)
+}
+
+/// A JSON document that is a `List` (`kind` ending in `List`, an `items` array), items still unparsed.
+struct RawList<'a> {
+    api_version: Option<Value>,
+    kind: String,
+    items: Vec<&'a RawValue>,
+}
+
+/// The document as a [`RawList`]; `None` for anything else (objects, arrays, lists without items).
+fn list_items(document: &RawValue) -> Option<RawList<'_>> {
+    #[derive(serde::Deserialize)]
+    struct Shape<'a> {
+        #[serde(rename = "apiVersion")]
+        api_version: Option<Value>,
+        kind: Option<String>,
+        #[serde(borrow)]
+        items: Option<Vec<&'a RawValue>>,
+    }
+    let shape: Shape<'_> = serde_json::from_str(document.get()).ok()?;
+    let kind = shape.kind.filter(|k| k.ends_with("List"))?;
+    Some(RawList {
+        api_version: shape.api_version,
+        kind,
+        items: shape.items?,
+    })
 }
 
 fn flatten(name: &str, document: Value, out: &mut Vec<Value>) -> Result<()> {
@@ -43,24 +93,10 @@ fn flatten(name: &str, document: Value, out: &mut Vec<Value>) -> Result<()> {
         Value::Object(mut map) => {
             let kind = map.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
             if kind.ends_with("List") && map.get("items").is_some_and(Value::is_array) {
-                let api_version = map.get("apiVersion").cloned();
-                let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_owned);
                 let Some(Value::Array(items)) = map.remove("items") else {
                     unreachable!()
                 };
-                for mut item in items {
-                    // Typed lists (SecretList) leave the type off their items.
-                    if let (Some(obj), Some(item_kind)) = (item.as_object_mut(), &item_kind) {
-                        if !obj.contains_key("kind") {
-                            obj.insert("kind".into(), Value::String(item_kind.clone()));
-                        }
-                        if let (false, Some(v)) = (obj.contains_key("apiVersion"), &api_version) {
-                            obj.insert("apiVersion".into(), v.clone());
-                        }
-                    }
-                    flatten(name, item, out)?;
-                }
-                return Ok(());
+                return flatten_list(name, map.remove("apiVersion"), &kind, items, out);
             }
             let object = Value::Object(map);
             if cmarchive_archive::object::ObjectKey::of(&object).is_none() {
@@ -79,6 +115,30 @@ fn flatten(name: &str, document: Value, out: &mut Vec<Value>) -> Result<()> {
             reason: format!("expected Kubernetes objects, found {}", kind_of(&other)),
         }),
     }
+}
+
+/// Flattens the items of a list of `kind`; typed lists (`SecretList`) leave the type off their items, which get
+/// it back here.
+fn flatten_list(
+    name: &str,
+    api_version: Option<Value>,
+    kind: &str,
+    items: Vec<Value>,
+    out: &mut Vec<Value>,
+) -> Result<()> {
+    let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+    for mut item in items {
+        if let (Some(obj), Some(item_kind)) = (item.as_object_mut(), item_kind) {
+            if !obj.contains_key("kind") {
+                obj.insert("kind".into(), Value::String(item_kind.to_owned()));
+            }
+            if let (false, Some(v)) = (obj.contains_key("apiVersion"), &api_version) {
+                obj.insert("apiVersion".into(), v.clone());
+            }
+        }
+        flatten(name, item, out)?;
+    }
+    Ok(())
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -136,6 +196,33 @@ mod tests {
         assert_eq!(objects[0]["data"]["x"], "yes");
         // Unquoted YAML 1.1 `yes` is a boolean, as kubectl reads it.
         assert_eq!(objects[1]["metadata"]["labels"]["on"], true);
+    }
+
+    #[test]
+    fn concatenated_documents_and_nested_lists_keep_their_order() {
+        let items: Vec<String> = (0..50)
+            .map(|i| format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c{i}"}}}}"#))
+            .collect();
+        let dump = format!(
+            r#"{{"apiVersion":"v1","kind":"List","items":[{}]}}
+            {{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"ns"}}}}
+            {{"kind":"List","items":[{{"apiVersion":"v1","kind":"SecretList","items":[{{"metadata":{{"name":"s","namespace":"n"}}}}]}}]}}
+            [{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"last"}}}}]"#,
+            items.join(",")
+        );
+        let objects = parse_dump("d", dump.as_bytes()).unwrap();
+        let names: Vec<&str> = objects
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .collect();
+        let mut expected: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+        expected.extend(["ns", "s", "last"].map(str::to_owned));
+        assert_eq!(names, expected);
+        assert_eq!(objects[51]["kind"], "Secret");
+        // A List whose `items` is not an array is an object like any other, and is refused for lacking a name.
+        assert!(parse_dump("d", br#"{"apiVersion":"v1","kind":"List","items":{}}"#).is_err());
+        let broken = parse_dump("d", br#"{"apiVersion":"v1","kind":"List","items":[{"a":]}"#).unwrap_err();
+        assert!(broken.to_string().contains("invalid JSON"), "{broken}");
     }
 
     #[test]

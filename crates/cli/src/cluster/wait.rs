@@ -200,8 +200,9 @@ pub fn readiness_message(object: Option<&Value>) -> String {
     }
 }
 
-/// The last state seen of each watched object, by (namespace, name).
-type LastSeen = HashMap<(Option<String>, String), Value>;
+/// The last readiness seen of each watched object, by (namespace, name): `None` when Ready, else why not. Only
+/// this is kept, not the object: thousands of Certificates as parsed values were a third of a restore's heap.
+type LastSeen = HashMap<(Option<String>, String), Option<String>>;
 
 /// An object that did not become Ready in time.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -251,10 +252,16 @@ pub async fn until_ready(
                         continue;
                     }
                     let value = serde_json::to_value(&object)?;
-                    if is_ready(&value) {
+                    let readiness = if is_ready(&value) {
                         pending.remove(&name);
-                    }
-                    latest.lock().expect("poisoned").insert((scope.clone(), name), value);
+                        None
+                    } else {
+                        Some(readiness_message(Some(&value)))
+                    };
+                    latest
+                        .lock()
+                        .expect("poisoned")
+                        .insert((scope.clone(), name), readiness);
                 }
             }
             anyhow::Ok(())
@@ -271,13 +278,15 @@ pub async fn until_ready(
     let mut not_ready = Vec::new();
     for (namespace, name) in names {
         let scope = if resource.namespaced { namespace.clone() } else { None };
-        let object = latest.get(&(scope, name.clone()));
-        if !object.is_some_and(is_ready) {
-            not_ready.push(NotReady {
-                object: resource.describe(namespace.as_deref(), name),
-                message: readiness_message(object),
-            });
-        }
+        let message = match latest.get(&(scope, name.clone())) {
+            Some(None) => continue,
+            Some(Some(why)) => why.clone(),
+            None => readiness_message(None),
+        };
+        not_ready.push(NotReady {
+            object: resource.describe(namespace.as_deref(), name),
+            message,
+        });
     }
     Ok(not_ready)
 }

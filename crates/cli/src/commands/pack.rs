@@ -9,6 +9,7 @@ use crate::planning::{PlanOptions, plan_objects};
 use crate::{input, keys};
 use cmarchive_archive::manifest::{Exclusion, Source, Warning};
 use cmarchive_archive::writer::{ManifestMeta, WriteOptions, WriteProgress, write_archive_with_progress};
+use rayon::prelude::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fs;
@@ -149,10 +150,16 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
         inputs.push(name.clone());
     }
     for dir in &args.from_dir {
-        for file in input::dump_files(dir)? {
-            let bytes = fs::read(&file).map_err(CliError::io(format!("reading {}", file.display())))?;
-            objects.extend(input::parse_dump(&file.display().to_string(), &bytes)?);
-        }
+        // Files are read and parsed on every core; their objects are kept in file order (the first of two
+        // objects with one identity wins, so the order is part of the result).
+        let parsed: Vec<Vec<Value>> = input::dump_files(dir)?
+            .par_iter()
+            .map(|file| {
+                let bytes = fs::read(file).map_err(CliError::io(format!("reading {}", file.display())))?;
+                input::parse_dump(&file.display().to_string(), &bytes)
+            })
+            .collect::<Result<_>>()?;
+        objects.extend(parsed.into_iter().flatten());
         inputs.push(dir.display().to_string());
     }
     let kind = if args.from_file.is_empty() { "dir" } else { "file" };
