@@ -41,6 +41,25 @@ impl ClusterSpec {
             feature_gates: Vec::new(),
         }
     }
+
+    /// The controller flags this spec sets, feature gates apart (each provider merges those with its own). Both
+    /// providers pass exactly these, so a scenario means the same on the local control plane and on kind.
+    pub fn controller_flags(&self) -> Vec<String> {
+        let mut flags = vec![
+            format!("--cluster-resource-namespace={}", self.cluster_resource_namespace),
+            format!("--enable-certificate-owner-ref={}", self.enable_certificate_owner_ref),
+        ];
+        if self.enable_gateway_api {
+            flags.push("--enable-gateway-api=true".to_owned());
+        }
+        if let Some(ns) = &self.dns01_nameserver {
+            flags.push(format!("--dns01-recursive-nameservers={ns}"));
+            flags.push("--dns01-recursive-nameservers-only=true".to_owned());
+            // The suite's server is local and answers at once; cert-manager's 10 s default only slows the run.
+            flags.push("--dns01-check-retry-period=1s".to_owned());
+        }
+        flags
+    }
 }
 
 /// A running cluster with cert-manager. Dropping it tears the cluster down.

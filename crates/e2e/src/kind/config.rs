@@ -297,12 +297,14 @@ pub fn cluster_name(spec_name: &str, unique: &str) -> String {
 /// The controller's arguments with the spec's flags applied: flags the spec owns are replaced (the release
 /// manifest sets `--cluster-resource-namespace=$(POD_NAMESPACE)`), everything else is kept in order.
 pub fn controller_args(existing: &[String], spec: &ClusterSpec) -> Vec<String> {
-    const OWNED: [&str; 6] = [
+    // Flags the spec decides: any value the manifest had for them is replaced.
+    const OWNED: [&str; 7] = [
         "--cluster-resource-namespace",
         "--enable-certificate-owner-ref",
         "--enable-gateway-api",
         "--dns01-recursive-nameservers",
         "--dns01-recursive-nameservers-only",
+        "--dns01-check-retry-period",
         "--feature-gates",
     ];
     let owned = |arg: &str| {
@@ -319,20 +321,7 @@ pub fn controller_args(existing: &[String], spec: &ClusterSpec) -> Vec<String> {
             args.push(arg.clone());
         }
     }
-    args.push(format!(
-        "--cluster-resource-namespace={}",
-        spec.cluster_resource_namespace
-    ));
-    if spec.enable_certificate_owner_ref {
-        args.push("--enable-certificate-owner-ref=true".to_owned());
-    }
-    if spec.enable_gateway_api {
-        args.push("--enable-gateway-api=true".to_owned());
-    }
-    if let Some(ns) = &spec.dns01_nameserver {
-        args.push(format!("--dns01-recursive-nameservers={ns}"));
-        args.push("--dns01-recursive-nameservers-only=true".to_owned());
-    }
+    args.extend(spec.controller_flags());
     // The spec's gates override the manifest's gates of the same name.
     let mut gates: BTreeMap<String, String> = BTreeMap::new();
     for gate in feature_gates.iter().chain(&spec.feature_gates) {
@@ -589,6 +578,7 @@ mod tests {
                 "--acme-http01-solver-image=quay.io/jetstack/cert-manager-acmesolver:v1.21.2",
                 "--max-concurrent-challenges=60",
                 "--cluster-resource-namespace=cert-manager",
+                "--enable-certificate-owner-ref=false",
             ]
         );
     }
@@ -620,6 +610,7 @@ mod tests {
         assert!(args.contains(&"--enable-gateway-api=true".to_owned()));
         assert!(args.contains(&"--dns01-recursive-nameservers=10.0.0.53:53".to_owned()));
         assert!(args.contains(&"--dns01-recursive-nameservers-only=true".to_owned()));
+        assert!(args.contains(&"--dns01-check-retry-period=1s".to_owned()));
         assert!(
             !controller_args(&args, &spec())
                 .iter()

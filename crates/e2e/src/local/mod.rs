@@ -549,19 +549,9 @@ impl Starter {
             "--leader-elect=false".to_owned(),
             format!("--internal-healthz-listen-address={health_addr}"),
             format!("--v={}", options.cert_manager_log_level),
-            format!("--cluster-resource-namespace={}", spec.cluster_resource_namespace),
-            format!("--enable-certificate-owner-ref={}", spec.enable_certificate_owner_ref),
             "--controllers=*".to_owned(),
         ];
-        if spec.enable_gateway_api {
-            cert_manager_args.push("--enable-gateway-api".to_owned());
-        }
-        if let Some(ns) = &spec.dns01_nameserver {
-            cert_manager_args.push(format!("--dns01-recursive-nameservers={ns}"));
-            cert_manager_args.push("--dns01-recursive-nameservers-only".to_owned());
-            // The server is local and answers at once; cert-manager's 10 s default only slows the suite.
-            cert_manager_args.push("--dns01-check-retry-period=1s".to_owned());
-        }
+        cert_manager_args.extend(spec.controller_flags());
         if !spec.feature_gates.is_empty() {
             cert_manager_args.push(format!("--feature-gates={}", spec.feature_gates.join(",")));
         }
