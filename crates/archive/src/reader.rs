@@ -389,18 +389,21 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<Ver
     let mut ordered = Vec::with_capacity(expected.len());
     for phase in &manifest.phases {
         for entry in &phase.entries {
-            let bytes = contents.remove(&entry.path).ok_or_else(|| ArchiveError::MissingEntry {
-                path: entry.path.clone(),
-            })?;
-            ordered.push((phase.name, entry, bytes));
+            ordered.push((phase.name, entry, contents.remove(&entry.path)));
         }
     }
-    let keys: Vec<std::result::Result<Option<ObjectKey>, String>> = ordered
+    let keys: Vec<Option<std::result::Result<Option<ObjectKey>, String>>> = ordered
         .par_iter()
-        .map(|(_, _, bytes)| ObjectKey::from_json(bytes))
+        .map(|(_, _, bytes)| bytes.as_deref().map(ObjectKey::from_json))
         .collect();
     let mut objects = Vec::with_capacity(ordered.len());
     for ((phase, entry, bytes), key) in ordered.into_iter().zip(keys) {
+        let (Some(bytes), Some(key)) = (bytes, key) else {
+            return Err(ArchiveError::MissingEntry {
+                path: entry.path.clone(),
+            }
+            .into());
+        };
         match key {
             Ok(Some(key)) if key == entry.key => {}
             Ok(Some(key)) => {

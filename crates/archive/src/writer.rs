@@ -164,8 +164,8 @@ pub fn write_archive_with_progress<W: Write>(
     compressed
         .include_checksum(true)
         .map_err(ArchiveError::io("starting zstd"))?;
-    // Compression on worker threads: the writing thread is busy serialising and hashing, and zstd is otherwise
-    // a fifth of a pack's time. The frame stays a plain zstd frame any `zstd -d` reads.
+    // Compression on worker threads, overlapping the tar and encryption on this one (zstd is otherwise a fifth
+    // of a pack's time). The frame stays a plain zstd frame any `zstd -d` reads.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4) as u32;
     compressed
         .multithread(workers)

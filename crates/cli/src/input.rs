@@ -28,14 +28,19 @@ pub fn parse_dump(name: &str, bytes: &[u8]) -> Result<Vec<Value>> {
             .map_err(invalid)?;
         for document in documents {
             match list_items(document) {
-                // The items of a List are parsed on every core, then flattened in their order.
+                // The items of a List are parsed on every core, then flattened in their order; of several broken
+                // items the first is reported, whichever core found it.
                 Some(list) => {
-                    let items: Vec<Value> = list
+                    let parsed: Vec<serde_json::Result<Value>> = list
                         .items
                         .par_iter()
                         .map(|item| serde_json::from_str::<Value>(item.get()))
-                        .collect::<std::result::Result<_, _>>()
-                        .map_err(invalid)?;
+                        .collect();
+                    let items = parsed
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, item)| item.map_err(|e| bad(format!("invalid JSON in item {i} of the List: {e}"))))
+                        .collect::<Result<Vec<Value>>>()?;
                     flatten_list(name, list.api_version, &list.kind, items, &mut objects)?;
                 }
                 None => flatten(
@@ -64,6 +69,10 @@ struct RawList<'a> {
 
 /// The document as a [`RawList`]; `None` for anything else (objects, arrays, lists without items).
 fn list_items(document: &RawValue) -> Option<RawList<'_>> {
+    // serde would also fill the struct below from an array, by position.
+    if !document.get().starts_with('{') {
+        return None;
+    }
     #[derive(serde::Deserialize)]
     struct Shape<'a> {
         #[serde(rename = "apiVersion")]
@@ -223,6 +232,19 @@ mod tests {
         assert!(parse_dump("d", br#"{"apiVersion":"v1","kind":"List","items":{}}"#).is_err());
         let broken = parse_dump("d", br#"{"apiVersion":"v1","kind":"List","items":[{"a":]}"#).unwrap_err();
         assert!(broken.to_string().contains("invalid JSON"), "{broken}");
+        // Items the syntax pass accepts but values refuse: the first in order is named.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let dump = format!(r#"{{"kind":"List","items":[{{}},1e400,{deep}]}}"#);
+        let error = parse_dump("d", dump.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("item 1 of the List"), "{error}");
+        // An array shaped like a List's fields is not a List.
+        assert!(
+            parse_dump(
+                "d",
+                br#"["v1","SecretList",[{"metadata":{"name":"s","namespace":"n"}}]]"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -27,12 +27,17 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Freed memory goes back to the OS at once instead of after mimalloc's default second. Pack and restore free
 /// their parsed objects in bursts; with the delay, pages already freed still counted in the peak: pack of 10,000
-/// Certificates peaked at 225 MB with the delay and 170 MB without, in the same time.
+/// Certificates peaked at 225 MB with the delay and 170 MB without, in the same time. A `MIMALLOC_PURGE_DELAY`
+/// the user set wins.
 #[cfg(not(cmarchive_system_alloc))]
 #[allow(unsafe_code)]
 fn tune_allocator() {
-    // SAFETY: `mi_option_set` stores an integer in mimalloc's option table; it takes no pointers, is thread-safe
-    // and may be called at any time (the option is read on each purge).
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: `mi_option_set` stores an integer in mimalloc's option table and takes no pointers. The store is
+    // not atomic, so this runs first in `main`, before any other thread exists; mimalloc reads the option on
+    // each purge.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
 }
 

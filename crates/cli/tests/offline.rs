@@ -595,6 +595,25 @@ fn helpful_errors() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains("-i"));
+    // Of several broken files in a folder (parsed in parallel), the first in file order is named, every time.
+    let folder = ws.path("broken");
+    fs::create_dir_all(&folder).unwrap();
+    for name in ["a.json", "b.json", "c.json", "d.json"] {
+        fs::write(folder.join(name), "{\"kind\": ").unwrap();
+    }
+    for _ in 0..3 {
+        cmarchive()
+            .arg("pack")
+            .arg(ws.path("y.cmar"))
+            .arg("--from-dir")
+            .arg(&folder)
+            .args(["-r", &ws.recipient])
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("a.json"))
+            .stderr(predicates::str::contains("invalid JSON"));
+    }
+    assert!(!ws.path("y.cmar").exists());
 }
 
 #[test]

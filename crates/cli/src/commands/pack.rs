@@ -151,15 +151,18 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
     }
     for dir in &args.from_dir {
         // Files are read and parsed on every core; their objects are kept in file order (the first of two
-        // objects with one identity wins, so the order is part of the result).
-        let parsed: Vec<Vec<Value>> = input::dump_files(dir)?
+        // objects with one identity wins, so the order is part of the result), and of several broken files the
+        // first is reported.
+        let parsed: Vec<Result<Vec<Value>>> = input::dump_files(dir)?
             .par_iter()
             .map(|file| {
                 let bytes = fs::read(file).map_err(CliError::io(format!("reading {}", file.display())))?;
                 input::parse_dump(&file.display().to_string(), &bytes)
             })
-            .collect::<Result<_>>()?;
-        objects.extend(parsed.into_iter().flatten());
+            .collect();
+        for file in parsed {
+            objects.extend(file?);
+        }
         inputs.push(dir.display().to_string());
     }
     let kind = if args.from_file.is_empty() { "dir" } else { "file" };
