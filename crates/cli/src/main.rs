@@ -176,11 +176,27 @@ fn run(command: Command) -> Result<i32, CliError> {
 mod tests {
     use super::*;
 
-    /// Index 15 is the purge delay: no other option defaults to 1000 (ms), and tuning sets it to 0.
+    /// Index 15 is the purge delay: no other option defaults to 1000 (ms), and tuning sets it to 0. The check runs
+    /// in a child process of this test binary holding this one test, so the option's plain store does not race
+    /// with other tests allocating on their threads (the premise `tune_allocator`'s SAFETY note states for main).
     #[test]
     #[allow(unsafe_code)]
     fn purge_delay_option_is_the_one_tuned() {
+        const CHILD: &str = "CMARCHIVE_TEST_ALLOCATOR_CHILD";
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        if std::env::var_os(CHILD).is_none() {
+            let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+                .args([
+                    "--exact",
+                    "tests::purge_delay_option_is_the_one_tuned",
+                    "--test-threads=1",
+                ])
+                .env(CHILD, "1")
+                .status()
+                .expect("running the test binary");
+            assert!(status.success(), "the allocator check failed in its own process");
             return;
         }
         // SAFETY: reading an option takes no pointers.

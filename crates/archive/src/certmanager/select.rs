@@ -101,7 +101,11 @@ pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
 pub fn select_owned(objects: Vec<Value>, options: &SelectOptions) -> Selection {
     let decision = decide(&objects, options);
     let mut slots: Vec<Option<Value>> = objects.into_iter().map(Some).collect();
-    decision.into_selection(|position| slots[position].take().unwrap_or(Value::Null))
+    decision.into_selection(|position| {
+        slots[position]
+            .take()
+            .expect("the decision picks each input position at most once")
+    })
 }
 
 fn decide(objects: &[Value], options: &SelectOptions) -> Decision {
