@@ -50,9 +50,13 @@ impl PlannedObject {
         Ok(PlannedObject::serialized(key, object, reasons))
     }
 
-    /// For callers that already hold the identity (the planner): serializing a `Value` cannot fail.
+    /// For callers that already hold the identity: serializing a `Value` cannot fail.
     pub(crate) fn serialized(key: ObjectKey, object: &Value, reasons: Vec<String>) -> PlannedObject {
-        let bytes = crate::object::to_json_exact(object);
+        PlannedObject::stored(key, crate::object::to_json_exact(object), reasons)
+    }
+
+    /// For the planner, whose candidates hold their identity and their JSON already.
+    pub(crate) fn stored(key: ObjectKey, bytes: Vec<u8>, reasons: Vec<String>) -> PlannedObject {
         PlannedObject { key, bytes, reasons }
     }
 

@@ -5,13 +5,53 @@
 //! (YAML 1.1 scalars: an unquoted `yes` is a boolean), so a dump means the same to cmarchive as to kubectl.
 
 use crate::error::{CliError, Result};
+use cmarchive_archive::certmanager::{Candidate, JsonObject};
 use rayon::prelude::*;
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Parses one dump into objects (lists flattened).
+#[cfg(test)]
 pub fn parse_dump(name: &str, bytes: &[u8]) -> Result<Vec<Value>> {
+    struct Keep;
+    impl Prepare for Keep {
+        type Output = Value;
+        fn value(&self, object: Value) -> Value {
+            object
+        }
+    }
+    parse_dump_into(name, bytes, &Keep)
+}
+
+/// What a caller makes of each object as it is parsed, on the core that parsed it.
+pub trait Prepare: Sync {
+    /// What is kept of an object.
+    type Output: Send;
+    /// Keeps what is needed of `object`.
+    fn value(&self, object: Value) -> Self::Output;
+    /// [`Prepare::value`] of a Secret read from JSON text, which may keep its content as text.
+    fn secret(&self, object: JsonObject<'_>) -> Self::Output {
+        self.value(object.into_value())
+    }
+}
+
+/// Planning candidates, Secrets kept as text: what `pack` holds.
+pub struct Candidates;
+
+impl Prepare for Candidates {
+    type Output = Candidate;
+    fn value(&self, object: Value) -> Candidate {
+        Candidate::new(object)
+    }
+    fn secret(&self, object: JsonObject<'_>) -> Candidate {
+        Candidate::from_json(object)
+    }
+}
+
+/// [`parse_dump`], handing each object to `prepare` on the core that parsed it: the items of a large `List` are
+/// parsed on every core, and a caller that keeps only part of each object never holds them all parsed at once.
+pub fn parse_dump_into<P: Prepare>(name: &str, bytes: &[u8], prepare: &P) -> Result<Vec<P::Output>> {
     let bad = |reason: String| CliError::Input {
         path: name.to_owned(),
         reason,
@@ -20,44 +60,79 @@ pub fn parse_dump(name: &str, bytes: &[u8]) -> Result<Vec<Value>> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     let mut objects = Vec::new();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let invalid = |e: serde_json::Error| bad(format!("invalid JSON: {e}"));
         // A first pass only finds where each document starts and ends (and checks the syntax of all of them).
         let documents: Vec<&RawValue> = serde_json::Deserializer::from_str(trimmed)
             .into_iter::<&RawValue>()
             .collect::<std::result::Result<_, _>>()
-            .map_err(invalid)?;
+            .map_err(|e| bad(format!("invalid JSON: {e}")))?;
         for document in documents {
             match list_items(document) {
-                // The items of a List are parsed on every core, then flattened in their order; of several broken
-                // items the first is reported, whichever core found it.
+                // Items are parsed, flattened and prepared on every core, then kept in their order; of several
+                // broken items the first is reported, whichever core found it.
                 Some(list) => {
-                    let parsed: Vec<serde_json::Result<Value>> = list
+                    let item_kind = list.kind.strip_suffix("List").filter(|k| !k.is_empty());
+                    let prepared: Vec<Result<Vec<P::Output>>> = list
                         .items
                         .par_iter()
-                        .map(|item| serde_json::from_str::<Value>(item.get()))
-                        .collect();
-                    let items = parsed
-                        .into_iter()
                         .enumerate()
-                        .map(|(i, item)| item.map_err(|e| bad(format!("invalid JSON in item {i} of the List: {e}"))))
-                        .collect::<Result<Vec<Value>>>()?;
-                    flatten_list(name, list.api_version, &list.kind, items, &mut objects)?;
+                        .map(|(i, item)| {
+                            let defaults = |fields: &mut Map<String, Value>| {
+                                fill_list_type(fields, item_kind, list.api_version.as_ref())
+                            };
+                            prepare_document(name, item, defaults, prepare)
+                                .map_err(|e| bad(format!("invalid JSON in item {i} of the List: {e}")))?
+                        })
+                        .collect();
+                    for item in prepared {
+                        objects.extend(item?);
+                    }
                 }
-                None => flatten(
-                    name,
-                    serde_json::from_str(document.get()).map_err(invalid)?,
-                    &mut objects,
-                )?,
+                None => objects.extend(
+                    prepare_document(name, document, |_| {}, prepare)
+                        .map_err(|e| bad(format!("invalid JSON: {e}")))??,
+                ),
             }
         }
     } else {
         let documents: Vec<Value> =
             serde_saphyr::from_multiple(trimmed).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+        let mut flat = Vec::new();
         for document in documents {
-            flatten(name, document, &mut objects)?;
+            flatten(name, document, &mut flat)?;
         }
+        objects.extend(flat.into_iter().map(|object| prepare.value(object)));
     }
     Ok(objects)
+}
+
+/// Parses one JSON document (an object, a list, an array of them), gives it the fields `defaults` fills in, and
+/// prepares what it holds. A Secret is parsed with its content left as text; anything else as a `Value`.
+fn prepare_document<P: Prepare>(
+    name: &str,
+    document: &RawValue,
+    defaults: impl Fn(&mut Map<String, Value>),
+    prepare: &P,
+) -> serde_json::Result<Result<Vec<P::Output>>> {
+    let text = document.get();
+    let value = match text.starts_with('{').then(|| JsonObject::parse(text)) {
+        Some(Ok(mut object)) => {
+            defaults(object.fields_mut());
+            if object.is_secret() {
+                return Ok(Ok(vec![prepare.secret(object)]));
+            }
+            object.into_value()
+        }
+        // Errors come from a plain parse, so they read the same whichever way the object went.
+        _ => {
+            let mut value: Value = serde_json::from_str(text)?;
+            if let Some(fields) = value.as_object_mut() {
+                defaults(fields);
+            }
+            value
+        }
+    };
+    let mut flat = Vec::new();
+    Ok(flatten(name, value, &mut flat).map(|()| flat.into_iter().map(|object| prepare.value(object)).collect()))
 }
 
 /// A JSON document that is a `List` (`kind` ending in `List`, an `items` array), items still unparsed.
@@ -137,17 +212,25 @@ fn flatten_list(
 ) -> Result<()> {
     let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
     for mut item in items {
-        if let (Some(obj), Some(item_kind)) = (item.as_object_mut(), item_kind) {
-            if !obj.contains_key("kind") {
-                obj.insert("kind".into(), Value::String(item_kind.to_owned()));
-            }
-            if let (false, Some(v)) = (obj.contains_key("apiVersion"), &api_version) {
-                obj.insert("apiVersion".into(), v.clone());
-            }
+        if let Some(fields) = item.as_object_mut() {
+            fill_list_type(fields, item_kind, api_version.as_ref());
         }
         flatten(name, item, out)?;
     }
     Ok(())
+}
+
+/// Gives an item of a typed list the `kind` (`Secret` for a `SecretList`) and `apiVersion` it left off.
+fn fill_list_type(item: &mut Map<String, Value>, item_kind: Option<&str>, api_version: Option<&Value>) {
+    let Some(item_kind) = item_kind else {
+        return;
+    };
+    if !item.contains_key("kind") {
+        item.insert("kind".into(), Value::String(item_kind.to_owned()));
+    }
+    if let (false, Some(v)) = (item.contains_key("apiVersion"), api_version) {
+        item.insert("apiVersion".into(), v.clone());
+    }
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -188,6 +271,20 @@ pub fn dump_files(dir: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_secret_lists_are_read_as_text_with_their_item_kind() {
+        let dump = br#"{"apiVersion":"v1","kind":"SecretList","items":[
+            {"metadata":{"name":"a","namespace":"n","resourceVersion":"3"},"data":{"k": "dg=="}}]}"#;
+        let candidates = parse_dump_into("d", dump, &Candidates).unwrap();
+        let plan = cmarchive_archive::certmanager::plan_candidates(candidates, &Default::default());
+        // Not referenced by anything, so left out, but seen as the Secret it is.
+        let excluded: Vec<String> = plan.excluded.iter().map(|e| e.key.to_string()).collect();
+        assert_eq!(excluded, ["Secret/n/a"]);
+        let one = parse_dump_into("d", dump, &Candidates).unwrap().remove(0);
+        assert_eq!(one.view()["kind"], "Secret");
+        assert!(one.view().get("data").is_none());
+    }
 
     #[test]
     fn typed_lists_get_their_item_kind() {
@@ -234,9 +331,14 @@ mod tests {
         assert!(broken.to_string().contains("invalid JSON"), "{broken}");
         // Items the syntax pass accepts but values refuse: the first in order is named.
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-        let dump = format!(r#"{{"kind":"List","items":[{{}},1e400,{deep}]}}"#);
+        let namespace = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}}"#;
+        let dump = format!(r#"{{"kind":"List","items":[{namespace},1e400,{deep}]}}"#);
         let error = parse_dump("d", dump.as_bytes()).unwrap_err().to_string();
         assert!(error.contains("item 1 of the List"), "{error}");
+        // Whatever the problem, the first item that has one is the one reported.
+        let dump = format!(r#"{{"kind":"List","items":[{namespace},{{}},1e400]}}"#);
+        let error = parse_dump("d", dump.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("without apiVersion"), "{error}");
         // An array shaped like a List's fields is not a List.
         assert!(
             parse_dump(

@@ -22,7 +22,7 @@ pub fn plan_objects(collected: Collected, options: &PlanOptions) -> Plan {
         include_certificate_requests: options.include_certificaterequests,
         include_crds: options.include_crds,
     };
-    let mut plan = certmanager::plan(collected.objects, &select);
+    let mut plan = certmanager::plan_candidates(collected.objects, &select);
     plan.excluded.extend(collected.excluded);
     plan.excluded.sort_by(|a, b| a.key.cmp(&b.key));
     plan.warnings.extend(collected.warnings);

@@ -47,21 +47,32 @@ pub fn find_secret<'a>(certificate: &Value, objects: impl IntoIterator<Item = &'
 }
 
 /// Secrets among `objects` by (namespace, name): [`find_secret`] for many Certificates at once without scanning
-/// every object per Certificate (quadratic: minutes at tens of thousands of objects).
-pub struct SecretIndex<'a>(std::collections::HashMap<(Option<&'a str>, &'a str), &'a Value>);
+/// every object per Certificate (quadratic: minutes at tens of thousands of objects). `T` is whatever the caller
+/// holds per object (the planner: a candidate with its leaf), seen through a `Value`.
+pub struct SecretIndex<'a, T = Value>(std::collections::HashMap<(Option<&'a str>, &'a str), &'a T>);
 
 impl<'a> SecretIndex<'a> {
     /// Indexes the Secrets among `objects` (the first of duplicates wins, as in [`find_secret`]).
     pub fn new(objects: impl IntoIterator<Item = &'a Value>) -> SecretIndex<'a> {
+        SecretIndex::by(objects, |o| o)
+    }
+}
+
+impl<'a, T> SecretIndex<'a, T> {
+    /// [`SecretIndex::new`] over items that `view` shows as objects.
+    pub fn by(items: impl IntoIterator<Item = &'a T>, view: impl Fn(&'a T) -> &'a Value) -> SecretIndex<'a, T> {
         let mut map = std::collections::HashMap::new();
-        for o in objects.into_iter().filter(|o| kinds::classify(o) == Kind::Secret) {
-            map.entry((kinds::namespace(o), kinds::name(o))).or_insert(o);
+        for item in items {
+            let o = view(item);
+            if kinds::classify(o) == Kind::Secret {
+                map.entry((kinds::namespace(o), kinds::name(o))).or_insert(item);
+            }
         }
         SecretIndex(map)
     }
 
     /// The Secret `certificate` writes to, like [`find_secret`].
-    pub fn secret_of(&self, certificate: &Value) -> Option<&'a Value> {
+    pub fn secret_of(&self, certificate: &Value) -> Option<&'a T> {
         let name = kinds::str_at(certificate, &["spec", "secretName"])?;
         self.0.get(&(kinds::namespace(certificate), name)).copied()
     }
@@ -71,11 +82,7 @@ impl<'a> SecretIndex<'a> {
 /// `None` when the key is absent; an undecodable value reads as empty, as it would be useless to cert-manager.
 pub fn secret_data(secret: &Value, key: &str) -> Option<Vec<u8>> {
     if let Some(encoded) = secret.get("data").and_then(|d| d.get(key)).and_then(Value::as_str) {
-        return Some(
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .unwrap_or_default(),
-        );
+        return Some(decode_data(encoded));
     }
     let clear = secret
         .get("stringData")
@@ -148,11 +155,43 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<std::net::IpAddr> {
 
 /// The manifest's record of a Certificate's current leaf certificate, read from its Secret's `tls.crt`.
 pub fn certificate_facts(certificate: &Value, secret: &Value) -> Result<CertificateFacts, String> {
-    let pem = secret_data(secret, "tls.crt")
+    Ok(facts_of(certificate, tls_leaf(secret)?))
+}
+
+/// The first certificate of a Secret's `tls.crt`, or why there is none.
+pub fn tls_leaf(secret: &Value) -> Result<LeafCertificate, String> {
+    let pem = secret_data(secret, TLS_CRT)
         .filter(|d| !d.is_empty())
         .ok_or("no tls.crt")?;
-    let leaf = parse_leaf(&pem)?;
-    Ok(CertificateFacts {
+    parse_leaf(&pem)
+}
+
+/// The Secret key holding the certificate chain.
+pub const TLS_CRT: &str = "tls.crt";
+
+/// [`tls_leaf`] from the two places a `tls.crt` can be: `data` (base64) or `stringData` (clear).
+pub fn tls_leaf_of(data: Option<&str>, string_data: Option<&str>) -> Result<LeafCertificate, String> {
+    let pem = match (data, string_data) {
+        (Some(encoded), _) => decode_data(encoded),
+        (None, Some(clear)) => clear.as_bytes().to_vec(),
+        (None, None) => Vec::new(),
+    };
+    if pem.is_empty() {
+        return Err("no tls.crt".into());
+    }
+    parse_leaf(&pem)
+}
+
+/// A `data` value's bytes; an undecodable value reads as empty, as it would be useless to cert-manager.
+fn decode_data(encoded: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .unwrap_or_default()
+}
+
+/// [`certificate_facts`] from a leaf already read out of the Secret.
+pub fn facts_of(certificate: &Value, leaf: LeafCertificate) -> CertificateFacts {
+    CertificateFacts {
         namespace: kinds::namespace(certificate).unwrap_or_default().to_owned(),
         name: kinds::name(certificate).to_owned(),
         secret_name: kinds::str_at(certificate, &["spec", "secretName"])
@@ -169,5 +208,5 @@ pub fn certificate_facts(certificate: &Value, secret: &Value) -> Result<Certific
         email_addresses: leaf.email_addresses,
         is_ca: leaf.is_ca,
         public_key_algorithm: leaf.public_key.describe(),
-    })
+    }
 }

@@ -6,6 +6,7 @@
 //! (which Secrets to fetch), [`prepare_for_restore`] (restore-time transform) and [`predict`] (will a restore
 //! reissue).
 
+pub mod candidate;
 pub mod certinfo;
 pub mod keys;
 pub mod kinds;
@@ -15,9 +16,10 @@ pub mod sanitize;
 pub mod secret_refs;
 pub mod select;
 
+pub use candidate::{Candidate, JsonObject};
 pub use certinfo::{LeafCertificate, certificate_facts, find_secret};
 pub use kinds::{DEFAULT_CLUSTER_RESOURCE_NAMESPACE, Kind, classify};
-pub use phases::{phase_of, plan};
+pub use phases::{phase_of, plan, plan_candidates};
 pub use predict::{Outcome, Prediction, predict, predict_plan, predict_stored};
 pub use sanitize::{RestoreOptions, prepare_for_restore, sanitize, sanitize_in_place, trim_collected};
 pub use secret_refs::{

@@ -1,10 +1,10 @@
 //! The single entry point from "objects" to "archive content": select, sanitize, order into restore phases, and
 //! record the leaf-certificate facts `verify` and `inspect` need. Used by `pack --from-file` and by cluster pack.
 
+use super::candidate::Candidate;
 use super::certinfo;
 use super::kinds::{self, Kind};
-use super::sanitize::sanitize_in_place;
-use super::select::{SelectOptions, codes, select_owned};
+use super::select::{SelectOptions, codes, select_candidates};
 use crate::manifest::{PhaseName, Warning};
 use crate::object::ObjectKey;
 use crate::plan::{Plan, PlannedObject, PlannedPhase};
@@ -15,69 +15,93 @@ use serde_json::Value;
 /// certificaterequests), empty phases omitted, objects inside a phase sorted by namespace, name, then kind, so the
 /// same input always gives the same archive.
 pub fn plan(objects: Vec<Value>, options: &SelectOptions) -> Plan {
-    let selection = select_owned(objects, options);
-    let mut warnings = selection.warnings;
+    plan_candidates(objects.into_par_iter().map(Candidate::new).collect(), options)
+}
 
-    let mut staged: Vec<Vec<(ObjectKey, Value, Vec<String>)>> = PhaseName::ALL.iter().map(|_| Vec::new()).collect();
-    for selected in selection.selected {
-        let mut object = selected.object;
-        sanitize_in_place(&mut object);
-        // The selection keeps only objects with an identity, and sanitizing leaves it alone.
-        let Some(key) = ObjectKey::of(&object) else {
+/// [`plan`] of objects already made [`Candidate`]s, each as it was read.
+pub fn plan_candidates(candidates: Vec<Candidate>, options: &SelectOptions) -> Plan {
+    let (chosen, excluded, mut warnings) = select_candidates(candidates, options);
+
+    let mut staged: Vec<Vec<Staged>> = PhaseName::ALL.iter().map(|_| Vec::new()).collect();
+    for (candidate, phase, reasons) in chosen {
+        // The selection keeps only objects with an identity.
+        if candidate.stored.is_none() {
             continue;
-        };
+        }
         let index = PhaseName::ALL
             .iter()
-            .position(|p| *p == selected.phase)
+            .position(|p| *p == phase)
             .expect("every phase is listed");
-        staged[index].push((key, object, selected.reasons));
+        staged[index].push(Staged { candidate, reasons });
     }
     for phase in &mut staged {
-        phase.sort_by(|a, b| sort_key(&a.0).cmp(&sort_key(&b.0)));
+        phase.sort_by(|a, b| sort_key(a.key()).cmp(&sort_key(b.key())));
     }
 
     let mut certificates = Vec::new();
-    let archived = || staged.iter().flatten().map(|(_, object, _)| object);
-    let secrets = certinfo::SecretIndex::new(archived());
-    for (key, certificate, _) in staged
-        .iter()
-        .flatten()
-        .filter(|(_, o, _)| kinds::classify(o) == Kind::Certificate)
-    {
-        let Some(secret) = secrets.secret_of(certificate) else {
+    let secrets = certinfo::SecretIndex::by(staged.iter().flatten(), |s| &s.candidate.view);
+    for staged in staged.iter().flatten() {
+        if kinds::classify_key(staged.key()) != Kind::Certificate {
+            continue;
+        }
+        let certificate = &staged.candidate.view;
+        let Some(leaf) = secrets.secret_of(certificate).and_then(|s| s.candidate.leaf.as_ref()) else {
             continue;
         };
-        match certinfo::certificate_facts(certificate, secret) {
-            Ok(facts) => certificates.push(facts),
-            Err(error) => warnings.push(Warning {
-                code: codes::UNREADABLE_CERTIFICATE.to_owned(),
-                object: Some(key.clone()),
-                message: format!(
-                    "the Secret of {key} holds no readable leaf certificate ({error}): cert-manager will issue anew"
-                ),
-            }),
+        match leaf {
+            Ok(leaf) => certificates.push(certinfo::facts_of(certificate, leaf.clone())),
+            Err(error) => {
+                let key = staged.key();
+                warnings.push(Warning {
+                    code: codes::UNREADABLE_CERTIFICATE.to_owned(),
+                    object: Some(key.clone()),
+                    message: format!(
+                        "the Secret of {key} holds no readable leaf certificate ({error}): cert-manager will issue anew"
+                    ),
+                })
+            }
         }
     }
     drop(secrets);
 
-    // Objects become the bytes the archive stores (on every core), each parsed value freed once serialized.
     let phases = PhaseName::ALL
         .iter()
         .zip(staged)
         .filter(|(_, objects)| !objects.is_empty())
         .map(|(name, objects)| PlannedPhase {
             name: *name,
+            // On every core: the candidates' views are dropped here, and there are as many as objects.
             objects: objects
                 .into_par_iter()
-                .map(|(key, object, reasons)| PlannedObject::serialized(key, &object, reasons))
+                .map(|staged| {
+                    let (key, bytes) = staged.candidate.stored.expect("staged objects have an identity");
+                    PlannedObject::stored(key, bytes, staged.reasons)
+                })
                 .collect(),
         })
         .collect();
     Plan {
         phases,
-        excluded: selection.excluded,
+        excluded,
         warnings,
         certificates,
+    }
+}
+
+/// A chosen candidate in its phase.
+struct Staged {
+    candidate: Candidate,
+    reasons: Vec<String>,
+}
+
+impl Staged {
+    fn key(&self) -> &ObjectKey {
+        &self
+            .candidate
+            .stored
+            .as_ref()
+            .expect("staged objects have an identity")
+            .0
     }
 }
 

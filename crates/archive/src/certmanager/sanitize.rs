@@ -125,7 +125,7 @@ fn remove_annotation(metadata: &mut Map<String, Value>, key: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -227,7 +227,7 @@ mod tests {
         );
     }
 
-    fn arb_json() -> impl Strategy<Value = Value> {
+    pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
@@ -258,7 +258,7 @@ mod tests {
     }
 
     prop_compose! {
-        fn arb_object()(
+        pub(crate) fn arb_object()(
             kind in prop_oneof![Just("Secret"), Just("Certificate"), Just("Namespace"), Just("Issuer")],
             namespace in prop_oneof![Just("cert-manager"), Just("kube-system"), Just("shop")],
             labels in arb_strings(),

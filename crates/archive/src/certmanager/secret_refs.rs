@@ -216,6 +216,11 @@ pub fn service_account_refs(object: &Value, context: &RefContext<'_>) -> Vec<Ser
     collect(object, context).1
 }
 
+/// [`secret_refs_in`] and [`service_account_refs`] in one walk of the object.
+pub fn refs_in(object: &Value, context: &RefContext<'_>) -> (Vec<SecretRef>, Vec<ServiceAccountRef>) {
+    collect(object, context)
+}
+
 /// Every Secret referenced by a set of objects, resolved together: ClusterIssuer HTTP-01 pull secrets expand over
 /// the namespaces of the Certificates using each ClusterIssuer. Objects of other kinds are scanned only when they
 /// look like external issuers (a Certificate's `issuerRef` names their group and kind, or their kind ends in

@@ -4,10 +4,12 @@
 //! Filtering the cluster LIST by namespace or label selector happens before this, in the cluster code; selection
 //! works on whatever it is given.
 
+use super::candidate::Candidate;
 use super::kinds::{self, ACME_GROUP, CERT_MANAGER_GROUP, Kind};
 use super::secret_refs::{self, FoundBy, RefContext, SecretRef, ServiceAccountRef};
 use crate::manifest::{Exclusion, PhaseName, Warning};
 use crate::object::ObjectKey;
+use rayon::prelude::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -93,28 +95,45 @@ const SHIM_OWNER_GROUPS: &[&str] = &[
 /// Decides what an archive holds. `objects` is everything the source holds (any kinds; `List`s flattened by the
 /// caller); duplicates by identity keep the first. The selected objects are copies; [`select_owned`] moves them.
 pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
-    decide(objects, options).into_selection(|position| objects[position].clone())
+    selection(decide(objects, options).choose(|position| objects[position].clone(), |object| object))
 }
 
 /// [`select`] that moves the selected objects out of `objects` instead of copying them: a pack of thousands of
 /// Secrets would otherwise hold each one twice.
 pub fn select_owned(objects: Vec<Value>, options: &SelectOptions) -> Selection {
     let decision = decide(&objects, options);
-    let mut slots: Vec<Option<Value>> = objects.into_iter().map(Some).collect();
-    decision.into_selection(|position| {
-        slots[position]
-            .take()
-            .expect("the decision picks each input position at most once")
-    })
+    selection(decision.take_from(objects, |object| object))
 }
 
-fn decide(objects: &[Value], options: &SelectOptions) -> Decision {
+fn selection((selected, excluded, warnings): Chosen<Value>) -> Selection {
+    Selection {
+        selected: selected
+            .into_iter()
+            .map(|(object, phase, reasons)| Selected { object, phase, reasons })
+            .collect(),
+        excluded,
+        warnings,
+    }
+}
+
+/// [`select_owned`] over [`Candidate`]s, judged by their views: what the planner runs.
+pub(crate) fn select_candidates(candidates: Vec<Candidate>, options: &SelectOptions) -> Chosen<Candidate> {
+    let decision = decide(candidates.iter().map(Candidate::view), options);
+    decision.take_from(candidates, Candidate::new)
+}
+
+/// Chosen items with their phase and reasons (input order, synthesized last), exclusions, warnings.
+pub(crate) type Chosen<T> = (Vec<(T, PhaseName, Vec<String>)>, Vec<Exclusion>, Vec<Warning>);
+
+fn decide<'a>(objects: impl IntoIterator<Item = &'a Value>, options: &SelectOptions) -> Decision {
     let mut state = State::default();
-    let mut seen = BTreeSet::new();
+    let mut seen = std::collections::HashSet::new();
     let mut inputs: Vec<(ObjectKey, &Value)> = Vec::new();
     let mut positions: Vec<usize> = Vec::new();
-    for (position, object) in objects.iter().enumerate() {
-        match ObjectKey::of(object) {
+    let objects: Vec<&Value> = objects.into_iter().collect();
+    let keys: Vec<Option<ObjectKey>> = objects.par_iter().map(|object| ObjectKey::of(object)).collect();
+    for (position, (object, key)) in objects.into_iter().zip(keys).enumerate() {
+        match key {
             Some(key) if seen.insert(key.clone()) => {
                 inputs.push((key, object));
                 positions.push(position);
@@ -175,26 +194,31 @@ fn decide(objects: &[Value], options: &SelectOptions) -> Decision {
     warn_shared_secret_names(&mut state, &certificates);
 
     // Secrets and ServiceAccounts referenced by what is kept (and by shim Certificates, whose Secrets stay).
+    // Each object's references are its own business: found on every core, gathered in input order.
+    let found: Vec<(Vec<SecretRef>, Vec<ServiceAccountRef>)> = inputs
+        .par_iter()
+        .filter(|(key, _)| {
+            let referencing = state.kept.contains_key(key) || shim_owned.contains(key);
+            referencing
+                && matches!(
+                    kinds::classify_key(key),
+                    Kind::Issuer | Kind::ClusterIssuer | Kind::Certificate | Kind::Other
+                )
+        })
+        .map(|(_, object)| {
+            let namespaces = secret_refs::challenge_namespaces(object, inputs.iter().map(|(_, o)| *o));
+            let context = RefContext {
+                cluster_resource_namespace: &options.cluster_resource_namespace,
+                challenge_namespaces: &namespaces,
+            };
+            secret_refs::refs_in(object, &context)
+        })
+        .collect();
     let mut references: Vec<SecretRef> = Vec::new();
     let mut accounts: Vec<ServiceAccountRef> = Vec::new();
-    for (key, object) in &inputs {
-        let referencing = state.kept.contains_key(key) || shim_owned.contains(key);
-        let kind = kinds::classify_key(key);
-        if !referencing
-            || !matches!(
-                kind,
-                Kind::Issuer | Kind::ClusterIssuer | Kind::Certificate | Kind::Other
-            )
-        {
-            continue;
-        }
-        let namespaces = secret_refs::challenge_namespaces(object, inputs.iter().map(|(_, o)| *o));
-        let context = RefContext {
-            cluster_resource_namespace: &options.cluster_resource_namespace,
-            challenge_namespaces: &namespaces,
-        };
-        references.extend(secret_refs::secret_refs_in(object, &context));
-        accounts.extend(secret_refs::service_account_refs(object, &context));
+    for (secrets, service_accounts) in found {
+        references.extend(secrets);
+        accounts.extend(service_accounts);
     }
     let next_private_keys: BTreeSet<(String, String)> = certificates
         .iter()
@@ -526,7 +550,8 @@ fn select_namespaces(state: &mut State, inputs: &[(ObjectKey, &Value)]) {
 struct State {
     kept: BTreeMap<ObjectKey, Keep>,
     excluded: BTreeMap<ObjectKey, String>,
-    warnings: Vec<Warning>,
+    /// (code, object, message): unique and in the order the manifest lists them, at any count.
+    warnings: BTreeSet<(String, Option<ObjectKey>, String)>,
     synthesized: Vec<Value>,
 }
 
@@ -551,14 +576,7 @@ impl State {
     }
 
     fn warn(&mut self, code: &str, object: Option<ObjectKey>, message: String) {
-        let warning = Warning {
-            code: code.to_owned(),
-            object,
-            message,
-        };
-        if !self.warnings.contains(&warning) {
-            self.warnings.push(warning);
-        }
+        self.warnings.insert((code.to_owned(), object, message));
     }
 
     /// Kept objects in input order (synthesized ones last), by their position in the input.
@@ -579,8 +597,11 @@ impl State {
             .into_iter()
             .map(|(key, reason)| Exclusion { key, reason })
             .collect();
-        let mut warnings = self.warnings;
-        warnings.sort_by(|a, b| (&a.code, &a.object, &a.message).cmp(&(&b.code, &b.object, &b.message)));
+        let warnings = self
+            .warnings
+            .into_iter()
+            .map(|(code, object, message)| Warning { code, object, message })
+            .collect();
         Decision {
             picked,
             excluded,
@@ -605,23 +626,32 @@ struct Decision {
 }
 
 impl Decision {
-    fn into_selection(self, mut take: impl FnMut(usize) -> Value) -> Selection {
-        let selected = self
+    /// The picked items: input positions through `take`, synthesized objects through `wrap`.
+    fn choose<T>(self, mut take: impl FnMut(usize) -> T, mut wrap: impl FnMut(Value) -> T) -> Chosen<T> {
+        let chosen = self
             .picked
             .into_iter()
-            .map(|(picked, keep)| Selected {
-                object: match picked {
+            .map(|(picked, keep)| {
+                let item = match picked {
                     Picked::Input(position) => take(position),
-                    Picked::Synthesized(object) => object,
-                },
-                phase: keep.phase,
-                reasons: keep.reasons,
+                    Picked::Synthesized(object) => wrap(object),
+                };
+                (item, keep.phase, keep.reasons)
             })
             .collect();
-        Selection {
-            selected,
-            excluded: self.excluded,
-            warnings: self.warnings,
-        }
+        (chosen, self.excluded, self.warnings)
+    }
+
+    /// [`Decision::choose`] moving the picked items out of `items`, the input the decision was made on.
+    fn take_from<T>(self, items: Vec<T>, wrap: impl FnMut(Value) -> T) -> Chosen<T> {
+        let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+        self.choose(
+            |position| {
+                slots[position]
+                    .take()
+                    .expect("the decision picks each input position at most once")
+            },
+            wrap,
+        )
     }
 }

@@ -7,6 +7,7 @@ use crate::commands::pack_cluster;
 use crate::error::{CliError, Result};
 use crate::planning::{PlanOptions, plan_objects};
 use crate::{input, keys};
+use cmarchive_archive::certmanager::Candidate;
 use cmarchive_archive::manifest::{Exclusion, Source, Warning};
 use cmarchive_archive::writer::{ManifestMeta, WriteOptions, WriteProgress, write_archive_with_progress};
 use rayon::prelude::*;
@@ -19,8 +20,9 @@ use std::path::{Path, PathBuf};
 /// What a collector (files or cluster) hands to the shared planning and writing path.
 #[derive(Debug, Default)]
 pub struct Collected {
-    /// Raw objects as read (lists already flattened), in any order.
-    pub objects: Vec<Value>,
+    /// Objects as read (lists already flattened), in any order, each reduced to what planning needs as soon as
+    /// it was read.
+    pub objects: Vec<Candidate>,
     /// Where they came from.
     pub source: Source,
     /// Objects the collector saw and left out on purpose.
@@ -146,18 +148,18 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
         } else {
             bytes = fs::read(name).map_err(CliError::io(format!("reading {name}")))?;
         }
-        objects.extend(input::parse_dump(name, &bytes)?);
+        objects.extend(input::parse_dump_into(name, &bytes, &input::Candidates)?);
         inputs.push(name.clone());
     }
     for dir in &args.from_dir {
         // Files are read and parsed on every core; their objects are kept in file order (the first of two
         // objects with one identity wins, so the order is part of the result), and of several broken files the
         // first is reported.
-        let parsed: Vec<Result<Vec<Value>>> = input::dump_files(dir)?
+        let parsed: Vec<Result<Vec<Candidate>>> = input::dump_files(dir)?
             .par_iter()
             .map(|file| {
                 let bytes = fs::read(file).map_err(CliError::io(format!("reading {}", file.display())))?;
-                input::parse_dump(&file.display().to_string(), &bytes)
+                input::parse_dump_into(&file.display().to_string(), &bytes, &input::Candidates)
             })
             .collect();
         for file in parsed {

@@ -11,6 +11,8 @@ use crate::cluster::pack::{PackOptions, read_cluster};
 use crate::cluster::{self};
 use crate::commands::pack::Collected;
 use crate::error::{CliError, Result};
+use cmarchive_archive::certmanager::Candidate;
+use rayon::prelude::*;
 
 /// Reads the cluster chosen by `args.cluster` / `args.namespaces` / `args.selector`.
 pub fn collect(args: &PackArgs) -> Result<Collected> {
@@ -32,7 +34,7 @@ pub fn collect(args: &PackArgs) -> Result<Collected> {
         .map_err(CliError::Cluster)?
         .map_err(CliError::Cluster)?;
     Ok(Collected {
-        objects: content.objects,
+        objects: content.objects.into_par_iter().map(Candidate::new).collect(),
         source: content.source,
         warnings: content.warnings,
         ..Collected::default()

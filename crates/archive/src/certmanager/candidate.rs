@@ -1,0 +1,386 @@
+//! An input object reduced, as soon as it is read, to what planning needs: the bytes the archive would store, the
+//! parts the selection reads, and the leaf certificate of a TLS Secret.
+//!
+//! A pack of tens of thousands of Secrets used to hold every parsed object until the selection had run, and then
+//! the serialized copy of each next to it. Built on the core that parsed the object, a [`Candidate`] lets the
+//! parsed value go at once; what stays is about the size of the stored JSON. Planning candidates gives exactly the
+//! plan of planning the objects (tested in `tests/certmanager_plan.rs`).
+
+use super::certinfo::{self, LeafCertificate};
+use super::kinds::{self, Kind};
+use super::sanitize::trim_collected;
+use crate::object::ObjectKey;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// One input object prepared for [`plan_candidates`](super::phases::plan_candidates).
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// What the selection reads: the object trimmed like [`trim_collected`], and for a Secret without its
+    /// `data` and `stringData` (selection never reads Secret content; the leaf below is all planning needs of it).
+    pub(crate) view: Value,
+    /// The sanitized object as the archive stores it; `None` without an identity (the selection skips those).
+    pub(crate) stored: Option<(ObjectKey, Vec<u8>)>,
+    /// For a Secret: its `tls.crt`'s first certificate, or why there is none.
+    pub(crate) leaf: Option<Result<LeafCertificate, String>>,
+}
+
+impl Candidate {
+    /// Reduces `object`; cheap for everything but Secrets, whose content is serialized here and dropped.
+    pub fn new(mut object: Value) -> Candidate {
+        trim_collected(&mut object);
+        let stored = ObjectKey::of(&object).map(|key| (key, stored_bytes(&mut object)));
+        let leaf = if kinds::classify(&object) == Kind::Secret {
+            let leaf = certinfo::tls_leaf(&object);
+            if let Some(map) = object.as_object_mut() {
+                map.remove("data");
+                map.remove("stringData");
+            }
+            Some(leaf)
+        } else {
+            None
+        };
+        Candidate {
+            view: object,
+            stored,
+            leaf,
+        }
+    }
+
+    /// The object as the selection sees it.
+    pub fn view(&self) -> &Value {
+        &self.view
+    }
+}
+
+/// The sanitized JSON of a trimmed object: trimming kept one status field for the selection, which `sanitize`
+/// drops (it is the map's last entry, so taking it out and back leaves the order as it was).
+fn stored_bytes(object: &mut Value) -> Vec<u8> {
+    let status = object.as_object_mut().and_then(|map| map.remove("status"));
+    let bytes = crate::object::to_json_exact(object);
+    if let (Some(status), Some(map)) = (status, object.as_object_mut()) {
+        map.insert("status".into(), status);
+    }
+    bytes
+}
+
+/// An object read from JSON text, its top-level `data` and `stringData` left as that text.
+///
+/// A Secret's content is most of a backup's bytes. Parsed into a `Value`, every value became a `String` that was
+/// serialized again, escaping checked byte by byte; kept as text it is only copied, without its whitespace, into
+/// the stored JSON. Everything else is parsed as usual, so the selection sees the same object.
+pub struct JsonObject<'a> {
+    /// The top-level fields in their order; `data` and `stringData` hold `null` where they were.
+    fields: Map<String, Value>,
+    data: Option<&'a RawValue>,
+    string_data: Option<&'a RawValue>,
+}
+
+impl<'a> JsonObject<'a> {
+    /// Parses `text` when it is a JSON object; fails like `serde_json::from_str` on anything else.
+    pub fn parse(text: &'a str) -> serde_json::Result<JsonObject<'a>> {
+        serde_json::from_str(text)
+    }
+
+    /// The fields other than `data` and `stringData` (which read `null` here), for callers that fill in what a
+    /// typed list left out.
+    pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.fields
+    }
+
+    /// A core `v1` Secret, which [`Candidate::from_json`] keeps as text.
+    pub fn is_secret(&self) -> bool {
+        let kind = self.fields.get("kind").and_then(Value::as_str);
+        let api_version = self.fields.get("apiVersion").and_then(Value::as_str);
+        kind == Some("Secret") && api_version == Some("v1")
+    }
+
+    /// The whole object as a `Value`, as `serde_json::from_str` would have parsed it.
+    pub fn into_value(self) -> Value {
+        let mut fields = self.fields;
+        for (key, raw) in [(DATA, self.data), (STRING_DATA, self.string_data)] {
+            if let (Some(raw), Some(slot)) = (raw, fields.get_mut(key)) {
+                *slot = serde_json::from_str(raw.get()).expect("the text was parsed once already");
+            }
+        }
+        Value::Object(fields)
+    }
+}
+
+const DATA: &str = "data";
+const STRING_DATA: &str = "stringData";
+
+impl<'de> serde::Deserialize<'de> for JsonObject<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = JsonObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut object = JsonObject {
+                    fields: Map::new(),
+                    data: None,
+                    string_data: None,
+                };
+                // A repeated key keeps its first place and its last value, as in a parsed `Value`.
+                while let Some(key) = map.next_key::<String>()? {
+                    let raw = match key.as_str() {
+                        DATA => &mut object.data,
+                        STRING_DATA => &mut object.string_data,
+                        _ => {
+                            let value = map.next_value()?;
+                            object.fields.insert(key, value);
+                            continue;
+                        }
+                    };
+                    *raw = Some(map.next_value()?);
+                    object.fields.insert(key, Value::Null);
+                }
+                Ok(object)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+impl Candidate {
+    /// [`Candidate::new`] of a parsed object, keeping a Secret's content as text (the stored JSON holds the same
+    /// values, though escapes in them stay as they were written).
+    pub fn from_json(object: JsonObject<'_>) -> Candidate {
+        if !object.is_secret() {
+            return Candidate::new(object.into_value());
+        }
+        let JsonObject {
+            fields,
+            data,
+            string_data,
+        } = object;
+        let mut view = Value::Object(fields);
+        trim_collected(&mut view);
+        let stored = ObjectKey::of(&view).map(|key| {
+            let status = view.as_object_mut().and_then(|map| map.remove("status"));
+            let fields = view.as_object().expect("parsed as an object");
+            let bytes = stored_with_text(fields, data, string_data);
+            if let (Some(status), Some(map)) = (status, view.as_object_mut()) {
+                map.insert("status".into(), status);
+            }
+            (key, bytes)
+        });
+        let leaf = certinfo::tls_leaf_of(
+            data.and_then(|d| text_value(d, certinfo::TLS_CRT)).as_deref(),
+            string_data.and_then(|d| text_value(d, certinfo::TLS_CRT)).as_deref(),
+        );
+        if let Some(map) = view.as_object_mut() {
+            map.remove(DATA);
+            map.remove(STRING_DATA);
+        }
+        Candidate {
+            view,
+            stored,
+            leaf: Some(leaf),
+        }
+    }
+}
+
+/// The string at `key` of a JSON object given as text (`None` when it is not an object or the value not a string,
+/// as `Value::get` and `as_str` would say).
+fn text_value(object: &RawValue, key: &str) -> Option<String> {
+    let map: std::collections::HashMap<std::borrow::Cow<'_, str>, &RawValue> =
+        serde_json::from_str(object.get()).ok()?;
+    serde_json::from_str(map.get(key)?.get()).ok()
+}
+
+/// Compact JSON of `fields`, with the `data` and `stringData` text in their places (written as serde_json's
+/// compact formatter writes a map: no spaces, keys and values separated by `:` and entries by `,`).
+fn stored_with_text(fields: &Map<String, Value>, data: Option<&RawValue>, string_data: Option<&RawValue>) -> Vec<u8> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        out.push(b'{');
+        for (index, (key, value)) in fields.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, key).expect("writing to memory");
+            out.push(b':');
+            let text = match key.as_str() {
+                DATA => data,
+                STRING_DATA => string_data,
+                _ => None,
+            };
+            match text {
+                Some(text) => minify_into(text.get(), out),
+                None => serde_json::to_writer(&mut *out, value).expect("writing to memory"),
+            }
+        }
+        out.push(b'}');
+        out.as_slice().to_vec()
+    })
+}
+
+/// Copies valid JSON `text` into `out` without the whitespace between tokens. Strings are copied as they are, a
+/// run at a time (the next quote or backslash is found with memchr), so long base64 values cost a copy.
+fn minify_into(text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut start = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.extend_from_slice(&bytes[start..i]);
+                i += 1;
+                start = i;
+            }
+            b'"' => {
+                i += 1;
+                // Inside a string: on to the closing quote, stepping over escapes.
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                        Some(at) if bytes[i + at] == b'\\' => i = (i + at + 2).min(bytes.len()),
+                        Some(at) => {
+                            i += at + 1;
+                            break;
+                        }
+                        None => {
+                            i = bytes.len();
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certmanager::sanitize::sanitize;
+    use crate::certmanager::sanitize::tests::{arb_json, arb_object};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// A candidate through both doors: from a parsed value, and from the pretty-printed text a dump holds.
+    fn both(object: &Value) -> (Candidate, Candidate) {
+        let text = serde_json::to_string_pretty(object).unwrap();
+        let parsed = JsonObject::parse(&text).unwrap();
+        assert_eq!(parsed.into_value(), *object, "into_value gives back the parsed object");
+        (
+            Candidate::new(object.clone()),
+            Candidate::from_json(JsonObject::parse(&text).unwrap()),
+        )
+    }
+
+    fn assert_same(object: &Value) {
+        let (from_value, from_text) = both(object);
+        let (key, bytes) = from_value.stored.as_ref().expect("identity");
+        assert_eq!(
+            serde_json::from_slice::<Value>(bytes).unwrap(),
+            sanitize(object),
+            "stored JSON is the sanitized object"
+        );
+        // serde_json escapes the same way pretty or compact, so the text path stores the very same bytes.
+        assert_eq!(from_text.stored.as_ref(), Some(&(key.clone(), bytes.clone())));
+        assert_eq!(from_text.view, from_value.view);
+        assert_eq!(from_text.leaf, from_value.leaf);
+    }
+
+    fn secret(data: Value, string_data: Value) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "tls", "namespace": "shop", "resourceVersion": "7", "uid": "u"},
+            "data": data, "type": "kubernetes.io/tls", "stringData": string_data, "status": {"x": 1},
+        })
+    }
+
+    #[test]
+    fn secrets_lose_their_content_from_the_view_only() {
+        let object = secret(json!({"tls.key": "a2V5"}), json!({"note": "clear"}));
+        let (from_value, from_text) = both(&object);
+        assert!(from_value.view.get("data").is_none() && from_value.view.get("stringData").is_none());
+        assert_eq!(from_value.view["type"], "kubernetes.io/tls");
+        assert_eq!(from_value.leaf, Some(Err("no tls.crt".into())));
+        let stored: Value = serde_json::from_slice(&from_text.stored.unwrap().1).unwrap();
+        assert_eq!(stored["data"]["tls.key"], "a2V5");
+        assert_eq!(stored["stringData"]["note"], "clear");
+        assert!(stored.get("status").is_none());
+        assert_same(&object);
+    }
+
+    #[test]
+    fn the_leaf_is_read_from_data_or_string_data() {
+        let issued = rcgen::generate_simple_self_signed(vec!["web.shop.example".into()]).unwrap();
+        let pem = issued.cert.pem();
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pem);
+        let expected = certinfo::parse_leaf(pem.as_bytes()).unwrap();
+        for object in [
+            secret(json!({"tls.crt": encoded}), Value::Null),
+            secret(json!({"other": 1}), json!({"tls.crt": pem})),
+            secret(json!({"tls.crt": 5}), json!({"tls.crt": pem})),
+        ] {
+            let (from_value, from_text) = both(&object);
+            assert_eq!(from_value.leaf, Some(Ok(expected.clone())), "{object}");
+            assert_eq!(from_text.leaf, from_value.leaf, "{object}");
+        }
+        // An empty tls.crt in data hides the one in stringData, as in `secret_data`.
+        let hidden = secret(json!({"tls.crt": ""}), json!({"tls.crt": pem}));
+        assert_eq!(both(&hidden).1.leaf, Some(Err("no tls.crt".into())));
+        assert_same(&hidden);
+    }
+
+    #[test]
+    fn only_core_v1_secrets_keep_text_and_objects_without_identity_store_nothing() {
+        let mut other = secret(json!({"a": "b"}), Value::Null);
+        other["apiVersion"] = json!("example.com/v1");
+        let text = other.to_string();
+        assert!(!JsonObject::parse(&text).unwrap().is_secret());
+        assert_same(&other);
+        let nameless = json!({"apiVersion": "v1", "kind": "Secret", "data": {"a": "b"}});
+        let (from_value, from_text) = both(&nameless);
+        assert!(from_value.stored.is_none() && from_text.stored.is_none());
+        assert!(JsonObject::parse("[1]").is_err());
+    }
+
+    #[test]
+    fn minify_keeps_strings_whole() {
+        let text = "{ \"a b\" : [ 1 ,\n\t\"x \\\" \\\\\" ] ,\r\n \"c\\\\\":\"\" }";
+        let mut out = Vec::new();
+        minify_into(text, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a b":[1,"x \" \\"],"c\\":""}"#);
+        let reparsed: Value = serde_json::from_str(text).unwrap();
+        let mut out = Vec::new();
+        minify_into(text, &mut out);
+        assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), reparsed);
+    }
+
+    proptest! {
+        #[test]
+        fn both_doors_store_the_same(object in arb_object()) {
+            assert_same(&object);
+        }
+
+        #[test]
+        fn secret_content_with_any_characters(
+            data in prop::collection::btree_map("[a-z.\"\\\\é]{1,6}", "[ -~\u{0}-\u{1f}é☃\"\\\\]{0,24}", 0..5),
+            string_data in arb_json(),
+            repeated in any::<bool>(),
+        ) {
+            let data: Map<String, Value> = data.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let object = secret(Value::Object(data.clone()), string_data);
+            assert_same(&object);
+            // A key given twice keeps its first place and its last value, whichever way it is read.
+            if repeated {
+                let text = object.to_string().replacen("\"kind\":\"Secret\"", "\"data\":{},\"kind\":\"Secret\"", 1);
+                let from_text = Candidate::from_json(JsonObject::parse(&text).unwrap());
+                let from_value = Candidate::new(serde_json::from_str(&text).unwrap());
+                prop_assert_eq!(from_text.stored, from_value.stored);
+            }
+        }
+    }
+}
