@@ -83,6 +83,8 @@ pub fn parse_dump_into<P: Prepare>(name: &str, bytes: &[u8], prepare: &P) -> Res
                                 .map_err(|e| bad(format!("invalid JSON in item {i} of the List: {e}")))?
                         })
                         .collect();
+                    // One allocation for all of them: a pack holds one candidate per object.
+                    objects.reserve(prepared.iter().map(|item| item.as_ref().map_or(0, Vec::len)).sum());
                     for item in prepared {
                         objects.extend(item?);
                     }

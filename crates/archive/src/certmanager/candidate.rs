@@ -21,8 +21,9 @@ pub struct Candidate {
     pub(crate) view: Value,
     /// The sanitized object as the archive stores it; `None` without an identity (the selection skips those).
     pub(crate) stored: Option<(ObjectKey, Vec<u8>)>,
-    /// For a Secret: its `tls.crt`'s first certificate, or why there is none.
-    pub(crate) leaf: Option<Result<LeafCertificate, String>>,
+    /// For a Secret: its `tls.crt`'s first certificate, or why there is none (boxed: most candidates have none,
+    /// and a pack holds one candidate per input object).
+    pub(crate) leaf: Option<Box<Result<LeafCertificate, String>>>,
 }
 
 impl Candidate {
@@ -36,7 +37,7 @@ impl Candidate {
                 map.remove("data");
                 map.remove("stringData");
             }
-            Some(leaf)
+            Some(Box::new(leaf))
         } else {
             None
         };
@@ -179,7 +180,7 @@ impl Candidate {
         Candidate {
             view,
             stored,
-            leaf: Some(leaf),
+            leaf: Some(Box::new(leaf)),
         }
     }
 }
@@ -305,7 +306,7 @@ mod tests {
         let (from_value, from_text) = both(&object);
         assert!(from_value.view.get("data").is_none() && from_value.view.get("stringData").is_none());
         assert_eq!(from_value.view["type"], "kubernetes.io/tls");
-        assert_eq!(from_value.leaf, Some(Err("no tls.crt".into())));
+        assert_eq!(from_value.leaf, Some(Box::new(Err("no tls.crt".into()))));
         let stored: Value = serde_json::from_slice(&from_text.stored.unwrap().1).unwrap();
         assert_eq!(stored["data"]["tls.key"], "a2V5");
         assert_eq!(stored["stringData"]["note"], "clear");
@@ -325,12 +326,12 @@ mod tests {
             secret(json!({"tls.crt": 5}), json!({"tls.crt": pem})),
         ] {
             let (from_value, from_text) = both(&object);
-            assert_eq!(from_value.leaf, Some(Ok(expected.clone())), "{object}");
+            assert_eq!(from_value.leaf, Some(Box::new(Ok(expected.clone()))), "{object}");
             assert_eq!(from_text.leaf, from_value.leaf, "{object}");
         }
         // An empty tls.crt in data hides the one in stringData, as in `secret_data`.
         let hidden = secret(json!({"tls.crt": ""}), json!({"tls.crt": pem}));
-        assert_eq!(both(&hidden).1.leaf, Some(Err("no tls.crt".into())));
+        assert_eq!(both(&hidden).1.leaf, Some(Box::new(Err("no tls.crt".into()))));
         assert_same(&hidden);
     }
 

@@ -45,7 +45,7 @@ pub fn plan_candidates(candidates: Vec<Candidate>, options: &SelectOptions) -> P
             continue;
         }
         let certificate = &staged.candidate.view;
-        let Some(leaf) = secrets.secret_of(certificate).and_then(|s| s.candidate.leaf.as_ref()) else {
+        let Some(leaf) = secrets.secret_of(certificate).and_then(|s| s.candidate.leaf.as_deref()) else {
             continue;
         };
         match leaf {
