@@ -289,6 +289,17 @@ mod tests {
     }
 
     #[test]
+    fn content_a_full_parse_refuses_is_refused_with_serde_json_s_message() {
+        let map =
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"n"},"data":{"x":1e400}}"#;
+        let error = parse_dump("d", map).unwrap_err().to_string();
+        assert!(error.starts_with("d: invalid JSON: number out of range"), "{error}");
+        let list = br#"{"kind":"List","items":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"n"},"data":{"x":"\ud800"}}]}"#;
+        let error = parse_dump_into("d", list, &Candidates).unwrap_err().to_string();
+        assert!(error.contains("invalid JSON in item 0 of the List"), "{error}");
+    }
+
+    #[test]
     fn typed_lists_get_their_item_kind() {
         let dump = br#"{"apiVersion":"v1","kind":"SecretList","items":[{"metadata":{"name":"a","namespace":"n"}}]}"#;
         let objects = parse_dump("d", dump).unwrap();

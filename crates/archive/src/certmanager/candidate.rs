@@ -3,8 +3,9 @@
 //!
 //! A pack of tens of thousands of Secrets used to hold every parsed object until the selection had run, and then
 //! the serialized copy of each next to it. Built on the core that parsed the object, a [`Candidate`] lets the
-//! parsed value go at once; what stays is about the size of the stored JSON. Planning candidates gives exactly the
-//! plan of planning the objects (tested in `tests/certmanager_plan.rs`).
+//! parsed value go at once; what stays is about the size of the stored JSON. A candidate made from a parsed object
+//! and one made from its JSON text store the same bytes and show the selection the same view (tested below);
+//! `plan` itself goes through candidates, so the plan tests in `tests/certmanager_plan.rs` cover the rest.
 
 use super::certinfo::{self, LeafCertificate};
 use super::kinds::{self, Kind};
@@ -78,7 +79,8 @@ pub struct JsonObject<'a> {
 }
 
 impl<'a> JsonObject<'a> {
-    /// Parses `text` when it is a JSON object; fails like `serde_json::from_str` on anything else.
+    /// Parses `text` when it is a JSON object; fails where `serde_json::from_str` would (with another message:
+    /// callers that report errors parse again to report serde_json's own).
     pub fn parse(text: &'a str) -> serde_json::Result<JsonObject<'a>> {
         serde_json::from_str(text)
     }
@@ -101,11 +103,61 @@ impl<'a> JsonObject<'a> {
         let mut fields = self.fields;
         for (key, raw) in [(DATA, self.data), (STRING_DATA, self.string_data)] {
             if let (Some(raw), Some(slot)) = (raw, fields.get_mut(key)) {
-                *slot = serde_json::from_str(raw.get()).expect("the text was parsed once already");
+                *slot = serde_json::from_str(raw.get()).expect("the text passed `accepts` when it was read");
             }
         }
         Value::Object(fields)
     }
+}
+
+/// Whether a full parse of the object would accept `text` where it sat (one level down): capturing raw text only
+/// checks its syntax, while a parse also refuses numbers out of range, lone surrogates and nesting deeper than
+/// serde_json's limit. Strings without escapes are borrowed, not copied, so this allocates next to nothing.
+fn accepts(text: &RawValue) -> serde_json::Result<()> {
+    struct Check;
+    impl<'de> serde::Deserialize<'de> for Check {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(Check)
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for Check {
+        type Value = Check;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_unit<E>(self) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Check, A::Error> {
+            while seq.next_element::<Check>()?.is_some() {}
+            Ok(Check)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Check, A::Error> {
+            while map.next_entry::<Check, Check>()?.is_some() {}
+            Ok(Check)
+        }
+    }
+    // Inside one array, so the nesting limit counts the enclosing object as the full parse does.
+    let mut wrapped = String::with_capacity(text.get().len() + 2);
+    wrapped.push('[');
+    wrapped.push_str(text.get());
+    wrapped.push(']');
+    serde_json::from_str::<Check>(&wrapped).map(|_| ())
 }
 
 const DATA: &str = "data";
@@ -136,7 +188,9 @@ impl<'de> serde::Deserialize<'de> for JsonObject<'de> {
                             continue;
                         }
                     };
-                    *raw = Some(map.next_value()?);
+                    let text: &RawValue = map.next_value()?;
+                    accepts(text).map_err(serde::de::Error::custom)?;
+                    *raw = Some(text);
                     object.fields.insert(key, Value::Null);
                 }
                 Ok(object)
@@ -346,6 +400,42 @@ mod tests {
         let (from_value, from_text) = both(&nameless);
         assert!(from_value.stored.is_none() && from_text.stored.is_none());
         assert!(JsonObject::parse("[1]").is_err());
+    }
+
+    #[test]
+    fn text_is_refused_wherever_a_full_parse_refuses_it() {
+        let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let objects = |value: &str| {
+            [
+                format!(r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"s"}},"data":{{"x":{value}}}}}"#),
+                format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c"}},"stringData":[{value}]}}"#),
+                format!(r#"{{"data":{{"x":{value}}},"data":{{"a":"b"}}}}"#),
+            ]
+        };
+        let mut refused = 0;
+        for value in [
+            "1e400".to_owned(),
+            r#""\ud800""#.to_owned(),
+            r#""\ud83d\ude00 é \" \\ \/""#.to_owned(),
+            "-0.5e-3".to_owned(),
+            nested(124),
+            nested(125),
+            nested(126),
+            nested(127),
+        ] {
+            for text in objects(&value) {
+                let full = serde_json::from_str::<Value>(&text);
+                let ours = JsonObject::parse(&text);
+                assert_eq!(ours.is_ok(), full.is_ok(), "{text}");
+                if let (Ok(ours), Ok(full)) = (ours, full) {
+                    assert_eq!(ours.into_value(), full);
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        // Out of range, lone surrogate, and nesting at the limit: each refused in all three shapes.
+        assert!(refused >= 9, "{refused}");
     }
 
     #[test]
