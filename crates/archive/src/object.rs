@@ -95,12 +95,18 @@ impl ObjectKey {
 /// keeps the slack, up to half of each allocation; across the tens of thousands of objects a pack or a restore
 /// holds as bytes, that slack was tens of megabytes.
 pub fn to_json_exact(value: &Value) -> Vec<u8> {
+    write_exact(|out| serde_json::to_writer(out, value).expect("a JSON value serializes"))
+}
+
+/// Runs `write` into this thread's scratch buffer and returns a copy of exactly the bytes written (see
+/// [`to_json_exact`]).
+pub(crate) fn write_exact(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.clear();
-        serde_json::to_writer(&mut *scratch, value).expect("a JSON value serializes");
+        write(scratch);
         scratch.as_slice().to_vec()
     })
 }

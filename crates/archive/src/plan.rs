@@ -47,12 +47,11 @@ impl PlannedObject {
             what: describe(object),
             reason: "apiVersion, kind or metadata.name is missing".into(),
         })?;
-        Ok(PlannedObject::serialized(key, object, reasons))
-    }
-
-    /// For callers that already hold the identity: serializing a `Value` cannot fail.
-    pub(crate) fn serialized(key: ObjectKey, object: &Value, reasons: Vec<String>) -> PlannedObject {
-        PlannedObject::stored(key, crate::object::to_json_exact(object), reasons)
+        Ok(PlannedObject::stored(
+            key,
+            crate::object::to_json_exact(object),
+            reasons,
+        ))
     }
 
     /// For the planner, whose candidates hold their identity and their JSON already.

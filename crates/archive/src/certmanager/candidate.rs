@@ -31,7 +31,7 @@ impl Candidate {
     /// Reduces `object`; cheap for everything but Secrets, whose content is serialized here and dropped.
     pub fn new(mut object: Value) -> Candidate {
         trim_collected(&mut object);
-        let stored = ObjectKey::of(&object).map(|key| (key, stored_bytes(&mut object)));
+        let stored = ObjectKey::of(&object).map(|key| (key, without_status(&mut object, crate::object::to_json_exact)));
         let leaf = if kinds::classify(&object) == Kind::Secret {
             let leaf = certinfo::tls_leaf(&object);
             if let Some(map) = object.as_object_mut() {
@@ -55,11 +55,11 @@ impl Candidate {
     }
 }
 
-/// The sanitized JSON of a trimmed object: trimming kept one status field for the selection, which `sanitize`
-/// drops (it is the map's last entry, so taking it out and back leaves the order as it was).
-fn stored_bytes(object: &mut Value) -> Vec<u8> {
+/// `write` of a trimmed object as `sanitize` leaves it: trimming kept one status field for the selection, which
+/// `sanitize` drops (it is the map's last entry, so taking it out and back leaves the order as it was).
+fn without_status(object: &mut Value, write: impl FnOnce(&Value) -> Vec<u8>) -> Vec<u8> {
     let status = object.as_object_mut().and_then(|map| map.remove("status"));
-    let bytes = crate::object::to_json_exact(object);
+    let bytes = write(object);
     if let (Some(status), Some(map)) = (status, object.as_object_mut()) {
         map.insert("status".into(), status);
     }
@@ -112,7 +112,8 @@ impl<'a> JsonObject<'a> {
 
 /// Whether a full parse of the object would accept `text` where it sat (one level down): capturing raw text only
 /// checks its syntax, while a parse also refuses numbers out of range, lone surrogates and nesting deeper than
-/// serde_json's limit. Strings without escapes are borrowed, not copied, so this allocates next to nothing.
+/// serde_json's limit. It costs one copy of the text (to wrap it, below) and a parse that borrows strings without
+/// escapes instead of copying them.
 fn accepts(text: &RawValue) -> serde_json::Result<()> {
     struct Check;
     impl<'de> serde::Deserialize<'de> for Check {
@@ -215,12 +216,9 @@ impl Candidate {
         let mut view = Value::Object(fields);
         trim_collected(&mut view);
         let stored = ObjectKey::of(&view).map(|key| {
-            let status = view.as_object_mut().and_then(|map| map.remove("status"));
-            let fields = view.as_object().expect("parsed as an object");
-            let bytes = stored_with_text(fields, data, string_data);
-            if let (Some(status), Some(map)) = (status, view.as_object_mut()) {
-                map.insert("status".into(), status);
-            }
+            let bytes = without_status(&mut view, |view| {
+                stored_with_text(view.as_object().expect("parsed as an object"), data, string_data)
+            });
             (key, bytes)
         });
         let leaf = certinfo::tls_leaf_of(
@@ -250,11 +248,7 @@ fn text_value(object: &RawValue, key: &str) -> Option<String> {
 /// Compact JSON of `fields`, with the `data` and `stringData` text in their places (written as serde_json's
 /// compact formatter writes a map: no spaces, keys and values separated by `:` and entries by `,`).
 fn stored_with_text(fields: &Map<String, Value>, data: Option<&RawValue>, string_data: Option<&RawValue>) -> Vec<u8> {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with_borrow_mut(|out| {
-        out.clear();
+    crate::object::write_exact(|out| {
         out.push(b'{');
         for (index, (key, value)) in fields.iter().enumerate() {
             if index > 0 {
@@ -273,7 +267,6 @@ fn stored_with_text(fields: &Map<String, Value>, data: Option<&RawValue>, string
             }
         }
         out.push(b'}');
-        out.as_slice().to_vec()
     })
 }
 

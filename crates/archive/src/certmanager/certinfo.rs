@@ -81,14 +81,16 @@ impl<'a, T> SecretIndex<'a, T> {
 /// The bytes of one Secret data key: base64 `data` as the API returns it, or clear `stringData` as people write.
 /// `None` when the key is absent; an undecodable value reads as empty, as it would be useless to cert-manager.
 pub fn secret_data(secret: &Value, key: &str) -> Option<Vec<u8>> {
-    if let Some(encoded) = secret.get("data").and_then(|d| d.get(key)).and_then(Value::as_str) {
-        return Some(decode_data(encoded));
+    let at = |field: &str| secret.get(field).and_then(|d| d.get(key)).and_then(Value::as_str);
+    data_or_string_data(at("data"), at("stringData"))
+}
+
+/// A Secret key's bytes from its `data` value (base64) if there is one, else from its `stringData` value (clear).
+fn data_or_string_data(data: Option<&str>, string_data: Option<&str>) -> Option<Vec<u8>> {
+    match (data, string_data) {
+        (Some(encoded), _) => Some(decode_data(encoded)),
+        (None, clear) => clear.map(|clear| clear.as_bytes().to_vec()),
     }
-    let clear = secret
-        .get("stringData")
-        .and_then(|d| d.get(key))
-        .and_then(Value::as_str)?;
-    Some(clear.as_bytes().to_vec())
 }
 
 /// Decodes the first PEM certificate of a `tls.crt` value.
@@ -160,10 +162,7 @@ pub fn certificate_facts(certificate: &Value, secret: &Value) -> Result<Certific
 
 /// The first certificate of a Secret's `tls.crt`, or why there is none.
 pub fn tls_leaf(secret: &Value) -> Result<LeafCertificate, String> {
-    let pem = secret_data(secret, TLS_CRT)
-        .filter(|d| !d.is_empty())
-        .ok_or("no tls.crt")?;
-    parse_leaf(&pem)
+    leaf_of(secret_data(secret, TLS_CRT))
 }
 
 /// The Secret key holding the certificate chain.
@@ -171,14 +170,11 @@ pub const TLS_CRT: &str = "tls.crt";
 
 /// [`tls_leaf`] from the two places a `tls.crt` can be: `data` (base64) or `stringData` (clear).
 pub fn tls_leaf_of(data: Option<&str>, string_data: Option<&str>) -> Result<LeafCertificate, String> {
-    let pem = match (data, string_data) {
-        (Some(encoded), _) => decode_data(encoded),
-        (None, Some(clear)) => clear.as_bytes().to_vec(),
-        (None, None) => Vec::new(),
-    };
-    if pem.is_empty() {
-        return Err("no tls.crt".into());
-    }
+    leaf_of(data_or_string_data(data, string_data))
+}
+
+fn leaf_of(pem: Option<Vec<u8>>) -> Result<LeafCertificate, String> {
+    let pem = pem.filter(|d| !d.is_empty()).ok_or("no tls.crt")?;
     parse_leaf(&pem)
 }
 
