@@ -14,13 +14,13 @@ use crate::error::{ArchiveError, Result};
 use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_NAME, MANIFEST_PATH, Manifest, PhaseName};
 use crate::object::ObjectKey;
 use crate::paths;
-use rayon::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read};
 use std::rc::Rc;
+use std::sync::OnceLock;
 
 /// Bounds on what a reader accepts from an archive.
 #[derive(Clone, Debug)]
@@ -326,112 +326,86 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<Ver
     drop(first);
     let manifest = parse_manifest(&manifest_json)?;
 
-    // 2. Everything the manifest promises, nothing else, once each.
-    let mut expected: HashMap<&str, &Entry> = HashMap::new();
-    for entry in manifest.phases.iter().flat_map(|p| &p.entries) {
-        expected.insert(entry.path.as_str(), entry);
-    }
-    let mut contents: HashMap<String, Vec<u8>> = HashMap::with_capacity(expected.len());
-    let mut count = 1usize;
-    for entry in entries {
-        let mut entry = entry?;
-        count += 1;
-        if count > limits.max_entries {
-            return Err(ArchiveError::TooManyEntries {
-                limit: limits.max_entries,
-            }
-            .into());
-        }
-        let path = entry_path(&entry)?;
-        paths::check_entry_path(&path).map_err(|reason| ArchiveError::UnsafePath {
-            path: path.clone(),
-            reason,
-        })?;
-        check_regular(&entry, &path)?;
-        if contents.contains_key(&path) || path == MANIFEST_PATH {
-            return Err(ArchiveError::DuplicateEntry { path }.into());
-        }
-        let Some(listed) = expected.get(path.as_str()) else {
-            return Err(ArchiveError::UnexpectedEntry { path }.into());
-        };
-        let size = entry.size();
-        if size != listed.size {
-            return Err(ArchiveError::SizeMismatch {
-                path,
-                expected: listed.size,
-                actual: size,
-            }
-            .into());
-        }
-        let bytes = read_entry(&mut entry, size)?;
-        if hex::encode(Sha256::digest(&bytes)) != listed.sha256 {
-            return Err(ArchiveError::ChecksumMismatch { path }.into());
-        }
-        contents.insert(path, bytes);
-    }
-
+    // 2. Everything the manifest promises, nothing else, once each. This thread decrypts, decompresses and splits
+    //    the tar; each batch of entries is checked (sha256, and that the object is the one its entry names) on
+    //    the other cores meanwhile, so verifying costs little more than reading.
+    let listed: Vec<(PhaseName, &Entry)> = manifest
+        .phases
+        .iter()
+        .flat_map(|p| p.entries.iter().map(move |e| (p.name, e)))
+        .collect();
+    let slots: Vec<OnceLock<Checked>> = std::iter::repeat_with(OnceLock::new).take(listed.len()).collect();
+    let read = rayon::in_place_scope(|scope| {
+        let mut batch = Batch::default();
+        let read = split_entries(entries, limits, &listed, &mut batch, scope, &slots);
+        // Also after a failure: an entry read before it may hold the mismatch that is to be reported.
+        batch.check_on(scope, &listed, &slots);
+        read
+    });
     // 3. Read to the real end, so zstd checks its frame checksum and age authenticates the final chunk; only the
     //    tar's zero padding may remain.
-    let mut rest = archive.into_inner();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = rest.read(&mut buf)?;
-        if n == 0 {
-            break;
+    let read = read.and_then(|()| {
+        let mut rest = archive.into_inner();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = rest.read(&mut buf).map_err(|e| (usize::MAX, e.into()))?;
+            if n == 0 {
+                return Ok(());
+            }
+            if buf[..n].iter().any(|b| *b != 0) {
+                let trailing = ArchiveError::NotAnArchive("data after the end of the tar".into());
+                return Err((usize::MAX, trailing.into()));
+            }
         }
-        if buf[..n].iter().any(|b| *b != 0) {
-            return Err(ArchiveError::NotAnArchive("data after the end of the tar".into()).into());
-        }
-    }
+    });
 
-    // 4. Only now: assemble the result in restore order, after checking that each object is the one its entry
-    //    names (identities are read on every core; the first failure in restore order is the one reported).
-    let mut ordered = Vec::with_capacity(expected.len());
-    for phase in &manifest.phases {
-        for entry in &phase.entries {
-            ordered.push((phase.name, entry, contents.remove(&entry.path)));
+    // A checksum mismatch counts where its entry stood in the tar: it wins over a failure further on.
+    let mismatch = listed
+        .iter()
+        .zip(&slots)
+        .filter_map(|((_, entry), slot)| {
+            let checked = slot.get()?;
+            (!checked.checksum_ok).then_some((checked.sequence, entry))
+        })
+        .min_by_key(|(sequence, _)| *sequence);
+    let failed_at = read.as_ref().err().map_or(usize::MAX, |(sequence, _)| *sequence);
+    if let Some((sequence, entry)) = mismatch
+        && sequence < failed_at
+    {
+        return Err(ArchiveError::ChecksumMismatch {
+            path: entry.path.clone(),
         }
+        .into());
     }
-    let keys: Vec<Option<std::result::Result<Option<ObjectKey>, String>>> = ordered
-        .par_iter()
-        .map(|(_, _, bytes)| bytes.as_deref().map(ObjectKey::from_json))
-        .collect();
-    let mut objects = Vec::with_capacity(ordered.len());
-    for ((phase, entry, bytes), key) in ordered.into_iter().zip(keys) {
-        let (Some(bytes), Some(key)) = (bytes, key) else {
+    read.map_err(|(_, failure)| failure)?;
+
+    // 4. Only now: the result in restore order; the first object missing or not the one its entry names, in
+    //    restore order, is the one reported.
+    let mut objects = Vec::with_capacity(listed.len());
+    for ((phase, entry), slot) in listed.into_iter().zip(slots) {
+        let Some(checked) = slot.into_inner() else {
             return Err(ArchiveError::MissingEntry {
                 path: entry.path.clone(),
             }
             .into());
         };
-        match key {
-            Ok(Some(key)) if key == entry.key => {}
-            Ok(Some(key)) => {
-                return Err(ArchiveError::InvalidObject {
-                    what: entry.path.clone(),
-                    reason: format!("holds {key} but the manifest lists {}", entry.key),
-                }
-                .into());
+        let reason = match checked.key {
+            Ok(Some(key)) if key == entry.key => None,
+            Ok(Some(key)) => Some(format!("holds {key} but the manifest lists {}", entry.key)),
+            Ok(None) => Some("not a Kubernetes object (apiVersion, kind or metadata.name missing)".into()),
+            Err(reason) => Some(reason),
+        };
+        if let Some(reason) = reason {
+            return Err(ArchiveError::InvalidObject {
+                what: entry.path.clone(),
+                reason,
             }
-            Ok(None) => {
-                return Err(ArchiveError::InvalidObject {
-                    what: entry.path.clone(),
-                    reason: "not a Kubernetes object (apiVersion, kind or metadata.name missing)".into(),
-                }
-                .into());
-            }
-            Err(reason) => {
-                return Err(ArchiveError::InvalidObject {
-                    what: entry.path.clone(),
-                    reason,
-                }
-                .into());
-            }
+            .into());
         }
         objects.push(VerifiedObject {
             phase,
             entry: entry.clone(),
-            bytes,
+            bytes: checked.bytes,
         });
     }
     Ok(VerifiedArchive {
@@ -439,6 +413,180 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<Ver
         manifest_json,
         objects,
     })
+}
+
+/// Reads the entries after the manifest, checks on the spot what needs no hashing (limits, paths, types, each
+/// manifest entry once, sizes) and hands the bytes to `batch`. A failure carries the place of its entry in the tar.
+fn split_entries<'s, R: Read>(
+    entries: tar::Entries<'_, R>,
+    limits: &ReadLimits,
+    listed: &'s [(PhaseName, &'s Entry)],
+    batch: &mut Batch,
+    scope: &rayon::Scope<'s>,
+    slots: &'s [OnceLock<Checked>],
+) -> std::result::Result<(), (usize, TarFailure)> {
+    let mut positions = Positions::new(listed);
+    let mut sequence = 0usize;
+    for entry in entries {
+        sequence += 1;
+        let fail = |e: TarFailure| (sequence, e);
+        let mut entry = entry.map_err(|e| fail(e.into()))?;
+        if sequence + 1 > limits.max_entries {
+            return Err(fail(
+                ArchiveError::TooManyEntries {
+                    limit: limits.max_entries,
+                }
+                .into(),
+            ));
+        }
+        let path = entry_path(&entry).map_err(|e| fail(e.into()))?;
+        paths::check_entry_path(&path)
+            .map_err(|reason| ArchiveError::UnsafePath {
+                path: path.clone(),
+                reason,
+            })
+            .map_err(|e| fail(e.into()))?;
+        check_regular(&entry, &path).map_err(|e| fail(e.into()))?;
+        let index = match positions.find(&path) {
+            Found::Index(index) => index,
+            Found::Taken => return Err(fail(ArchiveError::DuplicateEntry { path }.into())),
+            Found::Unlisted if path == MANIFEST_PATH => {
+                return Err(fail(ArchiveError::DuplicateEntry { path }.into()));
+            }
+            Found::Unlisted => return Err(fail(ArchiveError::UnexpectedEntry { path }.into())),
+        };
+        let listed_size = listed[index].1.size;
+        let size = entry.size();
+        if size != listed_size {
+            return Err(fail(
+                ArchiveError::SizeMismatch {
+                    path,
+                    expected: listed_size,
+                    actual: size,
+                }
+                .into(),
+            ));
+        }
+        let bytes = read_entry(&mut entry, size).map_err(fail)?;
+        if batch.push(sequence, index, bytes) {
+            batch.check_on(scope, listed, slots);
+        }
+    }
+    Ok(())
+}
+
+/// One entry's bytes with what the checks found, filed under its place in the manifest.
+struct Checked {
+    /// Its place in the tar (1 is the first entry after the manifest).
+    sequence: usize,
+    bytes: Vec<u8>,
+    checksum_ok: bool,
+    /// The identity its JSON holds (`Err`: not JSON).
+    key: std::result::Result<Option<ObjectKey>, String>,
+}
+
+/// Entries read but not yet handed to a checking task.
+#[derive(Default)]
+struct Batch {
+    entries: Vec<(usize, usize, Vec<u8>)>,
+    bytes: usize,
+}
+
+impl Batch {
+    /// Small enough to keep the other cores busy from the first entries on, large enough that spawning is cheap.
+    const BYTES: usize = 256 * 1024;
+
+    /// Adds an entry; `true` when the batch is full.
+    fn push(&mut self, sequence: usize, index: usize, bytes: Vec<u8>) -> bool {
+        self.bytes += bytes.len();
+        self.entries.push((sequence, index, bytes));
+        self.bytes >= Self::BYTES
+    }
+
+    /// Checks the batch on the pool, filing each result in its manifest slot.
+    fn check_on<'s>(
+        &mut self,
+        scope: &rayon::Scope<'s>,
+        listed: &'s [(PhaseName, &'s Entry)],
+        slots: &'s [OnceLock<Checked>],
+    ) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let entries = std::mem::take(&mut self.entries);
+        self.bytes = 0;
+        scope.spawn(move |_| {
+            for (sequence, index, bytes) in entries {
+                let entry = listed[index].1;
+                let checksum_ok = digest_matches(&bytes, &entry.sha256);
+                let key = ObjectKey::from_json(&bytes);
+                // Each index is handed out once (`Positions` refuses a second entry with the same path).
+                let _ = slots[index].set(Checked {
+                    sequence,
+                    bytes,
+                    checksum_ok,
+                    key,
+                });
+            }
+        });
+    }
+}
+
+/// Whether the SHA-256 of `bytes` is `hex` (the manifest's lower-case form).
+fn digest_matches(bytes: &[u8], hex: &str) -> bool {
+    let mut encoded = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(bytes), &mut encoded).is_ok() && encoded == hex.as_bytes()
+}
+
+/// Finds a tar entry's place in the manifest: a writer stores entries in manifest order, so the next place is
+/// tried first and a path index is built only for an archive in another order.
+struct Positions<'a> {
+    listed: &'a [(PhaseName, &'a Entry)],
+    taken: Vec<bool>,
+    next: usize,
+    by_path: Option<HashMap<&'a str, usize>>,
+}
+
+enum Found {
+    Index(usize),
+    Taken,
+    Unlisted,
+}
+
+impl<'a> Positions<'a> {
+    fn new(listed: &'a [(PhaseName, &'a Entry)]) -> Self {
+        Positions {
+            listed,
+            taken: vec![false; listed.len()],
+            next: 0,
+            by_path: None,
+        }
+    }
+
+    fn find(&mut self, path: &str) -> Found {
+        let index = match self.listed.get(self.next) {
+            Some((_, entry)) if entry.path == path => Some(self.next),
+            _ => {
+                let listed = self.listed;
+                let by_path = self.by_path.get_or_insert_with(|| {
+                    listed
+                        .iter()
+                        .enumerate()
+                        .map(|(index, (_, entry))| (entry.path.as_str(), index))
+                        .collect()
+                });
+                by_path.get(path).copied()
+            }
+        };
+        let Some(index) = index else {
+            return Found::Unlisted;
+        };
+        if std::mem::replace(&mut self.taken[index], true) {
+            return Found::Taken;
+        }
+        self.next = index + 1;
+        Found::Index(index)
+    }
 }
 
 fn entry_path<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String> {

@@ -726,6 +726,84 @@ fn duplicate_missing_and_unexpected_entries() {
 }
 
 #[test]
+fn entries_in_another_order_than_the_manifest_read_in_restore_order() {
+    let f = fixture();
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(&f.cert_path, &f.cert_json)
+        .file(&f.secret_path, &f.secret_json)
+        .finish();
+    let archive = read(&seal(&tar, &f.recipient), &f.identities).unwrap();
+    let paths: Vec<&str> = archive.objects.iter().map(|o| o.entry.path.as_str()).collect();
+    assert_eq!(paths, [f.secret_path.as_str(), f.cert_path.as_str()]);
+    assert_eq!(archive.objects[0].bytes, f.secret_json);
+    assert_eq!(archive.objects[1].bytes, f.cert_json);
+}
+
+#[test]
+fn the_first_failure_in_tar_order_is_reported() {
+    // Checksums are checked off the reading thread; a mismatch still wins over whatever comes after it...
+    let f = fixture();
+    let mut altered = f.secret_json.clone();
+    let i = altered.iter().position(|b| *b == b'Y').unwrap();
+    altered[i] = b'Z';
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(&f.secret_path, &altered)
+        .file("objects/03-secrets/core/secret/prod/extra.json", b"{}")
+        .finish();
+    let err = f.read(tar);
+    assert!(
+        matches!(&err, ArchiveError::ChecksumMismatch { path } if *path == f.secret_path),
+        "{err}"
+    );
+    // ...and loses to what comes before it.
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file("objects/03-secrets/core/secret/prod/extra.json", b"{}")
+        .file(&f.secret_path, &altered)
+        .finish();
+    assert!(matches!(f.read(tar), ArchiveError::UnexpectedEntry { .. }));
+    // A mismatch before a cut: the archive reports the mismatch, not the truncation. The entry after it spans
+    // many of age's 64 KiB chunks, so the mismatch sits in a chunk that authenticates and the cut comes later.
+    let mut f = fixture();
+    let mut long_cert = f.cert_json.clone();
+    // Whitespace JSON allows after the object, varied enough that zstd cannot shrink it below a few chunks.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    long_cert.extend((0..1_000_000).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        [b' ', b'\t', b'\n', b'\r'][(state >> 60) as usize & 3]
+    }));
+    f.manifest["phases"][1]["entries"][0]["size"] = json!(long_cert.len());
+    f.manifest["phases"][1]["entries"][0]["sha256"] = json!(hex::encode(sha2::Sha256::digest(&long_cert)));
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(&f.secret_path, &altered)
+        .file(&f.cert_path, &long_cert)
+        .finish();
+    let sealed = seal(&tar, &f.recipient);
+    let err = expect_err(&sealed[..sealed.len() - 100_000], &f.identities);
+    assert!(matches!(&err, ArchiveError::ChecksumMismatch { .. }), "{err}");
+    // The same cut without the mismatch is a truncation.
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(&f.secret_path, &f.secret_json)
+        .file(&f.cert_path, &long_cert)
+        .finish();
+    let sealed = seal(&tar, &f.recipient);
+    let err = expect_err(&sealed[..sealed.len() - 100_000], &f.identities);
+    assert!(
+        matches!(
+            &err,
+            ArchiveError::Truncated | ArchiveError::AuthenticationFailed { at_end: true }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn manifest_must_come_first() {
     let f = fixture();
     let tar = TarBuilder::new()
