@@ -16,5 +16,7 @@ pub mod writer;
 
 pub use crypto::{Identities, Interaction, Recipients};
 pub use error::ArchiveError;
-pub use reader::{ReadLimits, VerifiedArchive, VerifiedObject, read_archive};
+pub use reader::{
+    CheckedArchive, ObjectRef, ReadLimits, Replay, VerifiedArchive, VerifiedObject, check_archive, read_archive,
+};
 pub use writer::{ManifestMeta, WriteOptions, write_archive};

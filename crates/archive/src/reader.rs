@@ -2,8 +2,9 @@
 //!
 //! Nothing from an archive reaches the caller until every check passed: format name and major version, manifest
 //! schema, every entry's size and sha256, every manifest entry present exactly once and nothing else, only
-//! regular files at safe paths, and a cap on decompressed bytes. The price is memory: the verified objects are
-//! held until the end (see `docs/FORMAT.md`).
+//! regular files at safe paths, and a cap on decompressed bytes. The price is memory: the first pass keeps the
+//! tar as age decrypted it, still compressed, and a second pass decompresses it again to hand out the objects
+//! (see `docs/FORMAT.md`).
 //!
 //! Errors from the stacked readers all arrive as `io::Error` at the tar layer; each layer is wrapped in a
 //! [`Tap`] that records the first failure in its own terms, so the reported error names the real cause
@@ -87,8 +88,151 @@ impl VerifiedArchive {
     }
 }
 
-/// Decrypts, decompresses and verifies a whole archive from `input` (binary or armored, detected).
+/// Decrypts, decompresses and verifies a whole archive from `input` (binary or armored, detected), and returns
+/// its objects in restore order.
 pub fn read_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLimits) -> Result<VerifiedArchive> {
+    check_archive(input, identities, limits)?.into_verified()
+}
+
+/// An archive that passed every check, its objects not yet taken out: the tar is held as age decrypted it, still
+/// compressed (for typical backups a third of its decompressed size or less), and
+/// [`CheckedArchive::for_each_object`] decompresses it again, handing out one object at a time.
+#[derive(Clone, Debug)]
+pub struct CheckedArchive {
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// `manifest.json` byte for byte as stored.
+    pub manifest_json: Vec<u8>,
+    /// The zstd-compressed tar, authenticated by age and verified entry by entry.
+    compressed: Vec<u8>,
+}
+
+/// One verified object lent by [`CheckedArchive::for_each_object`].
+#[derive(Clone, Copy, Debug)]
+pub struct ObjectRef<'a> {
+    /// Its phase.
+    pub phase: PhaseName,
+    /// Its manifest entry.
+    pub entry: &'a Entry,
+    /// The object's JSON, byte for byte as stored (and checksummed).
+    pub bytes: &'a [u8],
+}
+
+/// Why [`CheckedArchive::for_each_object`] stopped.
+#[derive(Debug)]
+pub enum Replay<E> {
+    /// The archive's second reading differed from the first (memory corruption; nothing else can cause it).
+    Archive(ArchiveError),
+    /// The visitor's own error.
+    Visit(E),
+}
+
+impl CheckedArchive {
+    /// Calls `visit` with every object in restore order. Objects are decompressed again from the verified,
+    /// still-compressed tar, into one reused buffer; an entry the tar holds ahead of its turn (not in archives
+    /// cmarchive writes) waits in memory until its turn.
+    pub fn for_each_object<E>(
+        &self,
+        mut visit: impl FnMut(ObjectRef<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), Replay<E>> {
+        let listed = listed(&self.manifest);
+        let differs = |what: &str| {
+            Replay::Archive(ArchiveError::InvalidObject {
+                what: what.to_owned(),
+                reason: "reads differently the second time; retry, and check this machine's memory".into(),
+            })
+        };
+        let io = |e: io::Error| Replay::Archive(ArchiveError::io("decompressing the verified archive")(e));
+        let decoder = zstd::stream::read::Decoder::with_buffer(self.compressed.as_slice()).map_err(io)?;
+        let mut archive = tar::Archive::new(decoder);
+        let mut entries = archive.entries().map_err(io)?;
+        match entries.next() {
+            Some(Ok(first)) if first.path_bytes().as_ref() == MANIFEST_PATH.as_bytes() => {}
+            _ => return Err(differs(MANIFEST_PATH)),
+        }
+        let mut positions = Positions::new(&listed);
+        let mut next = 0;
+        let mut ahead: HashMap<usize, Vec<u8>> = HashMap::new();
+        let mut buffer = Vec::new();
+        for entry in entries {
+            let mut entry = entry.map_err(io)?;
+            let path = entry_path(&entry).map_err(Replay::Archive)?;
+            let Found::Index(index) = positions.find(&path) else {
+                return Err(differs(&path));
+            };
+            let target = if index == next {
+                &mut buffer
+            } else {
+                ahead.entry(index).or_default()
+            };
+            target.clear();
+            entry.read_to_end(target).map_err(io)?;
+            if target.len() as u64 != listed[index].1.size {
+                return Err(differs(&path));
+            }
+            if index != next {
+                continue;
+            }
+            let (phase, entry) = listed[next];
+            visit(ObjectRef {
+                phase,
+                entry,
+                bytes: &buffer,
+            })
+            .map_err(Replay::Visit)?;
+            next += 1;
+            while let Some(bytes) = ahead.remove(&next) {
+                let (phase, entry) = listed[next];
+                visit(ObjectRef {
+                    phase,
+                    entry,
+                    bytes: &bytes,
+                })
+                .map_err(Replay::Visit)?;
+                next += 1;
+            }
+        }
+        match listed.get(next) {
+            Some((_, entry)) => Err(differs(&entry.path)),
+            None => Ok(()),
+        }
+    }
+
+    /// Every object, owned, in restore order (for commands that need them all at once).
+    pub fn into_verified(self) -> Result<VerifiedArchive> {
+        let mut objects = Vec::with_capacity(self.manifest.phases.iter().map(|p| p.entries.len()).sum());
+        self.for_each_object(|object| {
+            objects.push(VerifiedObject {
+                phase: object.phase,
+                entry: object.entry.clone(),
+                bytes: object.bytes.to_vec(),
+            });
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| match e {
+            Replay::Archive(e) => e,
+            Replay::Visit(never) => match never {},
+        })?;
+        Ok(VerifiedArchive {
+            manifest: self.manifest,
+            manifest_json: self.manifest_json,
+            objects,
+        })
+    }
+}
+
+/// The manifest's entries in restore order, with their phases.
+fn listed(manifest: &Manifest) -> Vec<(PhaseName, &Entry)> {
+    manifest
+        .phases
+        .iter()
+        .flat_map(|p| p.entries.iter().map(move |e| (p.name, e)))
+        .collect()
+}
+
+/// Decrypts, decompresses and verifies a whole archive from `input` (binary or armored, detected), keeping the
+/// decrypted tar compressed for [`CheckedArchive::for_each_object`].
+pub fn check_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLimits) -> Result<CheckedArchive> {
     let failure: Failure = Rc::default();
     let input_eof = Rc::new(Cell::new(false));
     let raw = Tap {
@@ -146,8 +290,15 @@ pub fn read_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLim
         failure: failure.clone(),
         input_eof: input_eof.clone(),
     };
-    let decoder = zstd::stream::read::Decoder::new(decrypted)
-        .map_err(|e| layered_error(e, &failure, Layer::Zstd, input_eof.get()))?;
+    let kept = Rc::new(RefCell::new(Vec::new()));
+    let keep = Keep {
+        inner: decrypted,
+        kept: kept.clone(),
+        limit: limits.max_decompressed,
+        failure: failure.clone(),
+    };
+    let decoder =
+        zstd::stream::read::Decoder::new(keep).map_err(|e| layered_error(e, &failure, Layer::Zstd, input_eof.get()))?;
     let decompressed = Tap {
         inner: decoder,
         layer: Layer::Zstd,
@@ -161,9 +312,15 @@ pub fn read_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLim
         failure: failure.clone(),
     };
 
-    verify_tar(limited, limits).map_err(|e| match e {
+    let (manifest, manifest_json) = verify_tar(limited, limits).map_err(|e| match e {
         TarFailure::Archive(e) => e,
         TarFailure::Io(e) => layered_error(e, &failure, Layer::Tar, input_eof.get()),
+    })?;
+    let compressed = std::mem::take(&mut *kept.borrow_mut());
+    Ok(CheckedArchive {
+        manifest,
+        manifest_json,
+        compressed,
     })
 }
 
@@ -305,7 +462,8 @@ impl From<io::Error> for TarFailure {
     }
 }
 
-fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<VerifiedArchive, TarFailure> {
+/// Checks the tar; returns the manifest (parsed, and as stored). Entry contents are dropped once checked.
+fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<(Manifest, Vec<u8>), TarFailure> {
     let mut archive = tar::Archive::new(input);
     let mut entries = archive.entries()?;
 
@@ -329,11 +487,7 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<Ver
     // 2. Everything the manifest promises, nothing else, once each. This thread decrypts, decompresses and splits
     //    the tar; each batch of entries is checked (sha256, and that the object is the one its entry names) on
     //    the other cores meanwhile, so verifying costs little more than reading.
-    let listed: Vec<(PhaseName, &Entry)> = manifest
-        .phases
-        .iter()
-        .flat_map(|p| p.entries.iter().map(move |e| (p.name, e)))
-        .collect();
+    let listed = listed(&manifest);
     let slots: Vec<OnceLock<Checked>> = std::iter::repeat_with(OnceLock::new).take(listed.len()).collect();
     let read = rayon::in_place_scope(|scope| {
         let mut batch = Batch::default();
@@ -379,10 +533,9 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<Ver
     }
     read.map_err(|(_, failure)| failure)?;
 
-    // 4. Only now: the result in restore order; the first object missing or not the one its entry names, in
-    //    restore order, is the one reported.
-    let mut objects = Vec::with_capacity(listed.len());
-    for ((phase, entry), slot) in listed.into_iter().zip(slots) {
+    // 4. Only now: the first object missing or not the one its entry names, in restore order, is the one
+    //    reported.
+    for ((_, entry), slot) in listed.iter().zip(slots) {
         let Some(checked) = slot.into_inner() else {
             return Err(ArchiveError::MissingEntry {
                 path: entry.path.clone(),
@@ -390,29 +543,19 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<Ver
             .into());
         };
         let reason = match checked.key {
-            Ok(Some(key)) if key == entry.key => None,
-            Ok(Some(key)) => Some(format!("holds {key} but the manifest lists {}", entry.key)),
-            Ok(None) => Some("not a Kubernetes object (apiVersion, kind or metadata.name missing)".into()),
-            Err(reason) => Some(reason),
+            Ok(Some(key)) if key == entry.key => continue,
+            Ok(Some(key)) => format!("holds {key} but the manifest lists {}", entry.key),
+            Ok(None) => "not a Kubernetes object (apiVersion, kind or metadata.name missing)".into(),
+            Err(reason) => reason,
         };
-        if let Some(reason) = reason {
-            return Err(ArchiveError::InvalidObject {
-                what: entry.path.clone(),
-                reason,
-            }
-            .into());
+        return Err(ArchiveError::InvalidObject {
+            what: entry.path.clone(),
+            reason,
         }
-        objects.push(VerifiedObject {
-            phase,
-            entry: entry.clone(),
-            bytes: checked.bytes,
-        });
+        .into());
     }
-    Ok(VerifiedArchive {
-        manifest,
-        manifest_json,
-        objects,
-    })
+    drop(listed);
+    Ok((manifest, manifest_json))
 }
 
 /// Reads the entries after the manifest, checks on the spot what needs no hashing (limits, paths, types, each
@@ -475,11 +618,10 @@ fn split_entries<'s, R: Read>(
     Ok(())
 }
 
-/// One entry's bytes with what the checks found, filed under its place in the manifest.
+/// What the checks found in one entry, filed under its place in the manifest.
 struct Checked {
     /// Its place in the tar (1 is the first entry after the manifest).
     sequence: usize,
-    bytes: Vec<u8>,
     checksum_ok: bool,
     /// The identity its JSON holds (`Err`: not JSON).
     key: std::result::Result<Option<ObjectKey>, String>,
@@ -523,7 +665,6 @@ impl Batch {
                 // Each index is handed out once (`Positions` refuses a second entry with the same path).
                 let _ = slots[index].set(Checked {
                     sequence,
-                    bytes,
                     checksum_ok,
                     key,
                 });
@@ -625,19 +766,9 @@ fn read_entry<R: Read>(entry: &mut R, size: u64) -> std::result::Result<Vec<u8>,
     Ok(bytes)
 }
 
-/// Parses and checks `manifest.json`: format name, major version, schema, and the invariants the rest relies on.
-pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
-    // The format and version are read first, into a small header: the whole manifest of a large backup as a
-    // `Value` would cost several times its size just to look at two fields.
-    #[derive(serde::Deserialize)]
-    struct Head {
-        format: Option<Value>,
-        #[serde(rename = "formatVersion")]
-        format_version: Option<Value>,
-    }
-    let head: Head = serde_json::from_slice(bytes)
-        .map_err(|e| ArchiveError::NotAnArchive(format!("{MANIFEST_PATH} is not JSON ({e})")))?;
-    match head.format.as_ref().and_then(Value::as_str) {
+/// The format name and major version, the first things a reader must agree with.
+fn check_format(format: Option<&str>, version: Option<&str>) -> Result<()> {
+    match format {
         Some(FORMAT_NAME) => {}
         Some(other) => {
             return Err(ArchiveError::NotAnArchive(format!(
@@ -650,11 +781,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
             )));
         }
     }
-    let version = head
-        .format_version
-        .as_ref()
-        .and_then(Value::as_str)
-        .ok_or_else(|| ArchiveError::InvalidManifest("formatVersion is missing".into()))?;
+    let version = version.ok_or_else(|| ArchiveError::InvalidManifest("formatVersion is missing".into()))?;
     let major = version
         .split_once('.')
         .and_then(|(major, minor)| minor.parse::<u32>().ok().and(major.parse::<u32>().ok()))
@@ -665,7 +792,35 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
             supported: FORMAT_MAJOR,
         });
     }
-    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| ArchiveError::InvalidManifest(e.to_string()))?;
+    Ok(())
+}
+
+/// Parses and checks `manifest.json`: format name, major version, schema, and the invariants the rest relies on.
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
+    // A manifest this version reads is parsed once. Only a refused one is read again, into a small header, to say
+    // whether it is another format or another major version rather than a broken manifest (the whole manifest of
+    // a large backup as a `Value` would cost several times its size just to look at two fields).
+    let manifest = match serde_json::from_slice::<Manifest>(bytes) {
+        Ok(manifest) => {
+            check_format(Some(&manifest.format), Some(&manifest.format_version))?;
+            manifest
+        }
+        Err(parse_error) => {
+            #[derive(serde::Deserialize)]
+            struct Head {
+                format: Option<Value>,
+                #[serde(rename = "formatVersion")]
+                format_version: Option<Value>,
+            }
+            let head: Head = serde_json::from_slice(bytes)
+                .map_err(|e| ArchiveError::NotAnArchive(format!("{MANIFEST_PATH} is not JSON ({e})")))?;
+            check_format(
+                head.format.as_ref().and_then(Value::as_str),
+                head.format_version.as_ref().and_then(Value::as_str),
+            )?;
+            return Err(ArchiveError::InvalidManifest(parse_error.to_string()));
+        }
+    };
 
     let mut previous: Option<PhaseName> = None;
     let mut seen_paths = HashSet::new();
@@ -738,6 +893,31 @@ impl<R: Read> Read for InputTap<R> {
         if n == 0 && !buf.is_empty() {
             self.eof.set(true);
         }
+        Ok(n)
+    }
+}
+
+/// Passes the decrypted, still compressed tar through and keeps a copy of it for the second pass; the copy is
+/// capped like the decompressed bytes (zstd's skippable frames could otherwise make it grow without output).
+struct Keep<R> {
+    inner: R,
+    kept: Rc<RefCell<Vec<u8>>>,
+    limit: u64,
+    failure: Failure,
+}
+
+impl<R: Read> Read for Keep<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut kept = self.kept.borrow_mut();
+        if (kept.len() + n) as u64 > self.limit {
+            let mut slot = self.failure.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(ArchiveError::TooLarge { limit: self.limit });
+            }
+            return Err(io::Error::other("compressed size limit reached"));
+        }
+        kept.extend_from_slice(&buf[..n]);
         Ok(n)
     }
 }

@@ -155,7 +155,7 @@ fn run(command: Command) -> Result<i32, CliError> {
         Command::Keygen(args) => commands::keygen::run(&args).map(|()| EXIT_OK),
         Command::Pack(args) => commands::pack::run(&args).map(|()| EXIT_OK),
         Command::Unpack(args) => {
-            let archive = commands::open_archive(&args.archive, &args.identity)?;
+            let archive = commands::check_archive_named(&args.archive, &args.identity)?;
             commands::unpack::run(&args, &archive).map(|()| EXIT_OK)
         }
         Command::Inspect(args) => {

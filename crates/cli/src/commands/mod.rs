@@ -11,13 +11,23 @@ pub mod verify;
 use crate::cli::IdentityArgs;
 use crate::error::{CliError, Result};
 use crate::keys;
-use cmarchive_archive::{ReadLimits, VerifiedArchive, read_archive};
+use cmarchive_archive::{CheckedArchive, ObjectRef, ReadLimits, Replay, VerifiedArchive, check_archive};
 use std::fs::File;
 use std::io::{self, BufReader, IsTerminal};
 
 /// Decrypts and verifies the archive named on the command line (`-` = stdin). Nothing is returned, and so nothing
 /// can be printed or applied, unless the whole archive passed every check.
 pub fn open_archive(archive: &str, identity: &IdentityArgs) -> Result<VerifiedArchive> {
+    let checked = check_archive_named(archive, identity)?;
+    checked.into_verified().map_err(|source| CliError::Archive {
+        path: archive.to_owned(),
+        source,
+    })
+}
+
+/// [`open_archive`] for a command that takes the objects one at a time ([`CheckedArchive::for_each_object`]):
+/// the verified archive stays compressed in memory.
+pub fn check_archive_named(archive: &str, identity: &IdentityArgs) -> Result<CheckedArchive> {
     let identities = keys::identities(identity, archive == "-")?;
     let limits = ReadLimits {
         max_decompressed: identity.max_size,
@@ -29,13 +39,28 @@ pub fn open_archive(archive: &str, identity: &IdentityArgs) -> Result<VerifiedAr
                 "the archive `-` means stdin, but stdin is a terminal; pipe the archive in or name the file".into(),
             ));
         }
-        read_archive(io::stdin().lock(), &identities, &limits)
+        check_archive(io::stdin().lock(), &identities, &limits)
     } else {
         let file = File::open(archive).map_err(CliError::io(format!("opening {archive}")))?;
-        read_archive(BufReader::new(file), &identities, &limits)
+        check_archive(BufReader::new(file), &identities, &limits)
     };
     result.map_err(|source| CliError::Archive {
         path: archive.to_owned(),
         source,
+    })
+}
+
+/// Hands each verified object to `visit`, in restore order; an archive error names the archive.
+pub fn for_each_object(
+    name: &str,
+    archive: &CheckedArchive,
+    visit: impl FnMut(ObjectRef<'_>) -> Result<()>,
+) -> Result<()> {
+    archive.for_each_object(visit).map_err(|e| match e {
+        Replay::Archive(source) => CliError::Archive {
+            path: name.to_owned(),
+            source,
+        },
+        Replay::Visit(e) => e,
     })
 }

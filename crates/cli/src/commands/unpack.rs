@@ -2,30 +2,32 @@
 //! one file per object in phase-numbered folders.
 
 use crate::cli::{UnpackArgs, UnpackFormat};
+use crate::commands;
 use crate::error::{CliError, Result};
-use cmarchive_archive::{VerifiedArchive, VerifiedObject, paths};
+use cmarchive_archive::{CheckedArchive, ObjectRef, paths};
 use serde_json::Value;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Prints or writes the objects of an already verified archive, in restore order.
-pub fn run(args: &UnpackArgs, archive: &VerifiedArchive) -> Result<()> {
+pub fn run(args: &UnpackArgs, archive: &CheckedArchive) -> Result<()> {
     match &args.dir {
-        Some(dir) => write_dir(dir, args.output, args.force, archive),
+        Some(dir) => write_dir(dir, args.output, args.force, &args.archive, archive),
         None => {
             let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+            let stdout = CliError::io("writing to stdout");
             match args.output {
-                // Rendered whole before the first byte goes out, so a failure prints nothing.
+                // Rendered whole before the first byte goes out: YAML is the one output a rendering error could
+                // otherwise cut short.
                 UnpackFormat::Yaml => {
-                    let text = yaml_documents(archive)?;
-                    out.write_all(text.as_bytes())
+                    let text = yaml_documents(&args.archive, archive)?;
+                    out.write_all(text.as_bytes()).map_err(stdout)?;
                 }
-                // Nothing left to fail but the writes: the stored bytes are already verified JSON.
-                UnpackFormat::Json => write_json_list(&mut out, archive),
+                // The stored bytes as they are: nothing can fail between the checks and the output but stdout.
+                UnpackFormat::Json => write_json_list(&mut out, &args.archive, archive)?,
             }
-            .and_then(|()| out.flush())
-            .map_err(CliError::io("writing to stdout"))
+            out.flush().map_err(CliError::io("writing to stdout"))
         }
     }
 }
@@ -34,37 +36,36 @@ fn to_yaml(object: &Value) -> Result<String> {
     serde_saphyr::to_string(object).map_err(|e| CliError::Usage(format!("cannot render an object as YAML: {e}")))
 }
 
-/// A verified object, parsed (it parsed when the archive was verified, so this does not fail in practice).
-fn parsed(object: &VerifiedObject) -> Result<Value> {
-    object.object().map_err(|e| CliError::Usage(e.to_string()))
+fn parsed(object: &ObjectRef<'_>) -> Result<Value> {
+    serde_json::from_slice(object.bytes).map_err(|e| CliError::Usage(format!("{}: not JSON: {e}", object.entry.path)))
 }
 
-/// The archive's objects as multi-document YAML, parsing one object at a time. Strings that YAML 1.1 readers
-/// (kubectl) would take for booleans or numbers (`yes`, `on`, `0755`, …) are quoted by the serializer, so the
-/// documents read back as the same objects.
-fn yaml_documents(archive: &VerifiedArchive) -> Result<String> {
+fn yaml_documents(name: &str, archive: &CheckedArchive) -> Result<String> {
     let mut text = String::new();
-    for object in &archive.objects {
+    commands::for_each_object(name, archive, |object| {
         if !text.is_empty() {
             text.push_str("---\n");
         }
-        text.push_str(&to_yaml(&parsed(object)?)?);
-    }
+        text.push_str(&to_yaml(&parsed(&object)?)?);
+        Ok(())
+    })?;
     Ok(text)
 }
 
-/// A `v1` `List` whose items are the stored objects byte for byte, one per line: no parsing and no re-rendering,
-/// so this costs what copying the bytes costs.
-fn write_json_list(out: &mut impl Write, archive: &VerifiedArchive) -> io::Result<()> {
-    out.write_all(br#"{"apiVersion":"v1","kind":"List","metadata":{},"items":["#)?;
-    for (i, object) in archive.objects.iter().enumerate() {
-        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-        out.write_all(&object.bytes)?;
-    }
-    out.write_all(b"\n]}\n")
+fn write_json_list(out: &mut impl Write, name: &str, archive: &CheckedArchive) -> Result<()> {
+    let stdout = || CliError::io("writing to stdout");
+    out.write_all(br#"{"apiVersion":"v1","kind":"List","metadata":{},"items":["#)
+        .map_err(stdout())?;
+    let mut first = true;
+    commands::for_each_object(name, archive, |object| {
+        out.write_all(if first { b"\n" } else { b",\n" }).map_err(stdout())?;
+        first = false;
+        out.write_all(object.bytes).map_err(stdout())
+    })?;
+    out.write_all(b"\n]}\n").map_err(stdout())
 }
 
-fn write_dir(dir: &Path, format: UnpackFormat, force: bool, archive: &VerifiedArchive) -> Result<()> {
+fn write_dir(dir: &Path, format: UnpackFormat, force: bool, name: &str, archive: &CheckedArchive) -> Result<()> {
     match fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() && !force {
@@ -79,8 +80,8 @@ fn write_dir(dir: &Path, format: UnpackFormat, force: bool, archive: &VerifiedAr
             });
         }
     }
-    for object in &archive.objects {
-        // The reader already proved the path safe (relative, no `..`, under objects/).
+    let mut written = 0usize;
+    commands::for_each_object(name, archive, |object| {
         let relative = object
             .entry
             .path
@@ -90,11 +91,11 @@ fn write_dir(dir: &Path, format: UnpackFormat, force: bool, archive: &VerifiedAr
         let text = match format {
             UnpackFormat::Yaml => {
                 path.set_extension("yaml");
-                to_yaml(&parsed(object)?)?
+                to_yaml(&parsed(&object)?)?
             }
             UnpackFormat::Json => {
                 let mut text =
-                    serde_json::to_string_pretty(&parsed(object)?).map_err(|e| CliError::Usage(e.to_string()))?;
+                    serde_json::to_string_pretty(&parsed(&object)?).map_err(|e| CliError::Usage(e.to_string()))?;
                 text.push('\n');
                 text
             }
@@ -104,9 +105,11 @@ fn write_dir(dir: &Path, format: UnpackFormat, force: bool, archive: &VerifiedAr
         }
         let secret = object.entry.key.kind == "Secret" && object.entry.key.api_version == "v1";
         write_file(&path, text.as_bytes(), if secret { 0o600 } else { 0o644 }, force)?;
-    }
+        written += 1;
+        Ok(())
+    })?;
     write_file(&dir.join("manifest.json"), &archive.manifest_json, 0o644, force)?;
-    eprintln!("wrote {} objects to {}", archive.objects.len(), dir.display());
+    eprintln!("wrote {written} objects to {}", dir.display());
     Ok(())
 }
 
