@@ -104,7 +104,81 @@ pub struct CheckedArchive {
     /// `manifest.json` byte for byte as stored.
     pub manifest_json: Vec<u8>,
     /// The zstd-compressed tar, authenticated by age and verified entry by entry.
-    compressed: Vec<u8>,
+    compressed: Chunks,
+}
+
+/// The decrypted, still compressed tar, kept in chunks of a fixed size: one growing buffer would be copied at every
+/// doubling and, for the length of each copy, held twice.
+#[derive(Clone, Default)]
+struct Chunks {
+    chunks: Vec<Vec<u8>>,
+    len: u64,
+}
+
+impl Chunks {
+    const SIZE: usize = 1 << 20;
+
+    fn extend(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let last = match self.chunks.last_mut() {
+                Some(last) if last.len() < Self::SIZE => last,
+                _ => {
+                    self.chunks.push(Vec::with_capacity(Self::SIZE));
+                    self.chunks.last_mut().expect("just pushed")
+                }
+            };
+            let n = bytes.len().min(Self::SIZE - last.len());
+            last.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+        }
+    }
+
+    fn reader(&self) -> ChunksReader<'_> {
+        ChunksReader {
+            rest: &self.chunks,
+            offset: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Chunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chunks({} bytes)", self.len)
+    }
+}
+
+/// Reads [`Chunks`] front to back.
+struct ChunksReader<'a> {
+    rest: &'a [Vec<u8>],
+    offset: usize,
+}
+
+impl BufRead for ChunksReader<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while let Some(first) = self.rest.first() {
+            if self.offset < first.len() {
+                return Ok(&first[self.offset..]);
+            }
+            self.rest = &self.rest[1..];
+            self.offset = 0;
+        }
+        Ok(&[])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.offset += amount;
+    }
+}
+
+impl Read for ChunksReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
 }
 
 /// One verified object lent by [`CheckedArchive::for_each_object`].
@@ -143,7 +217,7 @@ impl CheckedArchive {
             })
         };
         let io = |e: io::Error| Replay::Archive(ArchiveError::io("decompressing the verified archive")(e));
-        let decoder = zstd::stream::read::Decoder::with_buffer(self.compressed.as_slice()).map_err(io)?;
+        let decoder = zstd::stream::read::Decoder::with_buffer(self.compressed.reader()).map_err(io)?;
         let mut archive = tar::Archive::new(decoder);
         let mut entries = archive.entries().map_err(io)?;
         match entries.next() {
@@ -290,7 +364,7 @@ pub fn check_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLi
         failure: failure.clone(),
         input_eof: input_eof.clone(),
     };
-    let kept = Rc::new(RefCell::new(Vec::new()));
+    let kept = Rc::new(RefCell::new(Chunks::default()));
     let keep = Keep {
         inner: decrypted,
         kept: kept.clone(),
@@ -445,6 +519,7 @@ fn guess_kind(head: &[u8]) -> String {
 }
 
 /// Error inside [`verify_tar`]: either already an archive error, or an I/O error still to be attributed.
+#[derive(Debug)]
 enum TarFailure {
     Archive(ArchiveError),
     Io(io::Error),
@@ -489,11 +564,12 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<(Ma
     //    the other cores meanwhile, so verifying costs little more than reading.
     let listed = listed(&manifest);
     let slots: Vec<OnceLock<Checked>> = std::iter::repeat_with(OnceLock::new).take(listed.len()).collect();
+    let buffers = Buffers::default();
     let read = rayon::in_place_scope(|scope| {
         let mut batch = Batch::default();
-        let read = split_entries(entries, limits, &listed, &mut batch, scope, &slots);
+        let read = split_entries(entries, limits, &listed, &mut batch, scope, &buffers, &slots);
         // Also after a failure: an entry read before it may hold the mismatch that is to be reported.
-        batch.check_on(scope, &listed, &slots);
+        batch.check_on(scope, &buffers, &listed, &slots);
         read
     });
     // 3. Read to the real end, so zstd checks its frame checksum and age authenticates the final chunk; only the
@@ -566,6 +642,7 @@ fn split_entries<'s, R: Read>(
     listed: &'s [(PhaseName, &'s Entry)],
     batch: &mut Batch,
     scope: &rayon::Scope<'s>,
+    buffers: &'s Buffers,
     slots: &'s [OnceLock<Checked>],
 ) -> std::result::Result<(), (usize, TarFailure)> {
     let mut positions = Positions::new(listed);
@@ -610,9 +687,8 @@ fn split_entries<'s, R: Read>(
                 .into(),
             ));
         }
-        let bytes = read_entry(&mut entry, size).map_err(fail)?;
-        if batch.push(sequence, index, bytes) {
-            batch.check_on(scope, listed, slots);
+        if batch.read(&mut entry, size, sequence, index).map_err(fail)? {
+            batch.check_on(scope, buffers, listed, slots);
         }
     }
     Ok(())
@@ -627,28 +703,46 @@ struct Checked {
     key: std::result::Result<Option<ObjectKey>, String>,
 }
 
-/// Entries read but not yet handed to a checking task.
+/// Entries read but not yet handed to a checking task, back to back in one buffer.
 #[derive(Default)]
 struct Batch {
-    entries: Vec<(usize, usize, Vec<u8>)>,
-    bytes: usize,
+    data: Vec<u8>,
+    /// (place in the tar, place in the manifest, end of its bytes in `data`)
+    entries: Vec<(usize, usize, usize)>,
 }
 
 impl Batch {
     /// Small enough to keep the other cores busy from the first entries on, large enough that spawning is cheap.
     const BYTES: usize = 256 * 1024;
 
-    /// Adds an entry; `true` when the batch is full.
-    fn push(&mut self, sequence: usize, index: usize, bytes: Vec<u8>) -> bool {
-        self.bytes += bytes.len();
-        self.entries.push((sequence, index, bytes));
-        self.bytes >= Self::BYTES
+    /// Reads the next entry's `size` bytes into the batch; `Ok(true)` when the batch is full.
+    fn read<R: Read>(
+        &mut self,
+        entry: &mut R,
+        size: u64,
+        sequence: usize,
+        index: usize,
+    ) -> std::result::Result<bool, TarFailure> {
+        let start = self.data.len();
+        entry.take(size).read_to_end(&mut self.data)?;
+        if (self.data.len() - start) as u64 != size {
+            self.data.truncate(start);
+            return Err(TarFailure::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "entry cut short",
+            )));
+        }
+        self.entries.push((sequence, index, self.data.len()));
+        Ok(self.data.len() >= Self::BYTES)
     }
 
-    /// Checks the batch on the pool, filing each result in its manifest slot.
+    /// Checks the batch on the pool, filing each result in its manifest slot. With [`Buffers::MAX_IN_FLIGHT`]
+    /// batches already waiting, this thread checks it itself: what is read but unchecked stays bounded, and
+    /// nothing ever waits for a pool that may be busy (or be this very thread).
     fn check_on<'s>(
         &mut self,
         scope: &rayon::Scope<'s>,
+        buffers: &'s Buffers,
         listed: &'s [(PhaseName, &'s Entry)],
         slots: &'s [OnceLock<Checked>],
     ) {
@@ -656,20 +750,67 @@ impl Batch {
             return;
         }
         let entries = std::mem::take(&mut self.entries);
-        self.bytes = 0;
+        let Some(fresh) = buffers.lend() else {
+            check_entries(&self.data, &entries, listed, slots);
+            self.data.clear();
+            return;
+        };
+        let data = std::mem::replace(&mut self.data, fresh);
         scope.spawn(move |_| {
-            for (sequence, index, bytes) in entries {
-                let entry = listed[index].1;
-                let checksum_ok = digest_matches(&bytes, &entry.sha256);
-                let key = ObjectKey::from_json(&bytes);
-                // Each index is handed out once (`Positions` refuses a second entry with the same path).
-                let _ = slots[index].set(Checked {
-                    sequence,
-                    checksum_ok,
-                    key,
-                });
-            }
+            check_entries(&data, &entries, listed, slots);
+            buffers.give_back(data);
         });
+    }
+}
+
+/// Checks entries read back to back into `data`: sha256 against the manifest, and the identity the JSON holds.
+fn check_entries(
+    data: &[u8],
+    entries: &[(usize, usize, usize)],
+    listed: &[(PhaseName, &Entry)],
+    slots: &[OnceLock<Checked>],
+) {
+    let mut start = 0;
+    for &(sequence, index, end) in entries {
+        let bytes = &data[start..end];
+        start = end;
+        let entry = listed[index].1;
+        // Each index is handed out once (`Positions` refuses a second entry with the same path).
+        let _ = slots[index].set(Checked {
+            sequence,
+            checksum_ok: digest_matches(bytes, &entry.sha256),
+            key: ObjectKey::from_json(bytes),
+        });
+    }
+}
+
+/// Batch buffers going back and forth between the reading thread and the checking tasks, reused so that reading
+/// a large archive does not touch fresh memory for every batch.
+#[derive(Default)]
+struct Buffers {
+    /// Buffers ready for reuse, and how many batches are out being checked.
+    state: std::sync::Mutex<(Vec<Vec<u8>>, usize)>,
+}
+
+impl Buffers {
+    /// Batches read ahead of the checks at most (4 MB at [`Batch::BYTES`]).
+    const MAX_IN_FLIGHT: usize = 16;
+
+    /// A buffer for the next batch while the current one goes out, or `None` when enough batches are out.
+    fn lend(&self) -> Option<Vec<u8>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.1 >= Self::MAX_IN_FLIGHT {
+            return None;
+        }
+        state.1 += 1;
+        Some(state.0.pop().unwrap_or_default())
+    }
+
+    fn give_back(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0.push(buffer);
+        state.1 -= 1;
     }
 }
 
@@ -901,7 +1042,7 @@ impl<R: Read> Read for InputTap<R> {
 /// capped like the decompressed bytes (zstd's skippable frames could otherwise make it grow without output).
 struct Keep<R> {
     inner: R,
-    kept: Rc<RefCell<Vec<u8>>>,
+    kept: Rc<RefCell<Chunks>>,
     limit: u64,
     failure: Failure,
 }
@@ -910,14 +1051,14 @@ impl<R: Read> Read for Keep<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let mut kept = self.kept.borrow_mut();
-        if (kept.len() + n) as u64 > self.limit {
+        if kept.len + n as u64 > self.limit {
             let mut slot = self.failure.borrow_mut();
             if slot.is_none() {
                 *slot = Some(ArchiveError::TooLarge { limit: self.limit });
             }
             return Err(io::Error::other("compressed size limit reached"));
         }
-        kept.extend_from_slice(&buf[..n]);
+        kept.extend(&buf[..n]);
         Ok(n)
     }
 }
@@ -948,5 +1089,95 @@ impl<R: Read> Read for LimitTap<R> {
         let n = self.inner.read(&mut buf[..max])?;
         self.remaining -= n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the sizes of the reads that fill it, the kept copy reads back as the very same bytes.
+        #[test]
+        fn chunks_read_back_what_was_kept(
+            pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..40),
+            big in 0usize..3,
+        ) {
+            let mut chunks = Chunks::default();
+            let mut expected = Vec::new();
+            // Pieces straddle chunk boundaries once a piece of a chunk's size or more is added.
+            let filler = vec![7u8; big * Chunks::SIZE + 13];
+            for piece in pieces.iter().chain(std::iter::once(&filler)).chain(&pieces) {
+                chunks.extend(piece);
+                expected.extend_from_slice(piece);
+            }
+            prop_assert_eq!(chunks.len, expected.len() as u64);
+            prop_assert!(chunks.chunks.iter().all(|c| c.len() <= Chunks::SIZE));
+            let mut read = Vec::new();
+            chunks.reader().read_to_end(&mut read).unwrap();
+            prop_assert!(read == expected);
+        }
+    }
+
+    /// Once enough batches are out, the reading thread checks the next one itself, and the results land in the
+    /// same slots either way.
+    #[test]
+    fn a_saturated_pool_means_checking_inline() {
+        let objects: Vec<Vec<u8>> = (0..40)
+            .map(|i| format!(r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"s{i}"}}}}"#).into_bytes())
+            .collect();
+        let entries: Vec<Entry> = objects
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| Entry {
+                key: ObjectKey::from_json(bytes).unwrap().unwrap(),
+                path: format!("objects/03-secrets/core/secret/_cluster/s{i}.json"),
+                size: bytes.len() as u64,
+                sha256: hex::encode(Sha256::digest(bytes)),
+                reasons: Vec::new(),
+            })
+            .collect();
+        let listed: Vec<(PhaseName, &Entry)> = entries.iter().map(|e| (PhaseName::Secrets, e)).collect();
+        let slots: Vec<OnceLock<Checked>> = std::iter::repeat_with(OnceLock::new).take(listed.len()).collect();
+        let buffers = Buffers::default();
+        let lent: Vec<Vec<u8>> = (0..Buffers::MAX_IN_FLIGHT).map_while(|_| buffers.lend()).collect();
+        assert_eq!(lent.len(), Buffers::MAX_IN_FLIGHT);
+        assert!(buffers.lend().is_none(), "no more than MAX_IN_FLIGHT batches go out");
+        rayon::in_place_scope(|scope| {
+            let mut batch = Batch::default();
+            for (i, bytes) in objects.iter().enumerate() {
+                // The second half carries a wrong byte: its checksum must fail.
+                let mut bytes = bytes.clone();
+                if i >= 20 {
+                    bytes[2] = b'X';
+                }
+                batch.read(&mut bytes.as_slice(), bytes.len() as u64, i + 1, i).unwrap();
+                if i % 7 == 6 {
+                    batch.check_on(scope, &buffers, &listed, &slots);
+                    // Checked on this thread: every slot so far is filled when `check_on` returns.
+                    assert!(slots[..=i].iter().all(|slot| slot.get().is_some()), "entry {i}");
+                }
+            }
+            batch.check_on(scope, &buffers, &listed, &slots);
+        });
+        for (i, slot) in slots.iter().enumerate() {
+            let checked = slot.get().expect("every entry checked");
+            assert_eq!(checked.sequence, i + 1);
+            assert_eq!(checked.checksum_ok, i < 20, "entry {i}");
+        }
+        for buffer in lent {
+            buffers.give_back(buffer);
+        }
+        assert!(buffers.lend().is_some(), "buffers given back are lent again");
+    }
+
+    #[test]
+    fn a_short_entry_is_cut_short() {
+        let mut batch = Batch::default();
+        let short: &[u8] = b"{}";
+        let err = batch.read(&mut &*short, 10, 1, 0).expect_err("two bytes are not ten");
+        assert!(matches!(err, TarFailure::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof));
+        assert!(batch.data.is_empty() && batch.entries.is_empty());
     }
 }
