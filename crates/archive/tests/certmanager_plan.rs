@@ -320,24 +320,42 @@ fn shared_secret_names_are_announced() {
 }
 
 #[test]
-fn select_owned_moves_exactly_what_select_copies() {
-    use cmarchive_archive::certmanager::{select, select_owned};
+fn the_planner_moves_exactly_what_select_copies() {
+    use cmarchive_archive::certmanager::select;
+    use cmarchive_archive::object::ObjectKey;
     let mut dump = fixtures::dump();
-    // A duplicate identity keeps the first: the owned variant must take that one, not the later copy.
+    // A duplicate identity keeps the first: the planner, which moves what it keeps, must take that one, not the
+    // later copy.
     let mut duplicate = dump[0].clone();
     duplicate["metadata"]["labels"] = serde_json::json!({"copy": "second"});
     dump.push(duplicate);
+    let first = ObjectKey::of(&dump[0]).unwrap();
     let copied = select(&dump, &options());
-    let first = cmarchive_archive::object::ObjectKey::of(&dump[0]);
-    let moved = select_owned(dump, &options());
     assert!(
         copied
             .selected
             .iter()
-            .any(|s| cmarchive_archive::object::ObjectKey::of(&s.object) == first),
-        "the duplicated object is selected"
+            .any(|s| ObjectKey::of(&s.object).as_ref() == Some(&first))
     );
-    assert_eq!(copied, moved);
+    let planned = plan(dump, &options());
+    let stored: Vec<(PhaseName, ObjectKey, serde_json::Value)> = planned
+        .phases
+        .iter()
+        .flat_map(|p| p.objects.iter().map(move |o| (p.name, o)))
+        .map(|(phase, o)| (phase, o.key().clone(), serde_json::from_slice(o.bytes()).unwrap()))
+        .collect();
+    assert_eq!(stored.len(), copied.selected.len());
+    for selected in &copied.selected {
+        let key = ObjectKey::of(&selected.object).unwrap();
+        let (phase, _, object) = stored.iter().find(|(_, k, _)| *k == key).expect("planned too");
+        assert_eq!(*phase, selected.phase, "{key}");
+        if key == first {
+            assert!(
+                object["metadata"]["labels"].get("copy").is_none(),
+                "the first copy is kept: {object}"
+            );
+        }
+    }
 }
 
 #[test]

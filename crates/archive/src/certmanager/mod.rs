@@ -26,4 +26,4 @@ pub use secret_refs::{
     FoundBy, REFERENCE_TABLE, RefContext, SecretRef, ServiceAccountRef, referenced_secrets, secret_refs,
     secret_refs_in, service_account_refs,
 };
-pub use select::{SelectOptions, Selected, Selection, select, select_owned};
+pub use select::{SelectOptions, Selected, Selection, select};

@@ -93,19 +93,11 @@ const SHIM_OWNER_GROUPS: &[&str] = &[
 ];
 
 /// Decides what an archive holds. `objects` is everything the source holds (any kinds; `List`s flattened by the
-/// caller); duplicates by identity keep the first. The selected objects are copies; [`select_owned`] moves them.
+/// caller); duplicates by identity keep the first. The selected objects are copies (the planner moves its
+/// candidates instead: a pack of thousands of Secrets would otherwise hold each one twice).
 pub fn select(objects: &[Value], options: &SelectOptions) -> Selection {
-    selection(decide(objects, options).choose(|position| objects[position].clone(), |object| object))
-}
-
-/// [`select`] that moves the selected objects out of `objects` instead of copying them: a pack of thousands of
-/// Secrets would otherwise hold each one twice.
-pub fn select_owned(objects: Vec<Value>, options: &SelectOptions) -> Selection {
-    let decision = decide(&objects, options);
-    selection(decision.take_from(objects, |object| object))
-}
-
-fn selection((selected, excluded, warnings): Chosen<Value>) -> Selection {
+    let (selected, excluded, warnings) =
+        decide(objects, options).choose(|position| objects[position].clone(), |object| object);
     Selection {
         selected: selected
             .into_iter()
@@ -116,7 +108,7 @@ fn selection((selected, excluded, warnings): Chosen<Value>) -> Selection {
     }
 }
 
-/// [`select_owned`] over [`Candidate`]s, judged by their views: what the planner runs.
+/// [`select`] over [`Candidate`]s, judged by their views and moved instead of copied: what the planner runs.
 pub(crate) fn select_candidates(candidates: Vec<Candidate>, options: &SelectOptions) -> Chosen<Candidate> {
     let decision = decide(candidates.iter().map(Candidate::view), options);
     decision.take_from(candidates, Candidate::new)
