@@ -247,15 +247,8 @@ impl CheckedArchive {
             if index != next {
                 continue;
             }
-            let (phase, entry) = listed[next];
-            visit(ObjectRef {
-                phase,
-                entry,
-                bytes: &buffer,
-            })
-            .map_err(Replay::Visit)?;
-            next += 1;
-            while let Some(bytes) = ahead.remove(&next) {
+            let mut bytes = std::mem::take(&mut buffer);
+            loop {
                 let (phase, entry) = listed[next];
                 visit(ObjectRef {
                     phase,
@@ -264,7 +257,13 @@ impl CheckedArchive {
                 })
                 .map_err(Replay::Visit)?;
                 next += 1;
+                match ahead.remove(&next) {
+                    Some(waiting) => bytes = waiting,
+                    None => break,
+                }
             }
+            // Reused for the next entry (the common case: one object after another, in one buffer).
+            buffer = bytes;
         }
         match listed.get(next) {
             Some((_, entry)) => Err(differs(&entry.path)),

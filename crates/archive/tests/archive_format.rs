@@ -592,6 +592,14 @@ impl Fixture {
             .file(&self.cert_path, &self.cert_json)
     }
 
+    /// The Secret's JSON with one byte changed: same size, another checksum.
+    fn altered_secret(&self) -> Vec<u8> {
+        let mut altered = self.secret_json.clone();
+        let i = altered.iter().position(|b| *b == b'Y').unwrap();
+        altered[i] = b'Z';
+        altered
+    }
+
     fn read(&self, tar: Vec<u8>) -> ArchiveError {
         expect_err(&seal(&tar, &self.recipient), &self.identities)
     }
@@ -637,9 +645,7 @@ fn other_format_name_and_bad_schema() {
 #[test]
 fn checksum_mismatch() {
     let f = fixture();
-    let mut altered = f.secret_json.clone();
-    let i = altered.iter().position(|b| *b == b'Y').unwrap();
-    altered[i] = b'Z';
+    let altered = f.altered_secret();
     let tar = TarBuilder::new()
         .file(MANIFEST_PATH, &f.manifest_bytes())
         .file(&f.secret_path, &altered)
@@ -744,9 +750,7 @@ fn entries_in_another_order_than_the_manifest_read_in_restore_order() {
 fn the_first_failure_in_tar_order_is_reported() {
     // Checksums are checked off the reading thread; a mismatch still wins over whatever comes after it...
     let f = fixture();
-    let mut altered = f.secret_json.clone();
-    let i = altered.iter().position(|b| *b == b'Y').unwrap();
-    altered[i] = b'Z';
+    let altered = f.altered_secret();
     let tar = TarBuilder::new()
         .file(MANIFEST_PATH, &f.manifest_bytes())
         .file(&f.secret_path, &altered)
