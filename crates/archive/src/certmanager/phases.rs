@@ -22,7 +22,11 @@ pub fn plan(objects: Vec<Value>, options: &SelectOptions) -> Plan {
 pub fn plan_candidates(candidates: Vec<Candidate>, options: &SelectOptions) -> Plan {
     let (chosen, excluded, mut warnings) = select_candidates(candidates, options);
 
-    let mut staged: Vec<Vec<Staged>> = PhaseName::ALL.iter().map(|_| Vec::new()).collect();
+    // Sized up front: a candidate is large, and growing a phase would move every one staged so far.
+    let mut staged: Vec<Vec<Staged>> = PhaseName::ALL
+        .iter()
+        .map(|name| Vec::with_capacity(chosen.iter().filter(|(_, phase, _)| phase == name).count()))
+        .collect();
     for (candidate, phase, reasons) in chosen {
         // The selection keeps only objects with an identity.
         if candidate.stored.is_none() {

@@ -11,7 +11,7 @@ use crate::manifest::{Exclusion, PhaseName, Warning};
 use crate::object::ObjectKey;
 use rayon::prelude::*;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Label cert-manager puts on the temporary Secret holding the next private key during an issuance.
 pub const NEXT_PRIVATE_KEY_LABEL: &str = "cert-manager.io/next-private-key";
@@ -119,14 +119,20 @@ pub(crate) type Chosen<T> = (Vec<(T, PhaseName, Vec<String>)>, Vec<Exclusion>, V
 
 fn decide<'a>(objects: impl IntoIterator<Item = &'a Value>, options: &SelectOptions) -> Decision {
     let mut state = State::default();
-    let mut seen = std::collections::HashSet::new();
-    let mut inputs: Vec<(ObjectKey, &Value)> = Vec::new();
-    let mut positions: Vec<usize> = Vec::new();
     let objects: Vec<&Value> = objects.into_iter().collect();
     let keys: Vec<Option<ObjectKey>> = objects.par_iter().map(|object| ObjectKey::of(object)).collect();
-    for (position, (object, key)) in objects.into_iter().zip(keys).enumerate() {
+    // The first object of each identity; the keys are only borrowed to find them, then moved.
+    let first: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        keys.iter()
+            .map(|key| key.as_ref().is_some_and(|key| seen.insert(key)))
+            .collect()
+    };
+    let mut inputs: Vec<(ObjectKey, &Value)> = Vec::with_capacity(objects.len());
+    let mut positions: Vec<usize> = Vec::with_capacity(objects.len());
+    for (position, ((object, key), first)) in objects.into_iter().zip(keys).zip(first).enumerate() {
         match key {
-            Some(key) if seen.insert(key.clone()) => {
+            Some(key) if first => {
                 inputs.push((key, object));
                 positions.push(position);
             }
@@ -540,8 +546,9 @@ fn select_namespaces(state: &mut State, inputs: &[(ObjectKey, &Value)]) {
 
 #[derive(Default)]
 struct State {
-    kept: BTreeMap<ObjectKey, Keep>,
-    excluded: BTreeMap<ObjectKey, String>,
+    /// Hashed, not ordered: looked up for every object, and read in input order (or sorted) at the end.
+    kept: HashMap<ObjectKey, Keep>,
+    excluded: HashMap<ObjectKey, String>,
     /// (code, object, message): unique and in the order the manifest lists them, at any count.
     warnings: BTreeSet<(String, Option<ObjectKey>, String)>,
     synthesized: Vec<Value>,
@@ -584,11 +591,12 @@ impl State {
                 picked.push((Picked::Synthesized(object), keep));
             }
         }
-        let excluded = self
+        let mut excluded: Vec<Exclusion> = self
             .excluded
             .into_iter()
             .map(|(key, reason)| Exclusion { key, reason })
             .collect();
+        excluded.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let warnings = self
             .warnings
             .into_iter()
