@@ -95,8 +95,8 @@ pub fn read_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLim
 }
 
 /// An archive that passed every check, its objects not yet taken out: the tar is held as age decrypted it, still
-/// compressed (for typical backups a third of its decompressed size or less), and
-/// [`CheckedArchive::for_each_object`] decompresses it again, handing out one object at a time.
+/// compressed (about the archive file's size), and [`CheckedArchive::for_each_object`] decompresses it again,
+/// handing out one object at a time.
 #[derive(Clone, Debug)]
 pub struct CheckedArchive {
     /// The parsed manifest.
