@@ -69,11 +69,16 @@ pub struct VerifiedObject {
 impl VerifiedObject {
     /// The object, parsed.
     pub fn object(&self) -> Result<Value> {
-        serde_json::from_slice(&self.bytes).map_err(|e| ArchiveError::InvalidObject {
-            what: self.entry.path.clone(),
-            reason: format!("not JSON: {e}"),
-        })
+        parse_object(&self.entry, &self.bytes)
     }
+}
+
+/// A verified object's bytes, parsed; an error names its entry.
+fn parse_object(entry: &Entry, bytes: &[u8]) -> Result<Value> {
+    serde_json::from_slice(bytes).map_err(|e| ArchiveError::InvalidObject {
+        what: entry.path.clone(),
+        reason: format!("not JSON: {e}"),
+    })
 }
 
 impl VerifiedArchive {
@@ -190,6 +195,13 @@ pub struct ObjectRef<'a> {
     pub entry: &'a Entry,
     /// The object's JSON, byte for byte as stored (and checksummed).
     pub bytes: &'a [u8],
+}
+
+impl ObjectRef<'_> {
+    /// The object, parsed.
+    pub fn object(&self) -> Result<Value> {
+        parse_object(self.entry, self.bytes)
+    }
 }
 
 /// Why [`CheckedArchive::for_each_object`] stopped.

@@ -16,18 +16,17 @@ pub fn run(args: &UnpackArgs, archive: &CheckedArchive) -> Result<()> {
         Some(dir) => write_dir(dir, args.output, args.force, &args.archive, archive),
         None => {
             let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-            let stdout = CliError::io("writing to stdout");
             match args.output {
                 // Rendered whole before the first byte goes out: YAML is the one output a rendering error could
                 // otherwise cut short.
                 UnpackFormat::Yaml => {
                     let text = yaml_documents(&args.archive, archive)?;
-                    out.write_all(text.as_bytes()).map_err(stdout)?;
+                    out.write_all(text.as_bytes()).map_err(stdout())?;
                 }
                 // The stored bytes as they are: nothing can fail between the checks and the output but stdout.
                 UnpackFormat::Json => write_json_list(&mut out, &args.archive, archive)?,
             }
-            out.flush().map_err(CliError::io("writing to stdout"))
+            out.flush().map_err(stdout())
         }
     }
 }
@@ -36,10 +35,19 @@ fn to_yaml(object: &Value) -> Result<String> {
     serde_saphyr::to_string(object).map_err(|e| CliError::Usage(format!("cannot render an object as YAML: {e}")))
 }
 
-fn parsed(object: &ObjectRef<'_>) -> Result<Value> {
-    serde_json::from_slice(object.bytes).map_err(|e| CliError::Usage(format!("{}: not JSON: {e}", object.entry.path)))
+/// What a failed write to stdout says.
+fn stdout() -> impl FnOnce(io::Error) -> CliError {
+    CliError::io("writing to stdout")
 }
 
+/// A verified object, parsed (it parsed when the archive was verified, so this does not fail in practice).
+fn parsed(object: &ObjectRef<'_>) -> Result<Value> {
+    object.object().map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// The archive's objects as multi-document YAML, parsing one object at a time. Strings that YAML 1.1 readers
+/// (kubectl) would take for booleans or numbers (`yes`, `on`, `0755`, …) are quoted by the serializer, so the
+/// documents read back as the same objects.
 fn yaml_documents(name: &str, archive: &CheckedArchive) -> Result<String> {
     let mut text = String::new();
     commands::for_each_object(name, archive, |object| {
@@ -52,8 +60,9 @@ fn yaml_documents(name: &str, archive: &CheckedArchive) -> Result<String> {
     Ok(text)
 }
 
+/// A `v1` `List` whose items are the stored objects byte for byte, one per line, each written as the second pass
+/// hands it out: no parsing and no re-rendering, so this costs what copying the bytes costs.
 fn write_json_list(out: &mut impl Write, name: &str, archive: &CheckedArchive) -> Result<()> {
-    let stdout = || CliError::io("writing to stdout");
     out.write_all(br#"{"apiVersion":"v1","kind":"List","metadata":{},"items":["#)
         .map_err(stdout())?;
     let mut first = true;
@@ -82,6 +91,7 @@ fn write_dir(dir: &Path, format: UnpackFormat, force: bool, name: &str, archive:
     }
     let mut written = 0usize;
     commands::for_each_object(name, archive, |object| {
+        // The reader already proved the path safe (relative, no `..`, under objects/).
         let relative = object
             .entry
             .path
