@@ -641,7 +641,6 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<(Ma
         }
         .into());
     }
-    drop(listed);
     Ok((manifest, manifest_json))
 }
 
@@ -734,15 +733,7 @@ impl Batch {
         sequence: usize,
         index: usize,
     ) -> std::result::Result<bool, TarFailure> {
-        let start = self.data.len();
-        entry.take(size).read_to_end(&mut self.data)?;
-        if (self.data.len() - start) as u64 != size {
-            self.data.truncate(start);
-            return Err(TarFailure::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "entry cut short",
-            )));
-        }
+        read_entry_into(entry, size, &mut self.data)?;
         self.entries.push((sequence, index, self.data.len()));
         Ok(self.data.len() >= Self::BYTES)
     }
@@ -908,14 +899,22 @@ fn check_regular<R: Read>(entry: &tar::Entry<'_, R>, path: &str) -> Result<()> {
 /// Reads exactly `size` bytes of an entry (the caller bounded `size`; the decompressed-size cap bounds the rest).
 fn read_entry<R: Read>(entry: &mut R, size: u64) -> std::result::Result<Vec<u8>, TarFailure> {
     let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
-    entry.take(size).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 != size {
+    read_entry_into(entry, size, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// [`read_entry`] appending to `out`, which is left as it was when the entry is cut short.
+fn read_entry_into<R: Read>(entry: &mut R, size: u64, out: &mut Vec<u8>) -> std::result::Result<(), TarFailure> {
+    let start = out.len();
+    entry.take(size).read_to_end(out)?;
+    if (out.len() - start) as u64 != size {
+        out.truncate(start);
         return Err(TarFailure::Io(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "entry cut short",
         )));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 /// The format name and major version, the first things a reader must agree with.
@@ -1014,6 +1013,14 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// Keeps `error` in the shared slot unless a failure is there already: the first one seen is the cause.
+fn record(failure: &Failure, error: impl FnOnce() -> ArchiveError) {
+    let mut slot = failure.borrow_mut();
+    if slot.is_none() {
+        *slot = Some(error());
+    }
+}
+
 /// Passes reads through, recording the first error of its layer in the shared [`Failure`] slot.
 struct Tap<R> {
     inner: R,
@@ -1024,12 +1031,9 @@ struct Tap<R> {
 
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| {
-            let mut slot = self.failure.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(classify(self.layer, e, self.input_eof.get()));
-            }
-        })
+        self.inner
+            .read(buf)
+            .inspect_err(|e| record(&self.failure, || classify(self.layer, e, self.input_eof.get())))
     }
 }
 
@@ -1063,10 +1067,7 @@ impl<R: Read> Read for Keep<R> {
         let n = self.inner.read(buf)?;
         let mut kept = self.kept.borrow_mut();
         if kept.len + n as u64 > self.limit {
-            let mut slot = self.failure.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(ArchiveError::TooLarge { limit: self.limit });
-            }
+            record(&self.failure, || ArchiveError::TooLarge { limit: self.limit });
             return Err(io::Error::other("compressed size limit reached"));
         }
         kept.extend(&buf[..n]);
@@ -1090,10 +1091,7 @@ impl<R: Read> Read for LimitTap<R> {
             if self.inner.read(&mut probe)? == 0 {
                 return Ok(0);
             }
-            let mut slot = self.failure.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(ArchiveError::TooLarge { limit: self.limit });
-            }
+            record(&self.failure, || ArchiveError::TooLarge { limit: self.limit });
             return Err(io::Error::other("decompressed size limit reached"));
         }
         let max = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
