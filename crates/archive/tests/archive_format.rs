@@ -482,6 +482,31 @@ fn too_large() {
     assert!(matches!(err, ArchiveError::TooLarge { limit: 100_000 }), "{err}");
 }
 
+#[test]
+fn the_kept_compressed_copy_is_capped_too() {
+    // A zstd skippable frame decompresses to nothing, so only the cap on the compressed copy the reader keeps for
+    // its second pass can refuse it.
+    let f = fixture();
+    let tar = f.valid_tar().finish();
+    let mut compressed = zstd::encode_all(tar.as_slice(), 3).unwrap();
+    let skipped = vec![0u8; 300_000];
+    compressed.extend_from_slice(&0x184D_2A50_u32.to_le_bytes());
+    compressed.extend_from_slice(&(skipped.len() as u32).to_le_bytes());
+    compressed.extend_from_slice(&skipped);
+    let sealed = seal_compressed(&compressed, &f.recipient);
+    read(&sealed, &f.identities).expect("a skippable frame is valid zstd");
+    let limit = tar.len() as u64 + 1024;
+    let limits = ReadLimits {
+        max_decompressed: limit,
+        ..ReadLimits::default()
+    };
+    let err = read_archive(sealed.as_slice(), &f.identities, &limits).err().unwrap();
+    assert!(
+        matches!(err, ArchiveError::TooLarge { limit: l } if l == limit),
+        "{err}"
+    );
+}
+
 // Hand-made tars, sealed with zstd + age exactly like the writer does, to reach the checks behind the crypto.
 
 struct TarBuilder(tar::Builder<Vec<u8>>);
@@ -528,14 +553,18 @@ fn set_raw_path(header: &mut tar::Header, path: &str) {
 }
 
 fn seal(tar: &[u8], recipient: &str) -> Vec<u8> {
+    seal_compressed(&zstd::encode_all(tar, 3).unwrap(), recipient)
+}
+
+/// Encrypts an already compressed stream to `recipient`, as the writer's last layer does.
+fn seal_compressed(compressed: &[u8], recipient: &str) -> Vec<u8> {
     let recipient: age::x25519::Recipient = recipient.parse().unwrap();
-    let compressed = zstd::encode_all(tar, 3).unwrap();
     let mut out = Vec::new();
     let mut writer = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
         .unwrap()
         .wrap_output(&mut out)
         .unwrap();
-    writer.write_all(&compressed).unwrap();
+    writer.write_all(compressed).unwrap();
     writer.finish().unwrap();
     out
 }
