@@ -127,7 +127,8 @@ pub struct IdentityArgs {
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
 
-    /// Refuse archives that decompress to more than this many bytes (suffixes K, M, G, T: powers of 1024).
+    /// Refuse archives that decompress to more than this many bytes, or whose compressed tar (held while the
+    /// archive is verified) is larger (suffixes K, M, G, T: powers of 1024).
     #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_size)]
     pub max_size: u64,
 }
