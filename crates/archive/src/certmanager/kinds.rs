@@ -117,11 +117,13 @@ pub(crate) fn controller_owner(object: &Value) -> Option<&Value> {
 
 /// A Certificate's `spec.issuerRef` as (name, kind, group) with cert-manager's defaults applied
 /// (kind `Issuer`, group `cert-manager.io`), the way cert-manager compares them.
-pub(crate) fn issuer_ref(certificate: &Value) -> (String, String, String) {
-    let name = str_at(certificate, &["spec", "issuerRef", "name"]).unwrap_or_default();
-    let kind = str_at(certificate, &["spec", "issuerRef", "kind"]).unwrap_or("Issuer");
-    let group = str_at(certificate, &["spec", "issuerRef", "group"]).unwrap_or(CERT_MANAGER_GROUP);
-    (name.to_owned(), kind.to_owned(), group.to_owned())
+pub(crate) fn issuer_ref(certificate: &Value) -> (&str, &str, &str) {
+    let issuer_ref = certificate.get("spec").and_then(|spec| spec.get("issuerRef"));
+    let field = |name| str_at(issuer_ref?, &[name]);
+    let name = field("name").unwrap_or_default();
+    let kind = field("kind").unwrap_or("Issuer");
+    let group = field("group").unwrap_or(CERT_MANAGER_GROUP);
+    (name, kind, group)
 }
 
 #[cfg(test)]

@@ -227,11 +227,11 @@ pub fn refs_in(object: &Value, context: &RefContext<'_>) -> (Vec<SecretRef>, Vec
 /// `Issuer`), so passing a whole dump is safe. Sorted and de-duplicated: the list of Secrets a cluster pack must
 /// GET.
 pub fn referenced_secrets(objects: &[Value], cluster_resource_namespace: &str) -> Vec<SecretRef> {
-    let external: BTreeSet<(String, String)> = objects
+    let external: BTreeSet<(&str, &str)> = objects
         .iter()
         .filter(|o| kinds::classify(o) == Kind::Certificate)
         .map(kinds::issuer_ref)
-        .filter(|(_, _, group)| group != CERT_MANAGER_GROUP)
+        .filter(|(_, _, group)| *group != CERT_MANAGER_GROUP)
         .map(|(_, kind, group)| (group, kind))
         .collect();
     let mut out = BTreeSet::new();
@@ -241,7 +241,7 @@ pub fn referenced_secrets(objects: &[Value], cluster_resource_namespace: &str) -
             let group = kinds::api_group(object);
             let own = group.is_empty() || group == CERT_MANAGER_GROUP || group == kinds::ACME_GROUP;
             let named_like_issuer = !own && kind.ends_with("Issuer");
-            if !named_like_issuer && !external.contains(&(group.to_owned(), kind.to_owned())) {
+            if !named_like_issuer && !external.contains(&(group, kind)) {
                 continue;
             }
         }
