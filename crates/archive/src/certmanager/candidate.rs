@@ -10,6 +10,7 @@
 use super::certinfo::{self, LeafCertificate};
 use super::kinds::{self, Kind};
 use super::sanitize::trim_collected;
+use super::select::{NEXT_PRIVATE_KEY_LABEL, SERVICE_ACCOUNT_NAME_ANNOTATION};
 use crate::object::ObjectKey;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -17,8 +18,8 @@ use serde_json::{Map, Value};
 /// One input object prepared for [`plan_candidates`](super::phases::plan_candidates).
 #[derive(Clone, Debug)]
 pub struct Candidate {
-    /// What the selection reads: the object trimmed like [`trim_collected`], and for a Secret without its
-    /// `data` and `stringData` (selection never reads Secret content; the leaf below is all planning needs of it).
+    /// What the selection reads: the object trimmed like [`trim_collected`]; of a Secret, only what the selection
+    /// reads of one ([`secret_view`]: never its content; the leaf below is all planning needs of that).
     pub(crate) view: Value,
     /// The sanitized object as the archive stores it; `None` without an identity (the selection skips those).
     pub(crate) stored: Option<(ObjectKey, Vec<u8>)>,
@@ -32,20 +33,18 @@ impl Candidate {
     pub fn new(mut object: Value) -> Candidate {
         trim_collected(&mut object);
         let stored = ObjectKey::of(&object).map(|key| (key, without_status(&mut object, crate::object::to_json_exact)));
-        let leaf = if kinds::classify(&object) == Kind::Secret {
+        if kinds::classify(&object) == Kind::Secret {
             let leaf = certinfo::tls_leaf(&object);
-            if let Some(map) = object.as_object_mut() {
-                map.remove("data");
-                map.remove("stringData");
-            }
-            Some(Box::new(leaf))
-        } else {
-            None
-        };
+            return Candidate {
+                view: secret_view(object),
+                stored,
+                leaf: Some(Box::new(leaf)),
+            };
+        }
         Candidate {
             view: object,
             stored,
-            leaf,
+            leaf: None,
         }
     }
 
@@ -238,16 +237,52 @@ impl Candidate {
             data.and_then(|d| text_value(d, certinfo::TLS_CRT)).as_deref(),
             string_data.and_then(|d| text_value(d, certinfo::TLS_CRT)).as_deref(),
         );
-        if let Some(map) = view.as_object_mut() {
-            map.remove(DATA);
-            map.remove(STRING_DATA);
-        }
         Candidate {
-            view,
+            view: secret_view(view),
             stored,
             leaf: Some(Box::new(leaf)),
         }
     }
+}
+
+/// The view of a Secret: its identity, its `type`, and of its labels and annotations the two the selection reads
+/// (the next-private-key label and the service-account name). cert-manager writes eight annotations on every
+/// Secret it issues, which parsed were a third of a pack's memory; the stored JSON keeps them all.
+fn secret_view(object: Value) -> Value {
+    let Value::Object(mut fields) = object else {
+        return object;
+    };
+    let mut view = Map::new();
+    for field in ["apiVersion", "kind", "type"] {
+        if let Some(value) = fields.remove(field) {
+            view.insert(field.to_owned(), value);
+        }
+    }
+    if let Some(Value::Object(mut metadata)) = fields.remove("metadata") {
+        let mut lean = Map::new();
+        for field in ["name", "namespace"] {
+            if let Some(value) = metadata.remove(field) {
+                lean.insert(field.to_owned(), value);
+            }
+        }
+        for (field, only) in [
+            ("labels", NEXT_PRIVATE_KEY_LABEL),
+            ("annotations", SERVICE_ACCOUNT_NAME_ANNOTATION),
+        ] {
+            let value = metadata
+                .get_mut(field)
+                .and_then(Value::as_object_mut)
+                .and_then(|map| map.remove(only));
+            if let Some(value) = value {
+                lean.insert(
+                    field.to_owned(),
+                    Value::Object(Map::from_iter([(only.to_owned(), value)])),
+                );
+            }
+        }
+        view.insert("metadata".to_owned(), Value::Object(lean));
+    }
+    Value::Object(view)
 }
 
 /// The string at `key` of a JSON object given as text (`None` when it is not an object or the value not a string,
@@ -371,6 +406,39 @@ mod tests {
         assert_eq!(stored["data"]["tls.key"], "a2V5");
         assert_eq!(stored["stringData"]["note"], "clear");
         assert!(stored.get("status").is_none());
+        assert_same(&object);
+    }
+
+    #[test]
+    fn secret_views_keep_only_what_the_selection_reads() {
+        let mut object = secret(json!({"tls.key": "a2V5"}), Value::Null);
+        object["metadata"]["labels"] = json!({"app": "shop", NEXT_PRIVATE_KEY_LABEL: "true"});
+        object["metadata"]["annotations"] = json!({
+            "cert-manager.io/certificate-name": "web",
+            SERVICE_ACCOUNT_NAME_ANNOTATION: "builder",
+        });
+        let expected = json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {
+                "name": "tls", "namespace": "shop",
+                "labels": {NEXT_PRIVATE_KEY_LABEL: "true"},
+                "annotations": {SERVICE_ACCOUNT_NAME_ANNOTATION: "builder"},
+            },
+        });
+        let (from_value, from_text) = both(&object);
+        assert_eq!(from_value.view, expected);
+        assert_eq!(from_text.view, expected);
+        // The stored JSON keeps everything the view leaves out.
+        let stored: Value = serde_json::from_slice(&from_text.stored.unwrap().1).unwrap();
+        assert_eq!(stored["metadata"]["labels"]["app"], "shop");
+        assert_eq!(
+            stored["metadata"]["annotations"]["cert-manager.io/certificate-name"],
+            "web"
+        );
+        // Without the two, no empty maps are made up.
+        let plain = secret(json!({}), Value::Null);
+        let view = Candidate::new(plain).view;
+        assert_eq!(view["metadata"], json!({"name": "tls", "namespace": "shop"}));
         assert_same(&object);
     }
 
