@@ -5,7 +5,7 @@ use super::candidate::Candidate;
 use super::certinfo;
 use super::kinds::{self, Kind};
 use super::select::{SelectOptions, codes, select_candidates};
-use crate::manifest::{PhaseName, Warning};
+use crate::manifest::{CertificateFacts, PhaseName, Warning};
 use crate::object::ObjectKey;
 use crate::plan::{Plan, PlannedObject, PlannedPhase};
 use rayon::prelude::*;
@@ -42,31 +42,42 @@ pub fn plan_candidates(candidates: Vec<Candidate>, options: &SelectOptions) -> P
         phase.sort_by(|a, b| sort_key(a.key()).cmp(&sort_key(b.key())));
     }
 
-    let mut certificates = Vec::new();
     let secrets = certinfo::SecretIndex::by(staged.iter().flatten(), |s| &s.candidate.view);
-    for staged in staged.iter().flatten() {
-        if kinds::classify_key(staged.key()) != Kind::Certificate {
-            continue;
-        }
-        let certificate = &staged.candidate.view;
-        let Some(leaf) = secrets.secret_of(certificate).and_then(|s| s.candidate.leaf.as_deref()) else {
-            continue;
-        };
-        match leaf {
-            Ok(leaf) => certificates.push(certinfo::facts_of(certificate, leaf.clone())),
-            Err(error) => {
-                let key = staged.key();
-                warnings.push(Warning {
-                    code: codes::UNREADABLE_CERTIFICATE.to_owned(),
-                    object: Some(key.clone()),
-                    message: format!(
-                        "the Secret of {key} holds no readable leaf certificate ({error}): cert-manager will issue anew"
-                    ),
-                })
-            }
+    let staged_certificates: Vec<&Staged> = staged
+        .iter()
+        .flatten()
+        .filter(|staged| kinds::classify_key(staged.key()) == Kind::Certificate)
+        .collect();
+    // Each Certificate's facts (or why there are none) on every core, kept in phase order.
+    let found: Vec<Option<Result<CertificateFacts, Warning>>> = staged_certificates
+        .par_iter()
+        .map(|staged| {
+            let certificate = &staged.candidate.view;
+            let leaf = secrets.secret_of(certificate)?.candidate.leaf.as_deref()?;
+            Some(match leaf {
+                Ok(leaf) => Ok(certinfo::facts_of(certificate, leaf.clone())),
+                Err(error) => {
+                    let key = staged.key();
+                    Err(Warning {
+                        code: codes::UNREADABLE_CERTIFICATE.to_owned(),
+                        object: Some(key.clone()),
+                        message: format!(
+                            "the Secret of {key} holds no readable leaf certificate ({error}): cert-manager will \
+                             issue anew"
+                        ),
+                    })
+                }
+            })
+        })
+        .collect();
+    drop(secrets);
+    let mut certificates = Vec::with_capacity(found.len());
+    for facts in found.into_iter().flatten() {
+        match facts {
+            Ok(facts) => certificates.push(facts),
+            Err(warning) => warnings.push(warning),
         }
     }
-    drop(secrets);
 
     let phases = PhaseName::ALL
         .iter()
