@@ -57,51 +57,53 @@ pub struct WriteProgress {
 
 /// Builds the manifest of a plan without writing anything (objects are serialized once to hash them).
 pub fn build_manifest(meta: ManifestMeta, plan: &Plan) -> Result<Manifest> {
-    let mut phases: Vec<Phase> = Vec::with_capacity(plan.phases.len());
+    // Entries are made on every core (hash, path, copies of key and reasons), then checked in plan order, so the
+    // first problem in that order is the one reported.
+    let phases: Vec<Phase> = plan
+        .phases
+        .iter()
+        .map(|planned| Phase {
+            name: planned.name,
+            entries: planned
+                .objects
+                .par_iter()
+                .map(|object| Entry {
+                    key: object.key().clone(),
+                    path: paths::object_path(planned.name, object.key()),
+                    size: object.bytes().len() as u64,
+                    sha256: hex::encode(Sha256::digest(object.bytes())),
+                    reasons: object.reasons.clone(),
+                })
+                .collect(),
+        })
+        .collect();
     let mut paths_seen = HashSet::new();
     let mut keys_seen = HashSet::new();
-    for planned in &plan.phases {
-        if let Some(previous) = phases.last()
-            && previous.name >= planned.name
+    for (index, phase) in phases.iter().enumerate() {
+        if let Some(previous) = index.checked_sub(1).map(|i| &phases[i])
+            && previous.name >= phase.name
         {
             return Err(ArchiveError::InvalidObject {
-                what: format!("phase {}", planned.name),
+                what: format!("phase {}", phase.name),
                 reason: format!(
                     "comes after phase {}; phases must be unique and in restore order",
                     previous.name
                 ),
             });
         }
-        let mut entries = Vec::with_capacity(planned.objects.len());
-        let digests: Vec<String> = planned
-            .objects
-            .par_iter()
-            .map(|object| hex::encode(Sha256::digest(object.bytes())))
-            .collect();
-        for (object, sha256) in planned.objects.iter().zip(digests) {
-            let key = object.key().clone();
-            if !keys_seen.insert(key.clone()) {
+        for entry in &phase.entries {
+            if !keys_seen.insert(&entry.key) {
                 return Err(ArchiveError::InvalidObject {
-                    what: key.to_string(),
+                    what: entry.key.to_string(),
                     reason: "appears twice in the plan".into(),
                 });
             }
-            let path = paths::object_path(planned.name, &key);
-            if !paths_seen.insert(path.clone()) {
-                return Err(ArchiveError::DuplicateEntry { path });
+            if !paths_seen.insert(entry.path.as_str()) {
+                return Err(ArchiveError::DuplicateEntry {
+                    path: entry.path.clone(),
+                });
             }
-            entries.push(Entry {
-                key,
-                path,
-                size: object.bytes().len() as u64,
-                sha256,
-                reasons: object.reasons.clone(),
-            });
         }
-        phases.push(Phase {
-            name: planned.name,
-            entries,
-        });
     }
     Ok(Manifest {
         format: FORMAT_NAME.to_owned(),
@@ -141,11 +143,13 @@ pub fn write_archive_with_progress<W: Write>(
     progress: &mut dyn FnMut(WriteProgress),
 ) -> Result<Manifest> {
     let manifest = build_manifest(meta, plan)?;
+
     let mut manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| ArchiveError::InvalidObject {
         what: MANIFEST_PATH.into(),
         reason: e.to_string(),
     })?;
     manifest_json.push(b'\n');
+
     let encryptor = recipients.encryptor()?;
     let mtime = manifest.created.as_second().max(0) as u64;
     let io_err = ArchiveError::io("writing the archive");
@@ -190,6 +194,7 @@ pub fn write_archive_with_progress<W: Write>(
 
     // Innermost layer first, or the outer layers never see the inner layers' last bytes.
     let compressed = tar.into_inner().map_err(ArchiveError::io("finishing the tar"))?;
+
     let encrypted = compressed.finish().map_err(ArchiveError::io("finishing zstd"))?;
     let armored = encrypted.finish().map_err(ArchiveError::io("finishing encryption"))?;
     let mut out = armored.finish().map_err(ArchiveError::io("finishing the armor"))?;
@@ -251,6 +256,75 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::PhaseName;
+    use crate::plan::{PlannedObject, PlannedPhase};
+    use serde_json::json;
+
+    fn meta() -> ManifestMeta {
+        ManifestMeta {
+            tool_version: "test".into(),
+            created: jiff::Timestamp::UNIX_EPOCH,
+            source: Source::default(),
+            options: BTreeMap::new(),
+        }
+    }
+
+    fn phase(name: PhaseName, objects: &[serde_json::Value]) -> PlannedPhase {
+        PlannedPhase {
+            name,
+            objects: objects
+                .iter()
+                .map(|object| PlannedObject::new(object, vec!["test".into()]).unwrap())
+                .collect(),
+        }
+    }
+
+    fn secret(api_version: &str, name: &str) -> serde_json::Value {
+        json!({"apiVersion": api_version, "kind": "Secret", "metadata": {"name": name, "namespace": "ns"}})
+    }
+
+    /// The manifest is built on every core; what it refuses, and which problem it names first, is still decided
+    /// in plan order.
+    #[test]
+    fn manifests_refuse_bad_plans_naming_the_first_problem_in_plan_order() {
+        let build = |phases: Vec<PlannedPhase>| {
+            build_manifest(
+                meta(),
+                &Plan {
+                    phases,
+                    ..Plan::default()
+                },
+            )
+        };
+        let a = secret("v1", "a");
+        let b = secret("v1", "b");
+        let ok = build(vec![phase(PhaseName::Secrets, &[a.clone(), b.clone()])]).unwrap();
+        let entries = &ok.phases[0].entries;
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].key.name, "a");
+        assert_eq!(entries[1].path, paths::object_path(PhaseName::Secrets, &entries[1].key));
+        let bytes = crate::object::to_json_exact(&b);
+        assert_eq!(entries[1].sha256, hex::encode(Sha256::digest(&bytes)));
+        assert_eq!(entries[1].size, bytes.len() as u64);
+
+        let twice = build(vec![phase(PhaseName::Secrets, &[a.clone(), b.clone(), a.clone()])]).unwrap_err();
+        assert!(twice.to_string().contains("appears twice"), "{twice}");
+        // Another version of the same Secret is another key, but the same path.
+        let same_path = build(vec![phase(PhaseName::Secrets, &[a.clone(), secret("v2", "a")])]).unwrap_err();
+        assert!(matches!(same_path, ArchiveError::DuplicateEntry { .. }), "{same_path}");
+        let disordered = vec![
+            phase(PhaseName::Certificates, &[a.clone(), a.clone()]),
+            phase(PhaseName::Secrets, std::slice::from_ref(&b)),
+        ];
+        // The first phase's duplicate comes before the second phase's place in the order.
+        assert!(build(disordered).unwrap_err().to_string().contains("appears twice"));
+        let disordered = vec![
+            phase(PhaseName::Certificates, std::slice::from_ref(&a)),
+            phase(PhaseName::Secrets, &[b.clone(), b.clone()]),
+        ];
+        let error = build(disordered).unwrap_err().to_string();
+        assert!(error.contains("comes after phase"), "{error}");
+    }
 
     #[test]
     fn pax_record_length_counts_itself() {
