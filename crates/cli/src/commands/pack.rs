@@ -55,6 +55,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     } else {
         pack_cluster::collect(args)?
     };
+
     let meta = ManifestMeta {
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         created: jiff::Timestamp::now(),
@@ -68,6 +69,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
             include_certificaterequests: args.include_certificaterequests,
         },
     );
+
     let options = WriteOptions {
         zstd_level: args.compression_level,
         armor: args.armor,
@@ -134,20 +136,21 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
     let mut objects = Vec::new();
     let mut inputs = Vec::new();
     for name in &args.from_file {
-        let mut bytes = Vec::new();
-        if name == "-" {
+        let bytes = if name == "-" {
             if io::stdin().is_terminal() {
                 return Err(CliError::Usage(
                     "--from-file - reads stdin, but stdin is a terminal; pipe `kubectl get … -o json` in".into(),
                 ));
             }
+            let mut bytes = Vec::new();
             io::stdin()
                 .lock()
                 .read_to_end(&mut bytes)
                 .map_err(CliError::io("reading stdin"))?;
+            input::DumpBytes::Read(bytes)
         } else {
-            bytes = fs::read(name).map_err(CliError::io(format!("reading {name}")))?;
-        }
+            input::read_dump(Path::new(name)).map_err(CliError::io(format!("reading {name}")))?
+        };
         objects.extend(input::parse_dump_into(name, &bytes, &input::Candidates)?);
         inputs.push(name.clone());
     }
@@ -158,7 +161,7 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
         let parsed: Vec<Result<Vec<Candidate>>> = input::dump_files(dir)?
             .par_iter()
             .map(|file| {
-                let bytes = fs::read(file).map_err(CliError::io(format!("reading {}", file.display())))?;
+                let bytes = input::read_dump(file).map_err(CliError::io(format!("reading {}", file.display())))?;
                 input::parse_dump_into(&file.display().to_string(), &bytes, &input::Candidates)
             })
             .collect();
