@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod certmanager;
+mod chunks;
 pub mod crypto;
 pub mod error;
 pub mod manifest;

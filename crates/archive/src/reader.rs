@@ -10,6 +10,7 @@
 //! [`Tap`] that records the first failure in its own terms, so the reported error names the real cause
 //! (truncated file, failed authentication, size cap) instead of a generic tar error.
 
+use crate::chunks::Chunks;
 use crate::crypto::{Identities, one_line};
 use crate::error::{ArchiveError, Result};
 use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_NAME, MANIFEST_PATH, Manifest, PhaseName};
@@ -110,80 +111,6 @@ pub struct CheckedArchive {
     pub manifest_json: Vec<u8>,
     /// The zstd-compressed tar, authenticated by age and verified entry by entry.
     compressed: Chunks,
-}
-
-/// The decrypted, still compressed tar, kept in chunks of a fixed size: one growing buffer would be copied at every
-/// doubling and, for the length of each copy, held twice.
-#[derive(Clone, Default)]
-struct Chunks {
-    chunks: Vec<Vec<u8>>,
-    len: u64,
-}
-
-impl Chunks {
-    const SIZE: usize = 1 << 20;
-
-    fn extend(&mut self, mut bytes: &[u8]) {
-        self.len += bytes.len() as u64;
-        while !bytes.is_empty() {
-            let last = match self.chunks.last_mut() {
-                Some(last) if last.len() < Self::SIZE => last,
-                _ => {
-                    self.chunks.push(Vec::with_capacity(Self::SIZE));
-                    self.chunks.last_mut().expect("just pushed")
-                }
-            };
-            let n = bytes.len().min(Self::SIZE - last.len());
-            last.extend_from_slice(&bytes[..n]);
-            bytes = &bytes[n..];
-        }
-    }
-
-    fn reader(&self) -> ChunksReader<'_> {
-        ChunksReader {
-            rest: &self.chunks,
-            offset: 0,
-        }
-    }
-}
-
-impl std::fmt::Debug for Chunks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Chunks({} bytes)", self.len)
-    }
-}
-
-/// Reads [`Chunks`] front to back.
-struct ChunksReader<'a> {
-    rest: &'a [Vec<u8>],
-    offset: usize,
-}
-
-impl BufRead for ChunksReader<'_> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        while let Some(first) = self.rest.first() {
-            if self.offset < first.len() {
-                return Ok(&first[self.offset..]);
-            }
-            self.rest = &self.rest[1..];
-            self.offset = 0;
-        }
-        Ok(&[])
-    }
-
-    fn consume(&mut self, amount: usize) {
-        self.offset += amount;
-    }
-}
-
-impl Read for ChunksReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
 }
 
 /// One verified object lent by [`CheckedArchive::for_each_object`].
@@ -1066,7 +993,7 @@ impl<R: Read> Read for Keep<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let mut kept = self.kept.borrow_mut();
-        if kept.len + n as u64 > self.limit {
+        if kept.len() + n as u64 > self.limit {
             record(&self.failure, || ArchiveError::TooLarge { limit: self.limit });
             return Err(io::Error::other("compressed size limit reached"));
         }
@@ -1104,30 +1031,6 @@ impl<R: Read> Read for LimitTap<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// Whatever the sizes of the reads that fill it, the kept copy reads back as the very same bytes.
-        #[test]
-        fn chunks_read_back_what_was_kept(
-            pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..40),
-            big in 0usize..3,
-        ) {
-            let mut chunks = Chunks::default();
-            let mut expected = Vec::new();
-            // Pieces straddle chunk boundaries once a piece of a chunk's size or more is added.
-            let filler = vec![7u8; big * Chunks::SIZE + 13];
-            for piece in pieces.iter().chain(std::iter::once(&filler)).chain(&pieces) {
-                chunks.extend(piece);
-                expected.extend_from_slice(piece);
-            }
-            prop_assert_eq!(chunks.len, expected.len() as u64);
-            prop_assert!(chunks.chunks.iter().all(|c| c.len() <= Chunks::SIZE));
-            let mut read = Vec::new();
-            chunks.reader().read_to_end(&mut read).unwrap();
-            prop_assert!(read == expected);
-        }
-    }
 
     /// Once enough batches are out, the reading thread checks the next one itself, and the results land in the
     /// same slots either way.

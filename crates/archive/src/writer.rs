@@ -4,6 +4,7 @@
 //! its objects already serialized, so the writer hashes those bytes for the manifest and then streams the same
 //! bytes into the tar: what is hashed is what is stored, and each object is serialized once.
 
+use crate::chunks::Chunks;
 use crate::crypto::Recipients;
 use crate::error::{ArchiveError, Result};
 use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_MINOR, FORMAT_NAME, MANIFEST_PATH, Manifest, Phase, Source};
@@ -144,11 +145,13 @@ pub fn write_archive_with_progress<W: Write>(
 ) -> Result<Manifest> {
     let manifest = build_manifest(meta, plan)?;
 
-    let mut manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| ArchiveError::InvalidObject {
+    // In chunks: megabytes of JSON, grown by doubling, touched twice their size in fresh memory.
+    let mut manifest_json = Chunks::default();
+    serde_json::to_writer_pretty(&mut manifest_json, &manifest).map_err(|e| ArchiveError::InvalidObject {
         what: MANIFEST_PATH.into(),
         reason: e.to_string(),
     })?;
-    manifest_json.push(b'\n');
+    manifest_json.extend(b"\n");
 
     let encryptor = recipients.encryptor()?;
     let mtime = manifest.created.as_second().max(0) as u64;
@@ -181,12 +184,19 @@ pub fn write_archive_with_progress<W: Write>(
         .map_err(ArchiveError::io("starting zstd"))?;
     let mut tar = tar::Builder::new(compressed);
 
-    append_file(&mut tar, MANIFEST_PATH, &manifest_json, mtime)?;
+    append_file(
+        &mut tar,
+        MANIFEST_PATH,
+        manifest_json.len(),
+        manifest_json.reader(),
+        mtime,
+    )?;
+    drop(manifest_json);
     let total = plan.object_count();
     let mut written = 0;
     for (planned, phase) in plan.phases.iter().zip(&manifest.phases) {
         for (object, entry) in planned.objects.iter().zip(&phase.entries) {
-            append_file(&mut tar, &entry.path, object.bytes(), mtime)?;
+            append_file(&mut tar, &entry.path, entry.size, object.bytes(), mtime)?;
             written += 1;
             progress(WriteProgress { written, total });
         }
@@ -205,7 +215,13 @@ pub fn write_archive_with_progress<W: Write>(
 /// Appends one regular file with a fixed, reproducible header (mode 0600, owner 0:0, the archive's mtime).
 /// Paths that do not fit a ustar header get a POSIX (pax) `path` record, which GNU tar, bsdtar and the tar crate
 /// all honour.
-fn append_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8], mtime: u64) -> Result<()> {
+fn append_file<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    size: u64,
+    data: impl std::io::Read,
+    mtime: u64,
+) -> Result<()> {
     let io_err = || ArchiveError::io("writing the tar");
     let mut header = tar::Header::new_ustar();
     header.set_entry_type(tar::EntryType::Regular);
@@ -213,7 +229,7 @@ fn append_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8], mti
     header.set_uid(0);
     header.set_gid(0);
     header.set_mtime(mtime);
-    header.set_size(data.len() as u64);
+    header.set_size(size);
     if header.set_path(path).is_err() {
         let record = pax_record("path", path);
         let mut pax = tar::Header::new_ustar();
