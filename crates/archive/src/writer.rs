@@ -146,12 +146,17 @@ pub fn write_archive_with_progress<W: Write>(
     let manifest = build_manifest(meta, plan)?;
 
     // In chunks: megabytes of JSON, grown by doubling, touched twice their size in fresh memory.
+    // serde_json writes a token at a time; the buffer in front takes those writes at memcpy speed.
     let mut manifest_json = Chunks::default();
-    serde_json::to_writer_pretty(&mut manifest_json, &manifest).map_err(|e| ArchiveError::InvalidObject {
-        what: MANIFEST_PATH.into(),
-        reason: e.to_string(),
-    })?;
-    manifest_json.extend(b"\n");
+    let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, &mut manifest_json);
+    serde_json::to_writer_pretty(&mut buffered, &manifest)
+        .and_then(|()| buffered.write_all(b"\n").map_err(serde_json::Error::io))
+        .and_then(|()| buffered.flush().map_err(serde_json::Error::io))
+        .map_err(|e| ArchiveError::InvalidObject {
+            what: MANIFEST_PATH.into(),
+            reason: e.to_string(),
+        })?;
+    drop(buffered);
 
     let encryptor = recipients.encryptor()?;
     let mtime = manifest.created.as_second().max(0) as u64;
