@@ -247,7 +247,8 @@ impl Candidate {
 
 /// The view of a Secret: its identity, its `type`, and of its labels and annotations the two the selection reads
 /// (the next-private-key label and the service-account name). cert-manager writes eight annotations on every
-/// Secret it issues, which parsed were a third of a pack's memory; the stored JSON keeps them all.
+/// Secret it issues: with them, the views of a 50 MB pack took 49 MB of its heap, 28 MB without. The stored JSON
+/// keeps them all.
 fn secret_view(object: Value) -> Value {
     let Value::Object(mut fields) = object else {
         return object;

@@ -288,7 +288,7 @@ struct Input<'a> {
 
 /// The fields of one object that the rules above read one object at a time, gathered for every object on every
 /// core before they run. The parsed objects lie scattered over the heap: reading a field inside a rule cost a
-/// cache miss for each map on the way to it, and at 13,000 objects that was most of the selection's time.
+/// cache miss for each map on the way to it, and at 13,000 objects that was a good part of the selection's time.
 #[derive(Default)]
 struct Facts<'a> {
     /// A Certificate's `spec.issuerRef` as [`kinds::issuer_ref`] reads it.
