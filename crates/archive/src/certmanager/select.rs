@@ -222,7 +222,8 @@ fn decide<'a>(objects: impl IntoIterator<Item = &'a Value>, options: &SelectOpti
             secret_refs::refs_in(object, &context)
         })
         .collect();
-    let mut references: Vec<SecretRef> = Vec::new();
+    // Sized up front: grown by doubling, a reference per Certificate was copied and touched twice over.
+    let mut references: Vec<SecretRef> = Vec::with_capacity(found.iter().map(|(secrets, _)| secrets.len()).sum());
     let mut accounts: Vec<ServiceAccountRef> = Vec::new();
     for (secrets, service_accounts) in found {
         references.extend(secrets);
@@ -645,7 +646,7 @@ impl State {
 
     /// Kept objects in input order (synthesized ones last), by their position in the input.
     fn finish(mut self, inputs: &[Input<'_>], positions: &[usize]) -> Decision {
-        let mut picked = Vec::new();
+        let mut picked = Vec::with_capacity(self.kept.len());
         for (Input { key, .. }, position) in inputs.iter().zip(positions) {
             if let Some(keep) = self.kept.remove(key) {
                 picked.push((Picked::Input(*position), keep));
