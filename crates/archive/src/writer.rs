@@ -144,7 +144,6 @@ pub fn write_archive_with_progress<W: Write>(
     progress: &mut dyn FnMut(WriteProgress),
 ) -> Result<Manifest> {
     let manifest = build_manifest(meta, plan)?;
-
     // In chunks: megabytes of JSON, grown by doubling, touched twice their size in fresh memory.
     // serde_json writes a token at a time; the buffer in front takes those writes at memcpy speed.
     let mut manifest_json = Chunks::default();
@@ -157,7 +156,6 @@ pub fn write_archive_with_progress<W: Write>(
             reason: e.to_string(),
         })?;
     drop(buffered);
-
     let encryptor = recipients.encryptor()?;
     let mtime = manifest.created.as_second().max(0) as u64;
     let io_err = ArchiveError::io("writing the archive");
@@ -209,7 +207,6 @@ pub fn write_archive_with_progress<W: Write>(
 
     // Innermost layer first, or the outer layers never see the inner layers' last bytes.
     let compressed = tar.into_inner().map_err(ArchiveError::io("finishing the tar"))?;
-
     let encrypted = compressed.finish().map_err(ArchiveError::io("finishing zstd"))?;
     let armored = encrypted.finish().map_err(ArchiveError::io("finishing encryption"))?;
     let mut out = armored.finish().map_err(ArchiveError::io("finishing the armor"))?;

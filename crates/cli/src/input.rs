@@ -112,7 +112,6 @@ pub fn parse_dump_into<P: Prepare>(name: &str, bytes: &[u8], prepare: &P) -> Res
             .into_iter::<&RawValue>()
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| bad(format!("invalid JSON: {e}")))?;
-
         for document in documents {
             match list_items(document) {
                 // Items are parsed, flattened and prepared on every core, then kept in their order; of several

@@ -316,6 +316,8 @@ impl<'a> Facts<'a> {
                 shim_owner: shim_owner(object),
                 ..Facts::default()
             },
+            // A planner candidate's Secret view keeps only these two, the identity and the service-account-name
+            // annotation (`candidate::secret_view`): a new fact read here must be kept there too.
             Kind::Secret => Facts {
                 next_private_key_label: kinds::label(object, NEXT_PRIVATE_KEY_LABEL) == Some("true"),
                 secret_type: object.get("type").and_then(Value::as_str),
@@ -325,9 +327,9 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// The issuerRef of a Certificate (every Certificate has one, with defaults).
+    /// The issuerRef of a Certificate, defaults applied (only Certificates are asked).
     fn issuer_ref(&self) -> (&'a str, &'a str, &'a str) {
-        self.issuer_ref.unwrap_or(("", "Issuer", CERT_MANAGER_GROUP))
+        self.issuer_ref.expect("a Certificate's facts hold its issuerRef")
     }
 }
 
@@ -382,8 +384,8 @@ fn warn_missing_issuers(state: &mut State, certificates: &[&Input<'_>], inputs: 
         .collect();
     for Input { key, facts, .. } in certificates {
         let (name, kind, group) = facts.issuer_ref();
-        let (g, k, n) = (group, kind, name);
-        let found = present.contains(&(g, k, n, None)) || present.contains(&(g, k, n, key.namespace.as_deref()));
+        let found = present.contains(&(group, kind, name, None))
+            || present.contains(&(group, kind, name, key.namespace.as_deref()));
         if !found {
             state.warn(
                 codes::MISSING_ISSUER,

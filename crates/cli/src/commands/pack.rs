@@ -55,7 +55,6 @@ pub fn run(args: &PackArgs) -> Result<()> {
     } else {
         pack_cluster::collect(args)?
     };
-
     let meta = ManifestMeta {
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         created: jiff::Timestamp::now(),
@@ -69,7 +68,6 @@ pub fn run(args: &PackArgs) -> Result<()> {
             include_certificaterequests: args.include_certificaterequests,
         },
     );
-
     let options = WriteOptions {
         zstd_level: args.compression_level,
         armor: args.armor,
