@@ -3,6 +3,7 @@
 //! (serial and fingerprint of every certificate). `docs/FORMAT.md` documents every field.
 
 use crate::object::ObjectKey;
+use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -135,11 +136,14 @@ pub struct Phase {
 }
 
 /// One archived object.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+///
+/// On the wire the identity's fields sit beside the others (`apiVersion`, `kind`, `namespace`, `name`, `path`, …).
+/// They are written and read field by field rather than with `#[serde(flatten)]`, which buffers every entry into a
+/// generic tree and made reading the manifest of a large backup several times slower.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "EntryFields")]
 pub struct Entry {
-    /// Identity of the object (flattened: `apiVersion`, `kind`, `namespace`, `name`).
-    #[serde(flatten)]
+    /// Identity of the object.
     pub key: ObjectKey,
     /// Path of the object's JSON inside the tar.
     pub path: String,
@@ -151,15 +155,104 @@ pub struct Entry {
     pub reasons: Vec<String>,
 }
 
-/// An object seen while packing and left out on purpose.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An [`Entry`] as it reads on the wire.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct EntryFields {
+    api_version: String,
+    kind: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    name: String,
+    path: String,
+    size: u64,
+    sha256: String,
+    reasons: Vec<String>,
+}
+
+impl From<EntryFields> for Entry {
+    fn from(f: EntryFields) -> Entry {
+        Entry {
+            key: ObjectKey {
+                api_version: f.api_version,
+                kind: f.kind,
+                namespace: f.namespace,
+                name: f.name,
+            },
+            path: f.path,
+            size: f.size,
+            sha256: f.sha256,
+            reasons: f.reasons,
+        }
+    }
+}
+
+impl Serialize for Entry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut fields = serializer.serialize_struct("Entry", 8)?;
+        key_fields(&self.key, &mut fields)?;
+        fields.serialize_field("path", &self.path)?;
+        fields.serialize_field("size", &self.size)?;
+        fields.serialize_field("sha256", &self.sha256)?;
+        fields.serialize_field("reasons", &self.reasons)?;
+        fields.end()
+    }
+}
+
+/// An object seen while packing and left out on purpose (its identity's fields inline, like an [`Entry`]'s).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "ExclusionFields")]
 pub struct Exclusion {
     /// The object left out.
-    #[serde(flatten)]
     pub key: ObjectKey,
     /// Why.
     pub reason: String,
+}
+
+/// An [`Exclusion`] as it reads on the wire.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExclusionFields {
+    api_version: String,
+    kind: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    name: String,
+    reason: String,
+}
+
+impl From<ExclusionFields> for Exclusion {
+    fn from(f: ExclusionFields) -> Exclusion {
+        Exclusion {
+            key: ObjectKey {
+                api_version: f.api_version,
+                kind: f.kind,
+                namespace: f.namespace,
+                name: f.name,
+            },
+            reason: f.reason,
+        }
+    }
+}
+
+impl Serialize for Exclusion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut fields = serializer.serialize_struct("Exclusion", 5)?;
+        key_fields(&self.key, &mut fields)?;
+        fields.serialize_field("reason", &self.reason)?;
+        fields.end()
+    }
+}
+
+/// An identity's fields inline, in [`ObjectKey`]'s own order, `namespace` left out for cluster-scoped objects.
+fn key_fields<S: SerializeStruct>(key: &ObjectKey, fields: &mut S) -> Result<(), S::Error> {
+    fields.serialize_field("apiVersion", &key.api_version)?;
+    fields.serialize_field("kind", &key.kind)?;
+    match &key.namespace {
+        Some(namespace) => fields.serialize_field("namespace", namespace)?,
+        None => fields.skip_field("namespace")?,
+    }
+    fields.serialize_field("name", &key.name)
 }
 
 /// Something a person should read before restoring.
@@ -214,4 +307,58 @@ pub struct CertificateFacts {
     pub is_ca: bool,
     /// Public key algorithm and size, e.g. `RSA-2048`, `ECDSA-P256`, `Ed25519`.
     pub public_key_algorithm: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(namespace: Option<&str>) -> ObjectKey {
+        ObjectKey {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: namespace.map(str::to_owned),
+            name: "tls".into(),
+        }
+    }
+
+    /// Entries and exclusions carry their identity's fields inline, in one fixed order, `namespace` only when
+    /// there is one; reading them back gives the same values, and fields a newer writer adds are ignored.
+    #[test]
+    fn entries_and_exclusions_keep_their_wire_shape() {
+        let entry = Entry {
+            key: key(Some("ns")),
+            path: "objects/03-secrets/core/secret/ns/tls.json".into(),
+            size: 7,
+            sha256: "ab".repeat(32),
+            reasons: vec!["referenced".into()],
+        };
+        let text = serde_json::to_string(&entry).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"apiVersion":"v1","kind":"Secret","namespace":"ns","name":"tls","path":"{}","size":7,"sha256":"{}","reasons":["referenced"]}}"#,
+                entry.path, entry.sha256
+            )
+        );
+        assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), entry);
+        let newer = text.replace(r#""size":7"#, r#""size":7,"compression":"none""#);
+        assert_eq!(serde_json::from_str::<Entry>(&newer).unwrap(), entry);
+        let missing = text.replace(r#""name":"tls","#, "");
+        let error = serde_json::from_str::<Entry>(&missing).unwrap_err().to_string();
+        assert!(error.contains("missing field `name`"), "{error}");
+
+        let exclusion = Exclusion {
+            key: key(None),
+            reason: "not cert-manager".into(),
+        };
+        let text = serde_json::to_string(&exclusion).unwrap();
+        assert_eq!(
+            text,
+            r#"{"apiVersion":"v1","kind":"Secret","name":"tls","reason":"not cert-manager"}"#
+        );
+        assert_eq!(serde_json::from_str::<Exclusion>(&text).unwrap(), exclusion);
+        let null_namespace = text.replace(r#""name""#, r#""namespace":null,"name""#);
+        assert_eq!(serde_json::from_str::<Exclusion>(&null_namespace).unwrap(), exclusion);
+    }
 }
