@@ -13,13 +13,14 @@
 use crate::chunks::Chunks;
 use crate::crypto::{Identities, one_line};
 use crate::error::{ArchiveError, Result};
+use crate::fast_hash;
 use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_NAME, MANIFEST_PATH, Manifest, PhaseName};
 use crate::object::ObjectKey;
 use crate::paths;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::rc::Rc;
 use std::sync::OnceLock;
@@ -755,7 +756,7 @@ struct Positions<'a> {
     listed: &'a [(PhaseName, &'a Entry)],
     taken: Vec<bool>,
     next: usize,
-    by_path: Option<HashMap<&'a str, usize>>,
+    by_path: Option<fast_hash::Map<&'a str, usize>>,
 }
 
 enum Found {
@@ -901,8 +902,9 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
     };
 
     let mut previous: Option<PhaseName> = None;
-    let mut seen_paths = HashSet::new();
-    let mut seen_keys = HashSet::new();
+    let count = manifest.phases.iter().map(|phase| phase.entries.len()).sum();
+    let mut seen_paths = fast_hash::set_with_capacity(count);
+    let mut seen_keys = fast_hash::set_with_capacity(count);
     for phase in &manifest.phases {
         if previous.is_some_and(|p| p >= phase.name) {
             return Err(ArchiveError::InvalidManifest(format!(
