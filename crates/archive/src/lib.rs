@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod object;
 pub mod paths;
 pub mod plan;
+mod read_ahead;
 pub mod reader;
 pub mod writer;
 

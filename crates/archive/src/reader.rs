@@ -17,6 +17,7 @@ use crate::fast_hash;
 use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_NAME, MANIFEST_PATH, Manifest, PhaseName};
 use crate::object::ObjectKey;
 use crate::paths;
+use crate::read_ahead::{ReadAhead, read_ahead};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
@@ -150,65 +151,11 @@ impl CheckedArchive {
         mut visit: impl FnMut(ObjectRef<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), Replay<E>> {
         let listed = listed(&self.manifest);
-        let differs = |what: &str| {
-            Replay::Archive(ArchiveError::InvalidObject {
-                what: what.to_owned(),
-                reason: "reads differently the second time; retry, and check this machine's memory".into(),
-            })
-        };
-        let io = |e: io::Error| Replay::Archive(ArchiveError::io("decompressing the verified archive")(e));
-        let decoder = zstd::stream::read::Decoder::with_buffer(self.compressed.reader()).map_err(io)?;
-        let mut archive = tar::Archive::new(decoder);
-        let mut entries = archive.entries().map_err(io)?;
-        match entries.next() {
-            Some(Ok(first)) if first.path_bytes().as_ref() == MANIFEST_PATH.as_bytes() => {}
-            _ => return Err(differs(MANIFEST_PATH)),
-        }
-        let mut positions = Positions::new(&listed);
-        let mut next = 0;
-        let mut ahead: HashMap<usize, Vec<u8>> = HashMap::new();
-        let mut buffer = Vec::new();
-        for entry in entries {
-            let mut entry = entry.map_err(io)?;
-            let path = entry_path(&entry).map_err(Replay::Archive)?;
-            let Found::Index(index) = positions.find(&path) else {
-                return Err(differs(&path));
-            };
-            let target = if index == next {
-                &mut buffer
-            } else {
-                ahead.entry(index).or_default()
-            };
-            target.clear();
-            entry.read_to_end(target).map_err(io)?;
-            if target.len() as u64 != listed[index].1.size {
-                return Err(differs(&path));
-            }
-            if index != next {
-                continue;
-            }
-            let mut bytes = std::mem::take(&mut buffer);
-            loop {
-                let (phase, entry) = listed[next];
-                visit(ObjectRef {
-                    phase,
-                    entry,
-                    bytes: &bytes,
-                })
-                .map_err(Replay::Visit)?;
-                next += 1;
-                match ahead.remove(&next) {
-                    Some(waiting) => bytes = waiting,
-                    None => break,
-                }
-            }
-            // Reused for the next entry (the common case: one object after another, in one buffer).
-            buffer = bytes;
-        }
-        match listed.get(next) {
-            Some((_, entry)) => Err(differs(&entry.path)),
-            None => Ok(()),
-        }
+        // Decompressed on another core, a few blocks ahead of the tar being split here.
+        read_ahead(
+            || zstd::stream::read::Decoder::with_buffer(self.compressed.reader()),
+            |tar| replay(tar, &listed, &mut visit),
+        )
     }
 
     /// Every object, owned, in restore order (for commands that need them all at once).
@@ -231,6 +178,74 @@ impl CheckedArchive {
             manifest_json: self.manifest_json,
             objects,
         })
+    }
+}
+
+/// The second reading of a verified tar, for [`CheckedArchive::for_each_object`]: each object to `visit` in restore
+/// order; anything that reads differently from the first time is refused.
+fn replay<E>(
+    tar: &mut ReadAhead,
+    listed: &[(PhaseName, &Entry)],
+    visit: &mut impl FnMut(ObjectRef<'_>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), Replay<E>> {
+    let differs = |what: &str| {
+        Replay::Archive(ArchiveError::InvalidObject {
+            what: what.to_owned(),
+            reason: "reads differently the second time; retry, and check this machine's memory".into(),
+        })
+    };
+    let io = |e: io::Error| Replay::Archive(ArchiveError::io("decompressing the verified archive")(e));
+    // Seekable: the tar reader skips each entry's padding within the blocks already read.
+    let mut archive = tar::Archive::new(tar);
+    let mut entries = archive.entries_with_seek().map_err(io)?;
+    match entries.next() {
+        Some(Ok(first)) if first.path_bytes().as_ref() == MANIFEST_PATH.as_bytes() => {}
+        _ => return Err(differs(MANIFEST_PATH)),
+    }
+    let mut positions = Positions::new(listed);
+    let mut next = 0;
+    let mut ahead: HashMap<usize, Vec<u8>> = HashMap::new();
+    let mut buffer = Vec::new();
+    for entry in entries {
+        let mut entry = entry.map_err(io)?;
+        let path = entry_path(&entry).map_err(Replay::Archive)?;
+        let Found::Index(index) = positions.find(&path) else {
+            return Err(differs(&path));
+        };
+        let target = if index == next {
+            &mut buffer
+        } else {
+            ahead.entry(index).or_default()
+        };
+        target.clear();
+        entry.read_to_end(target).map_err(io)?;
+        if target.len() as u64 != listed[index].1.size {
+            return Err(differs(&path));
+        }
+        if index != next {
+            continue;
+        }
+        let mut bytes = std::mem::take(&mut buffer);
+        loop {
+            let (phase, entry) = listed[next];
+            visit(ObjectRef {
+                phase,
+                entry,
+                bytes: &bytes,
+            })
+            .map_err(Replay::Visit)?;
+            next += 1;
+            match ahead.remove(&next) {
+                Some(waiting) => bytes = waiting,
+                None => break,
+            }
+        }
+        // Reused for the next entry (the common case: one object after another, in one buffer).
+        buffer = bytes;
+    }
+    match listed.get(next) {
+        Some((_, entry)) => Err(differs(&entry.path)),
+        None => Ok(()),
     }
 }
 
