@@ -671,6 +671,40 @@ fn other_format_name_and_bad_schema() {
     ));
 }
 
+/// The manifest is parsed while the entries after it are read: an unreadable manifest is still what is reported,
+/// however broken the rest is.
+#[test]
+fn a_broken_manifest_wins_over_everything_after_it() {
+    let mut f = fixture();
+    f.manifest["phases"][0]["entries"][0]["sha256"] = json!(7);
+    let broken_rest = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(&f.secret_path, &f.altered_secret())
+        .file("objects/03-secrets/core/secret/prod/extra.json", b"{}")
+        .file("../escape.json", b"{}")
+        .finish();
+    let err = f.read(broken_rest);
+    assert!(matches!(&err, ArchiveError::InvalidManifest(_)), "{err}");
+    // Cut short after the manifest's age chunk, past an unlisted entry too large to compress.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..400_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let broken_rest = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file("objects/03-secrets/core/secret/prod/extra.json", &noise)
+        .finish();
+    let sealed = seal(&broken_rest, &f.recipient);
+    assert!(sealed.len() > 200_000, "{}", sealed.len());
+    let err = expect_err(&sealed[..sealed.len() - 100_000], &f.identities);
+    assert!(matches!(&err, ArchiveError::InvalidManifest(_)), "{err}");
+}
+
 #[test]
 fn checksum_mismatch() {
     let f = fixture();
