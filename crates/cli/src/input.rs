@@ -107,13 +107,11 @@ pub fn parse_dump_into<P: Prepare>(name: &str, bytes: &[u8], prepare: &P) -> Res
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     let mut objects = Vec::new();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        // A first pass only finds where each document starts and ends (and checks the syntax of all of them).
-        let documents: Vec<&RawValue> = serde_json::Deserializer::from_str(trimmed)
-            .into_iter::<&RawValue>()
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| bad(format!("invalid JSON: {e}")))?;
-        for document in documents {
-            match list_items(document) {
+        // A first pass only finds where each document starts and ends, and the items of a List (and checks the
+        // syntax of all of them).
+        let documents = split_documents(trimmed).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        for (document, list) in documents {
+            match list {
                 // Items are parsed, flattened and prepared on every core, then kept in their order; of several
                 // broken items the first is reported, whichever core found it.
                 Some(list) => {
@@ -126,7 +124,7 @@ pub fn parse_dump_into<P: Prepare>(name: &str, bytes: &[u8], prepare: &P) -> Res
                             let defaults = |fields: &mut Map<String, Value>| {
                                 fill_list_type(fields, item_kind, list.api_version.as_ref())
                             };
-                            prepare_document(name, item, defaults, prepare)
+                            prepare_document(name, item.get(), defaults, prepare)
                                 .map_err(|e| bad(format!("invalid JSON in item {i} of the List: {e}")))?
                         })
                         .collect();
@@ -158,11 +156,10 @@ pub fn parse_dump_into<P: Prepare>(name: &str, bytes: &[u8], prepare: &P) -> Res
 /// prepares what it holds. A Secret is parsed with its content left as text; anything else as a `Value`.
 fn prepare_document<P: Prepare>(
     name: &str,
-    document: &RawValue,
+    text: &str,
     defaults: impl Fn(&mut Map<String, Value>),
     prepare: &P,
 ) -> serde_json::Result<Result<Vec<P::Output>>> {
-    let text = document.get();
     let value = match text.starts_with('{').then(|| JsonObject::parse(text)) {
         Some(Ok(mut object)) => {
             defaults(object.fields_mut());
@@ -191,27 +188,70 @@ struct RawList<'a> {
     items: Vec<&'a RawValue>,
 }
 
-/// The document as a [`RawList`]; `None` for anything else (objects, arrays, lists without items).
-fn list_items(document: &RawValue) -> Option<RawList<'_>> {
-    // serde would also fill the struct below from an array, by position.
-    if !document.get().starts_with('{') {
-        return None;
+/// The fields of a document that make it a `List`.
+#[derive(serde::Deserialize)]
+struct Shape<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<Value>,
+    kind: Option<String>,
+    #[serde(borrow)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+impl<'a> Shape<'a> {
+    /// The document `text` read as this shape, as a [`RawList`]; `None` for anything else (objects, arrays, lists
+    /// without items).
+    fn into_list(self, text: &str) -> Option<RawList<'a>> {
+        // serde would also fill the shape from an array, by position.
+        if !text.starts_with('{') {
+            return None;
+        }
+        let kind = self.kind.filter(|k| k.ends_with("List"))?;
+        Some(RawList {
+            api_version: self.api_version,
+            kind,
+            items: self.items?,
+        })
     }
-    #[derive(serde::Deserialize)]
-    struct Shape<'a> {
-        #[serde(rename = "apiVersion")]
-        api_version: Option<Value>,
-        kind: Option<String>,
-        #[serde(borrow)]
-        items: Option<Vec<&'a RawValue>>,
+}
+
+/// The JSON documents of `text` in order, each with its items when it is a `List`.
+///
+/// Most dumps are one `List`: read as a [`Shape`] straight from the stream, its items are found in the same pass
+/// that finds the document (finding the documents first and then the items scanned every byte of a dump twice,
+/// on one core). A document that is not shaped so (a bare string, a repeated field, …) sends the whole text the
+/// long way, which says exactly what and where anything is wrong.
+fn split_documents(text: &str) -> serde_json::Result<Vec<(&str, Option<RawList<'_>>)>> {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Shape<'_>>();
+    let mut documents = Vec::new();
+    let mut start = 0;
+    while let Some(shape) = stream.next() {
+        let Ok(shape) = shape else {
+            return split_documents_slowly(text);
+        };
+        let end = stream.byte_offset();
+        let document = text[start..end].trim_start();
+        start = end;
+        documents.push((document, shape.into_list(document)));
     }
-    let shape: Shape<'_> = serde_json::from_str(document.get()).ok()?;
-    let kind = shape.kind.filter(|k| k.ends_with("List"))?;
-    Some(RawList {
-        api_version: shape.api_version,
-        kind,
-        items: shape.items?,
-    })
+    Ok(documents)
+}
+
+/// [`split_documents`] one step at a time: the documents first, then each one's shape.
+fn split_documents_slowly(text: &str) -> serde_json::Result<Vec<(&str, Option<RawList<'_>>)>> {
+    let documents: Vec<&RawValue> = serde_json::Deserializer::from_str(text)
+        .into_iter::<&RawValue>()
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(documents
+        .into_iter()
+        .map(|document| {
+            let text = document.get();
+            let list = serde_json::from_str::<Shape<'_>>(text)
+                .ok()
+                .and_then(|shape| shape.into_list(text));
+            (text, list)
+        })
+        .collect())
 }
 
 fn flatten(name: &str, document: Value, out: &mut Vec<Value>) -> Result<()> {
@@ -441,6 +481,50 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// The one-pass split and the long way agree on every shape of input: where each document is, and which are
+    /// Lists with which items.
+    #[test]
+    fn one_pass_document_split_agrees_with_the_long_way() {
+        let inputs = [
+            r#"{"apiVersion":"v1","kind":"List","items":[{"a":1}, {"b":[2]}]}"#,
+            r#"{"kind":"SecretList","apiVersion":"v1","items":[]}  {"kind":"Secret","metadata":{"name":"x"}}"#,
+            "\n{\"kind\": \"List\", \"items\": [ {\"x\": \"y\"} ]}\n\n[{\"kind\":\"Secret\"}]  \"text\" 7 null",
+            r#"{"kind":"List","kind":"List","items":[{}]}"#,
+            r#"{"kind":5,"items":[{}]}"#,
+            r#"{"kind":"List","items":{"not":"an array"}}"#,
+            r#"["v1","SecretList",[{"a":1}]]"#,
+            r#"{"kind":"List","items":[{"a":1}]} {"broken":"#,
+            "",
+        ];
+        let shown = |split: serde_json::Result<Vec<(&str, Option<RawList<'_>>)>>| {
+            split
+                .map(|documents| {
+                    documents
+                        .into_iter()
+                        .map(|(text, list)| {
+                            let list = list.map(|l| {
+                                let items: Vec<&str> = l.items.iter().map(|i| i.get()).collect();
+                                (l.api_version, l.kind, items.join("|"))
+                            });
+                            (text.to_owned(), list)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|e| e.to_string())
+        };
+        for input in inputs {
+            assert_eq!(
+                shown(split_documents(input)),
+                shown(split_documents_slowly(input)),
+                "{input}"
+            );
+        }
+        let lists = shown(split_documents(inputs[2])).unwrap();
+        assert_eq!(lists.len(), 5);
+        assert_eq!(lists[0].1.as_ref().map(|l| l.2.as_str()), Some(r#"{"x": "y"}"#));
+        assert!(lists[1..].iter().all(|(_, list)| list.is_none()));
     }
 
     #[test]
