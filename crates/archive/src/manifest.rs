@@ -173,12 +173,7 @@ struct EntryFields {
 impl From<EntryFields> for Entry {
     fn from(f: EntryFields) -> Entry {
         Entry {
-            key: ObjectKey {
-                api_version: f.api_version,
-                kind: f.kind,
-                namespace: f.namespace,
-                name: f.name,
-            },
+            key: ObjectKey::new(f.api_version, f.kind, f.namespace, f.name),
             path: f.path,
             size: f.size,
             sha256: f.sha256,
@@ -224,12 +219,7 @@ struct ExclusionFields {
 impl From<ExclusionFields> for Exclusion {
     fn from(f: ExclusionFields) -> Exclusion {
         Exclusion {
-            key: ObjectKey {
-                api_version: f.api_version,
-                kind: f.kind,
-                namespace: f.namespace,
-                name: f.name,
-            },
+            key: ObjectKey::new(f.api_version, f.kind, f.namespace, f.name),
             reason: f.reason,
         }
     }

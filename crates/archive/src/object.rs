@@ -22,6 +22,16 @@ pub struct ObjectKey {
 }
 
 impl ObjectKey {
+    /// An identity from its four parts, for readers that find them side by side with other fields.
+    pub fn new(api_version: String, kind: String, namespace: Option<String>, name: String) -> ObjectKey {
+        ObjectKey {
+            api_version,
+            kind,
+            namespace,
+            name,
+        }
+    }
+
     /// Reads the identity fields of an object; `None` when `apiVersion`, `kind` or `metadata.name` is missing.
     pub fn of(object: &Value) -> Option<ObjectKey> {
         let api_version = object.get("apiVersion")?.as_str()?.to_owned();
