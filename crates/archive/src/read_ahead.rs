@@ -158,14 +158,7 @@ impl Read for ReadAhead {
 
 impl Seek for ReadAhead {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let SeekFrom::Current(offset) = to else {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "a read-ahead stream only skips forward",
-            ));
-        };
-        let mut left = u64::try_from(offset)
-            .map_err(|_| io::Error::new(io::ErrorKind::Unsupported, "a read-ahead stream only skips forward"))?;
+        let mut left = forward_offset(to)?;
         while left > 0 {
             let available = self.available()?.len();
             if available == 0 {
@@ -176,6 +169,16 @@ impl Seek for ReadAhead {
             left -= n as u64;
         }
         Ok(self.position)
+    }
+}
+
+/// How far a seek of a forward-only stream goes: `SeekFrom::Current` with a non-negative offset, the only seek the
+/// tar reader asks for (to skip what it does not read); anything else is refused.
+pub(crate) fn forward_offset(to: SeekFrom) -> io::Result<u64> {
+    let refused = || io::Error::new(io::ErrorKind::Unsupported, "the stream only skips forward");
+    match to {
+        SeekFrom::Current(offset) => u64::try_from(offset).map_err(|_| refused()),
+        _ => Err(refused()),
     }
 }
 

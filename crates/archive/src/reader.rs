@@ -17,7 +17,7 @@ use crate::fast_hash;
 use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_NAME, MANIFEST_PATH, Manifest, PhaseName};
 use crate::object::ObjectKey;
 use crate::paths;
-use crate::read_ahead::{ReadAhead, read_ahead};
+use crate::read_ahead::{self, ReadAhead, read_ahead};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
@@ -1049,14 +1049,7 @@ impl<R: Read> Seek for SkipByReading<R> {
     /// Skips forward (`SeekFrom::Current` with a non-negative offset, all the tar reader asks); reads the skipped
     /// bytes, so every layer below still sees, and checks, the whole stream.
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let SeekFrom::Current(offset) = to else {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "the archive stream only skips forward",
-            ));
-        };
-        let offset = u64::try_from(offset)
-            .map_err(|_| io::Error::new(io::ErrorKind::Unsupported, "the archive stream only skips forward"))?;
+        let offset = read_ahead::forward_offset(to)?;
         let skipped = io::copy(&mut (&mut self.inner).take(offset), &mut io::sink())?;
         self.position += skipped;
         if skipped != offset {
