@@ -56,6 +56,20 @@ fn zone_file() -> String {
     format!("$TTL 60\n@ IN SOA ns.{ZONE}. hostmaster.{ZONE}. 1 60 60 600 60\n@ IN NS ns.{ZONE}.\nns IN A 127.0.0.1\n")
 }
 
+/// A loopback port free for both UDP and TCP (named serves DNS on both), below the ephemeral range like every port
+/// the harness hands out. A UDP port taken from that range was twice in a row already the local end of one of the
+/// clusters' TCP connections: named logged "creating TCP socket: address in use" and pebble's DNS-01 validation of
+/// the ACME scenario failed at once.
+fn dns_port() -> Result<u16> {
+    for _ in 0..100 {
+        let port = crate::local::free_port()?;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no loopback port free for both UDP and TCP")
+}
+
 impl Dns {
     /// Starts `named` with its config and zone in `dir`; returns once it reports that it is running.
     pub async fn start(dir: &Path) -> Result<Dns> {
@@ -64,7 +78,7 @@ impl Dns {
         }
         std::fs::create_dir_all(dir)?;
         let dir: PathBuf = dir.canonicalize()?;
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = dns_port()?;
         std::fs::write(dir.join("named.conf"), named_conf(&dir, port))?;
         std::fs::write(dir.join(format!("{ZONE}.zone")), zone_file())?;
         let mut child = tokio::process::Command::new(NAMED)

@@ -88,10 +88,6 @@ pub async fn binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl Pebble {
     /// Starts the DNS server, then pebble with a fresh serving certificate in `dir`, validating challenges through
     /// that server; returns once both are up.
@@ -106,14 +102,14 @@ impl Pebble {
         ))?;
         std::fs::write(dir.join("cert.pem"), &leaf.cert_pem)?;
         std::fs::write(dir.join("key.pem"), &leaf.key_pem)?;
-        let port = free_port()?;
+        let port = crate::local::free_port()?;
         let config = json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{port}"),
-            "managementListenAddress": format!("127.0.0.1:{}", free_port()?),
+            "managementListenAddress": format!("127.0.0.1:{}", crate::local::free_port()?),
             "certificate": dir.join("cert.pem"),
             "privateKey": dir.join("key.pem"),
-            "httpPort": free_port()?,
-            "tlsPort": free_port()?,
+            "httpPort": crate::local::free_port()?,
+            "tlsPort": crate::local::free_port()?,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
             "retryAfter": {"authz": 1, "order": 1},
