@@ -141,7 +141,10 @@ impl Recipients {
             self.plugins.push(plugin);
             return Ok(());
         }
-        Err(ArchiveError::InvalidRecipient(shorten(text)))
+        match key_shape(text) {
+            Some(shape @ (KeyShape::SecretKey | KeyShape::SshPrivateKey)) => Err(secret_as_recipient(shape)),
+            _ => Err(ArchiveError::InvalidRecipient(shorten(text))),
+        }
     }
 
     /// Adds every recipient of a recipients file (one per line; blank lines and `#` comments are skipped).
@@ -155,9 +158,15 @@ impl Recipients {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            self.add(line).map_err(|_| ArchiveError::InvalidRecipientsFile {
-                file: file_name.into(),
-                line: index + 1,
+            self.add(line).map_err(|error| match error {
+                ArchiveError::SecretKeyAsRecipient { hint, .. } => ArchiveError::SecretKeyAsRecipient {
+                    where_: Some(format!("{file_name}: line {}", index + 1)),
+                    hint,
+                },
+                _ => ArchiveError::InvalidRecipientsFile {
+                    file: file_name.into(),
+                    line: index + 1,
+                },
             })?;
         }
         Ok(())
@@ -293,7 +302,14 @@ impl Identities {
         }
 
         let file = age::IdentityFile::from_buffer(contents)
-            .map_err(|e| invalid(format!("{e}; expected AGE-SECRET-KEY-1… lines or an SSH private key")))?
+            .map_err(|e| match public_key_line(contents) {
+                Some(line) => invalid(format!(
+                    "line {line} is a public key (a recipient), which can encrypt but not open an archive; pass the \
+                     secret key it belongs to (the AGE-SECRET-KEY-1… file `cmarchive keygen` wrote, or the SSH \
+                     private key, not its .pub)"
+                )),
+                None => invalid(format!("{e}; expected AGE-SECRET-KEY-1… lines or an SSH private key")),
+            })?
             .with_callbacks(self.interaction.clone());
         let keys = file.into_identities().map_err(|e| ArchiveError::Plugin(one_line(&e)))?;
         if keys.is_empty() {
@@ -397,10 +413,59 @@ pub fn recipients_of_identity_file(contents: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// age's messages can span lines (error + hint); cmarchive prints one line per error.
+/// What a key given in the wrong place is, recognized only to say so (never to use it): a secret key where a
+/// recipient belongs, or a public key where an identity does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyShape {
+    /// An age secret key (`AGE-SECRET-KEY-1…`) or a plugin identity (`AGE-PLUGIN-…`).
+    SecretKey,
+    /// A PEM private key (`-----BEGIN OPENSSH PRIVATE KEY-----` and the like).
+    SshPrivateKey,
+    /// Something `-r` accepts: `age1…`, `ssh-ed25519 …`, `ssh-rsa …` or a plugin recipient.
+    PublicKey,
+}
+
+/// The shape of `text` (a flag's value or the start of a file), if it is a key at all.
+pub fn key_shape(text: &str) -> Option<KeyShape> {
+    let text = text.trim_start();
+    let first_line = text.lines().next().unwrap_or_default().trim();
+    if first_line.starts_with("AGE-SECRET-KEY-1") || first_line.starts_with("AGE-PLUGIN-") {
+        return Some(KeyShape::SecretKey);
+    }
+    if first_line.starts_with("-----BEGIN") && first_line.contains("PRIVATE KEY") {
+        return Some(KeyShape::SshPrivateKey);
+    }
+    let public = first_line.parse::<age::x25519::Recipient>().is_ok()
+        || first_line.parse::<age::ssh::Recipient>().is_ok()
+        || first_line.parse::<age::plugin::Recipient>().is_ok();
+    public.then_some(KeyShape::PublicKey)
+}
+
+/// The error for a private key given as a recipient, naming no part of the key.
+fn secret_as_recipient(shape: KeyShape) -> ArchiveError {
+    ArchiveError::SecretKeyAsRecipient {
+        where_: None,
+        hint: match shape {
+            KeyShape::SshPrivateKey => "the .pub file next to it",
+            _ => "`cmarchive keygen` printed it, `age-keygen -y KEY_FILE` prints it again",
+        },
+    }
+}
+
+/// The 1-based number of the first line of an identity file that is a public key, if one is.
+fn public_key_line(contents: &[u8]) -> Option<usize> {
+    String::from_utf8_lossy(contents)
+        .lines()
+        .position(|line| key_shape(line) == Some(KeyShape::PublicKey))
+        .map(|index| index + 1)
+}
+
+/// age's messages can span lines (error + hint) and wrap names in Unicode isolation marks (U+2068, U+2069: its
+/// localization does, and terminals and logs show them as stray bytes); cmarchive prints one plain line per error.
 pub(crate) fn one_line(error: &dyn std::fmt::Display) -> String {
     error
         .to_string()
+        .replace(['\u{2068}', '\u{2069}'], "")
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -458,12 +523,106 @@ mod tests {
     }
 
     #[test]
+    fn key_shapes_are_told_apart() {
+        let key = generate_key(jiff::Timestamp::UNIX_EPOCH);
+        let secret = secret_line(&key);
+        assert_eq!(key_shape(&secret), Some(KeyShape::SecretKey));
+        assert_eq!(key_shape("AGE-PLUGIN-YUBIKEY-1QQQQQQ"), Some(KeyShape::SecretKey));
+        assert_eq!(
+            key_shape("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn...\n"),
+            Some(KeyShape::SshPrivateKey)
+        );
+        assert_eq!(key_shape(&format!("  {}\n", key.recipient)), Some(KeyShape::PublicKey));
+        // An OpenSSH ed25519 public key line: the key type and a curve point (here the base point: 0x58, then
+        // 31 times 0x66), each length-prefixed.
+        let mut point = [0x66u8; 32];
+        point[0] = 0x58;
+        let mut blob = Vec::new();
+        for part in [&b"ssh-ed25519"[..], &point[..]] {
+            blob.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
+            blob.extend_from_slice(part);
+        }
+        use base64::Engine;
+        let ssh = format!(
+            "ssh-ed25519 {} alice",
+            base64::engine::general_purpose::STANDARD.encode(&blob)
+        );
+        assert_eq!(key_shape(&ssh), Some(KeyShape::PublicKey));
+        for other in ["", "bogus", "-----BEGIN CERTIFICATE-----", "# public key: age1"] {
+            assert_eq!(key_shape(other), None, "{other}");
+        }
+    }
+
+    /// The `AGE-SECRET-KEY-1…` line of a generated identity file.
+    fn secret_line(key: &GeneratedKey) -> String {
+        let file = key.identity_file.expose_secret();
+        file.lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn secret_keys_given_as_recipients_are_named_but_never_echoed() {
+        let key = generate_key(jiff::Timestamp::UNIX_EPOCH);
+        let secret = secret_line(&key);
+        let body = &secret["AGE-SECRET-KEY-1".len()..][..8];
+        let mut r = Recipients::new(Interaction::none());
+        let err = r.add(&secret).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::SecretKeyAsRecipient { where_: None, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("a secret key was given as a recipient"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(body), "{err}");
+        // The identity file itself passed as a recipients file: its comments are skipped, the key's line named.
+        let err = r
+            .add_file("key.txt", key.identity_file.expose_secret().as_bytes())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("key.txt: line 3 is a secret key"), "{err}");
+        assert!(!err.to_string().contains(body), "{err}");
+        let ssh = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+        let err = r.add_file("id_ed25519", ssh.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("id_ed25519: line 1 is a secret key"), "{err}");
+        assert!(err.to_string().contains(".pub"), "{err}");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_recipients_file_given_as_identities_names_the_public_key_line() {
+        let key = generate_key(jiff::Timestamp::UNIX_EPOCH);
+        let text = format!("# team\n{}\n", key.recipient);
+        let mut ids = Identities::new(Interaction::none());
+        let err = ids.add_file("team.txt", text.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("team.txt: line 2 is a public key (a recipient)"),
+            "{err}"
+        );
+        // Other junk keeps age's own message.
+        let err = ids.add_file("junk.txt", b"bogus\n").unwrap_err();
+        assert!(err.to_string().contains("expected AGE-SECRET-KEY-1"), "{err}");
+    }
+
+    #[test]
+    fn one_line_drops_line_breaks_and_isolation_marks() {
+        let message = "Could not find '\u{2068}age-plugin-x\u{2069}' on the PATH.\n  Have you installed it?\n";
+        assert_eq!(
+            one_line(&message),
+            "Could not find 'age-plugin-x' on the PATH. Have you installed it?"
+        );
+    }
+
+    #[test]
     fn missing_plugin_is_a_clear_error() {
         // A syntactically valid plugin recipient for a plugin that is not installed.
         let mut r = Recipients::new(Interaction::none());
         r.add_plugin_default("cmarchivetest").unwrap();
         let err = r.encryptor().err().expect("plugin must not resolve");
         assert!(matches!(err, ArchiveError::Plugin(_)), "{err}");
-        assert!(err.to_string().contains("age-plugin-cmarchivetest"), "{err}");
+        assert!(err.to_string().contains("'age-plugin-cmarchivetest'"), "{err}");
     }
 }

@@ -113,6 +113,20 @@ pub enum ArchiveError {
         "invalid recipient {0:?}: expected an age public key (age1…), an SSH public key (ssh-ed25519/ssh-rsa) or a plugin recipient"
     )]
     InvalidRecipient(String),
+    /// A private key given where a recipient belongs (`-r`, `-R`); none of it is echoed.
+    #[error(
+        "{}: encrypt to its public key ({hint}) and keep the secret key for -i when opening the archive",
+        match where_ {
+            Some(place) => format!("{place} is a secret key, not a recipient"),
+            None => "a secret key was given as a recipient".to_owned(),
+        }
+    )]
+    SecretKeyAsRecipient {
+        /// `file: line N` for a recipients file; `None` for a recipient given as text.
+        where_: Option<String>,
+        /// Where the public key is found.
+        hint: &'static str,
+    },
     /// A line of a recipients file that is not a recipient.
     #[error("{file}: line {line} is not a recipient (age1…, ssh-ed25519, ssh-rsa or plugin); fix or comment it with #")]
     InvalidRecipientsFile {

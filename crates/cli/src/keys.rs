@@ -11,6 +11,7 @@
 use crate::cli::{IdentityArgs, RecipientArgs};
 use crate::error::{CliError, Result};
 use age::secrecy::{ExposeSecret, SecretString};
+use cmarchive_archive::crypto::{KeyShape, key_shape};
 use cmarchive_archive::{Identities, Interaction, Recipients};
 use std::io::{self, IsTerminal, Read};
 use std::path::Path;
@@ -50,7 +51,7 @@ pub fn recipients(args: &RecipientArgs) -> Result<Recipients> {
             recipients.add(r).map_err(CliError::Keys)?;
         }
         for file in &args.recipients_files {
-            let contents = read_key_file(file)?;
+            let contents = read_key_file(file, KeyFlag::RECIPIENTS_FILE)?;
             recipients.add_file(file, &contents).map_err(CliError::Keys)?;
         }
         for plugin in &args.plugins {
@@ -80,14 +81,18 @@ pub fn identities(args: &IdentityArgs, archive_on_stdin: bool) -> Result<Identit
             if file == "-" && archive_on_stdin {
                 return Err(CliError::Usage("the archive and -i cannot both be stdin (`-`)".into()));
             }
-            let contents = read_key_file(file)?;
+            let contents = read_key_file(file, KeyFlag::IDENTITY)?;
             identities.add_file(file, &contents).map_err(CliError::Keys)?;
         }
         for plugin in &args.plugins {
             identities.add_plugin_default(plugin).map_err(CliError::Keys)?;
         }
     } else if let Ok(file) = std::env::var(ENV_KEY_FILE) {
-        let contents = std::fs::read(&file).map_err(CliError::io(format!("{ENV_KEY_FILE}={file}")))?;
+        let contents = std::fs::read(&file).map_err(|e| {
+            KeyFlag::KEY_FILE_ENV
+                .misplaced_key(&file)
+                .unwrap_or_else(|| CliError::io(format!("{ENV_KEY_FILE}={file}"))(e))
+        })?;
         identities.add_file(&file, &contents).map_err(CliError::Keys)?;
     } else if let Ok(keys) = std::env::var(ENV_KEY) {
         identities.add_file(ENV_KEY, keys.as_bytes()).map_err(CliError::Keys)?;
@@ -146,8 +151,55 @@ fn read_passphrase_file(path: &Path) -> Result<SecretString> {
     Ok(SecretString::from(line))
 }
 
+/// A flag or variable that names a key file, for saying what went wrong when it was given a key instead.
+#[derive(Clone, Copy)]
+struct KeyFlag {
+    name: &'static str,
+    /// Whether it names keys that open archives (identities) rather than recipients.
+    opens: bool,
+}
+
+impl KeyFlag {
+    const IDENTITY: KeyFlag = KeyFlag {
+        name: "-i",
+        opens: true,
+    };
+    const KEY_FILE_ENV: KeyFlag = KeyFlag {
+        name: ENV_KEY_FILE,
+        opens: true,
+    };
+    const RECIPIENTS_FILE: KeyFlag = KeyFlag {
+        name: "-R",
+        opens: false,
+    };
+
+    /// The error for a file name that is not there because it is a key: a secret key pasted where its file
+    /// belongs (never echoed: the I/O error would print it), or a public key given to the wrong flag.
+    fn misplaced_key(self, value: &str) -> Option<CliError> {
+        let name = self.name;
+        let message = match (key_shape(value)?, self.opens) {
+            (KeyShape::PublicKey, true) => format!(
+                "{name} takes a secret key file, and the value given is a public key (a recipient), which can \
+                 encrypt but not open an archive; pass the file of the secret key it belongs to"
+            ),
+            (KeyShape::PublicKey, false) => {
+                format!("{name} takes a file of recipients; to encrypt to one given on the command line, use -r")
+            }
+            (KeyShape::SecretKey | KeyShape::SshPrivateKey, true) => format!(
+                "{name} takes a key file, not the key itself: save the key in a file only you can read and pass \
+                 that, or put the key in {ENV_KEY}"
+            ),
+            (KeyShape::SecretKey | KeyShape::SshPrivateKey, false) => format!(
+                "{name} takes a file of recipients, and the value given is a secret key: encrypt to its public key \
+                 with -r (`cmarchive keygen` printed it) and keep the secret key for -i"
+            ),
+        };
+        Some(CliError::Usage(message))
+    }
+}
+
 /// Reads a key or recipients file; `-` is stdin. Capped at 16 MiB like age.
-fn read_key_file(name: &str) -> Result<Vec<u8>> {
+fn read_key_file(name: &str, flag: KeyFlag) -> Result<Vec<u8>> {
     let mut contents = Vec::new();
     let limit = 16 << 20;
     if name == "-" {
@@ -157,8 +209,13 @@ fn read_key_file(name: &str) -> Result<Vec<u8>> {
             .read_to_end(&mut contents)
             .map_err(CliError::io("reading stdin"))?;
     } else {
-        std::fs::File::open(name)
-            .and_then(|f| f.take(limit).read_to_end(&mut contents))
+        let mut file = std::fs::File::open(name).map_err(|e| {
+            flag.misplaced_key(name)
+                .unwrap_or_else(|| CliError::io(format!("reading {name}"))(e))
+        })?;
+        file.by_ref()
+            .take(limit)
+            .read_to_end(&mut contents)
             .map_err(CliError::io(format!("reading {name}")))?;
     }
     Ok(contents)

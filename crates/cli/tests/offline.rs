@@ -616,6 +616,86 @@ fn helpful_errors() {
     assert!(!ws.path("y.cmar").exists());
 }
 
+/// A key given to the wrong flag, or instead of its file, is named for what it is; a secret key is never echoed
+/// (a failed open would print the "file name") and nothing is written.
+#[test]
+fn misplaced_keys_are_named_and_never_echoed() {
+    let ws = Workspace::new();
+    let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
+    let secret = fs::read_to_string(ws.key())
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap()
+        .to_owned();
+    let body = &secret["AGE-SECRET-KEY-1".len()..][..10];
+    let recipients = ws.write("team.txt", &format!("# the team\n{}\n", ws.recipient));
+    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let out = ws.path("new.cmar");
+    let key = ws.key();
+    let cases: [(Vec<&std::ffi::OsStr>, &str); 6] = [
+        (
+            vec![
+                "unpack".as_ref(),
+                archive.as_ref(),
+                "-i".as_ref(),
+                ws.recipient.as_ref(),
+            ],
+            "-i takes a secret key file, and the value given is a public key",
+        ),
+        (
+            vec!["unpack".as_ref(), archive.as_ref(), "-i".as_ref(), secret.as_ref()],
+            "-i takes a key file, not the key itself",
+        ),
+        (
+            vec!["inspect".as_ref(), archive.as_ref(), "-i".as_ref(), recipients.as_ref()],
+            "team.txt: line 2 is a public key (a recipient)",
+        ),
+        (
+            vec![
+                "pack".as_ref(),
+                out.as_ref(),
+                "--from-file".as_ref(),
+                input.as_ref(),
+                "-r".as_ref(),
+                secret.as_ref(),
+            ],
+            "a secret key was given as a recipient",
+        ),
+        (
+            vec![
+                "pack".as_ref(),
+                out.as_ref(),
+                "--from-file".as_ref(),
+                input.as_ref(),
+                "-R".as_ref(),
+                key.as_ref(),
+            ],
+            "key.txt: line 3 is a secret key, not a recipient",
+        ),
+        (
+            vec![
+                "pack".as_ref(),
+                out.as_ref(),
+                "--from-file".as_ref(),
+                input.as_ref(),
+                "-R".as_ref(),
+                ws.recipient.as_ref(),
+            ],
+            "-R takes a file of recipients; to encrypt to one given on the command line, use -r",
+        ),
+    ];
+    for (args, expected) in cases {
+        let run = cmarchive().args(&args).output().unwrap();
+        let stderr = String::from_utf8(run.stderr).unwrap();
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains(body), "{args:?} echoed the secret key: {stderr}");
+        assert!(run.stdout.is_empty(), "{args:?} printed something");
+        assert!(!out.exists(), "{args:?} wrote an archive");
+    }
+}
+
 #[test]
 fn completions_and_kubectl_plugin_name() {
     cmarchive()
