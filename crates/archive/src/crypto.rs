@@ -160,7 +160,7 @@ impl Recipients {
             }
             self.add(line).map_err(|error| match error {
                 ArchiveError::SecretKeyAsRecipient { hint, .. } => ArchiveError::SecretKeyAsRecipient {
-                    where_: Some(format!("{file_name}: line {}", index + 1)),
+                    location: Some(format!("{file_name}: line {}", index + 1)),
                     hint,
                 },
                 _ => ArchiveError::InvalidRecipientsFile {
@@ -444,7 +444,7 @@ pub fn key_shape(text: &str) -> Option<KeyShape> {
 /// The error for a private key given as a recipient, naming no part of the key.
 fn secret_as_recipient(shape: KeyShape) -> ArchiveError {
     ArchiveError::SecretKeyAsRecipient {
-        where_: None,
+        location: None,
         hint: match shape {
             KeyShape::SshPrivateKey => "the .pub file next to it",
             _ => "`cmarchive keygen` printed it, `age-keygen -y KEY_FILE` prints it again",
@@ -570,7 +570,7 @@ mod tests {
         let mut r = Recipients::new(Interaction::none());
         let err = r.add(&secret).unwrap_err();
         assert!(
-            matches!(err, ArchiveError::SecretKeyAsRecipient { where_: None, .. }),
+            matches!(err, ArchiveError::SecretKeyAsRecipient { location: None, .. }),
             "{err}"
         );
         assert!(

@@ -116,14 +116,14 @@ pub enum ArchiveError {
     /// A private key given where a recipient belongs (`-r`, `-R`); none of it is echoed.
     #[error(
         "{}: encrypt to its public key ({hint}) and keep the secret key for -i when opening the archive",
-        match where_ {
+        match location {
             Some(place) => format!("{place} is a secret key, not a recipient"),
             None => "a secret key was given as a recipient".to_owned(),
         }
     )]
     SecretKeyAsRecipient {
         /// `file: line N` for a recipients file; `None` for a recipient given as text.
-        where_: Option<String>,
+        location: Option<String>,
         /// Where the public key is found.
         hint: &'static str,
     },
