@@ -818,4 +818,29 @@ fn passphrase_from_a_file_and_from_the_environment() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains("cannot be combined"));
+    // The passphrase typed where its file belongs is not a file: said, and never echoed, for both directions.
+    for command in ["pack", "unpack"] {
+        let mut cmd = cmarchive();
+        if command == "pack" {
+            cmd.arg("pack")
+                .arg(ws.path("typed.cmar"))
+                .arg("--from-file")
+                .arg(&input);
+        } else {
+            cmd.arg("unpack").arg(&archive);
+        }
+        let run = cmd
+            .args(["--passphrase-file", "correct horse battery staple"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(run.stderr).unwrap();
+        assert_eq!(run.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("--passphrase-file: no such file"),
+            "{command}: {stderr}"
+        );
+        assert!(!stderr.contains("horse"), "{command} echoed the passphrase: {stderr}");
+        assert!(run.stdout.is_empty(), "{command} printed something");
+    }
+    assert!(!ws.path("typed.cmar").exists());
 }
