@@ -139,21 +139,34 @@ async fn install_gateway_api(client: &kube::Client) -> anyhow::Result<()> {
         .filter(|d| d["kind"] == "CustomResourceDefinition")
         .filter_map(|d| d["metadata"]["name"].as_str().map(str::to_owned))
         .collect();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crds = &Api::<CustomResourceDefinition>::all(client.clone());
     let deadline = Instant::now() + READY_TIMEOUT;
     for name in &names {
-        loop {
+        poll_until(deadline, &format!("Gateway API CRD {name}"), move || async move {
             let crd = crds.get(name).await.with_context(|| format!("reading CRD {name}"))?;
-            if crate::provider::crd_established(&crd) {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("Gateway API CRD {name} not Established after {READY_TIMEOUT:?}");
-            }
-            sleep(POLL).await;
-        }
+            Ok((!crate::provider::crd_established(&crd)).then(|| "not Established".to_owned()))
+        })
+        .await?;
     }
     Ok(())
+}
+
+/// Polls `pending` every [`POLL`] until it says nothing is pending (`None`); its errors end the wait, and at
+/// `deadline` the error names `what` and the last thing it said was pending.
+async fn poll_until<F, Fut>(deadline: Instant, what: &str, mut pending: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<String>>>,
+{
+    loop {
+        let Some(why) = pending().await? else {
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
+            bail!("{what} not ready in time: {why}");
+        }
+        sleep(POLL).await;
+    }
 }
 
 /// Server-side applies each object, resolving its kind through discovery once per kind.
@@ -228,24 +241,18 @@ pub fn deployment_not_ready(d: &Deployment) -> Option<String> {
 }
 
 async fn wait_deployments_available(client: &kube::Client, deadline: Instant) -> anyhow::Result<()> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), CERT_MANAGER_NAMESPACE);
-    loop {
-        let why = match api.list(&ListParams::default()).await {
-            Ok(list) if list.items.is_empty() => "no Deployments yet".to_owned(),
+    let api = &Api::<Deployment>::namespaced(client.clone(), CERT_MANAGER_NAMESPACE);
+    poll_until(deadline, "cert-manager Deployments", move || async move {
+        Ok(match api.list(&ListParams::default()).await {
+            Ok(list) if list.items.is_empty() => Some("no Deployments yet".to_owned()),
             Ok(list) => {
                 let waiting: Vec<String> = list.items.iter().filter_map(deployment_not_ready).collect();
-                if waiting.is_empty() {
-                    return Ok(());
-                }
-                waiting.join("; ")
+                (!waiting.is_empty()).then(|| waiting.join("; "))
             }
-            Err(e) => format!("listing Deployments: {e}"),
-        };
-        if Instant::now() >= deadline {
-            bail!("cert-manager Deployments not available in time: {why}");
-        }
-        sleep(POLL).await;
-    }
+            Err(e) => Some(format!("listing Deployments: {e}")),
+        })
+    })
+    .await
 }
 
 /// A Deployment being Available does not mean the API server can reach the webhook yet (its serving certificate
@@ -253,27 +260,23 @@ async fn wait_deployments_available(client: &kube::Client, deadline: Instant) ->
 /// server-side dry-run create of an Issuer, which goes through the validating and mutating webhooks.
 async fn wait_webhook(client: &kube::Client, deadline: Instant) -> anyhow::Result<()> {
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Issuer"));
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
-    let issuer: DynamicObject = serde_json::from_value(json!({
+    let api = &Api::<DynamicObject>::namespaced_with(client.clone(), "default", &resource);
+    let issuer: &DynamicObject = &serde_json::from_value(json!({
         "apiVersion": "cert-manager.io/v1",
         "kind": "Issuer",
         "metadata": { "name": "cmarchive-webhook-probe", "namespace": "default" },
         "spec": { "selfSigned": {} },
     }))?;
-    let params = PostParams {
+    let params = &PostParams {
         dry_run: true,
         field_manager: Some(FIELD_MANAGER.to_owned()),
     };
-    loop {
-        let err = match api.create(&params, &issuer).await {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
-        };
-        if Instant::now() >= deadline {
-            bail!("the cert-manager webhook does not answer (dry-run create of an Issuer): {err}");
-        }
-        sleep(POLL).await;
-    }
+    poll_until(
+        deadline,
+        "the cert-manager webhook (dry-run create of an Issuer)",
+        move || async move { Ok(api.create(params, issuer).await.err().map(|e| e.to_string())) },
+    )
+    .await
 }
 
 /// Scales the controller Deployment and waits: at 0 until no controller Pod is left (not even a terminating one,
@@ -297,31 +300,67 @@ pub async fn scale_controller(client: &kube::Client, replicas: i32) -> anyhow::R
                 .join(",")
         })
         .context("controller Deployment without matchLabels")?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), CERT_MANAGER_NAMESPACE);
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        let why = if replicas == 0 {
-            let left = pods.list(&ListParams::default().labels(&selector)).await?.items.len();
-            if left == 0 {
-                return Ok(());
-            }
-            format!("{left} controller Pod(s) left")
+    let pods = &Api::<Pod>::namespaced(client.clone(), CERT_MANAGER_NAMESPACE);
+    let (api, selector) = (&api, &selector);
+    let what = format!("controller scaled to {replicas}");
+    poll_until(Instant::now() + READY_TIMEOUT, &what, move || async move {
+        Ok(if replicas == 0 {
+            let left = pods.list(&ListParams::default().labels(selector)).await?.items.len();
+            (left > 0).then(|| format!("{left} controller Pod(s) left"))
         } else {
-            match deployment_not_ready(&api.get(CONTROLLER_DEPLOYMENT).await?) {
-                None => return Ok(()),
-                Some(why) => why,
-            }
-        };
-        if Instant::now() >= deadline {
-            bail!("controller not scaled to {replicas} in time: {why}");
-        }
-        sleep(POLL).await;
-    }
+            deployment_not_ready(&api.get(CONTROLLER_DEPLOYMENT).await?)
+        })
+    })
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_until_nothing_is_pending() {
+        let calls = &Cell::new(0);
+        let start = Instant::now();
+        poll_until(start + READY_TIMEOUT, "test", move || async move {
+            calls.set(calls.get() + 1);
+            Ok((calls.get() < 3).then(|| "not yet".to_owned()))
+        })
+        .await
+        .unwrap();
+        assert_eq!(calls.get(), 3);
+        assert_eq!(start.elapsed(), 2 * POLL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_past_its_deadline_names_what_is_still_pending() {
+        let calls = &Cell::new(0);
+        let start = Instant::now();
+        let err = poll_until(start + 5 * POLL / 2, "cert-manager Deployments", move || async move {
+            calls.set(calls.get() + 1);
+            Ok(Some(format!("cert-manager: {}/1 available", calls.get() - 1)))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cert-manager Deployments not ready in time: cert-manager: 3/1 available"
+        );
+        assert_eq!(calls.get(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_poll_ends_the_wait_at_once() {
+        let calls = &Cell::new(0);
+        let err = poll_until(Instant::now() + READY_TIMEOUT, "test", move || async move {
+            calls.set(calls.get() + 1);
+            anyhow::bail!("forbidden")
+        })
+        .await
+        .unwrap_err();
+        assert_eq!((err.to_string().as_str(), calls.get()), ("forbidden", 1));
+    }
 
     fn deployment(v: Value) -> Deployment {
         serde_json::from_value(v).unwrap()
