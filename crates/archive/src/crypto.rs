@@ -425,19 +425,29 @@ pub enum KeyShape {
     PublicKey,
 }
 
-/// The shape of `text` (a flag's value or the start of a file), if it is a key at all.
+/// The shape of `text` (a flag's value, one line of a file, or a whole file pasted as a value), if it is a key at
+/// all. Blank and `#` lines are skipped, and a secret key on any line wins: an identity file pasted where its name
+/// belongs starts with comments, and its key must be recognized so that it is never echoed. age reads bech32 in
+/// either case, so the secret-key prefix is matched in either case too (the post-quantum `AGE-SECRET-KEY-PQ-1…`
+/// included).
 pub fn key_shape(text: &str) -> Option<KeyShape> {
-    let text = text.trim_start();
-    let first_line = text.lines().next().unwrap_or_default().trim();
-    if first_line.starts_with("AGE-SECRET-KEY-1") || first_line.starts_with("AGE-PLUGIN-") {
-        return Some(KeyShape::SecretKey);
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let first = lines.clone().next()?;
+    for line in lines.by_ref() {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("AGE-SECRET-KEY-") || line.starts_with("AGE-PLUGIN-") {
+            return Some(KeyShape::SecretKey);
+        }
+        if upper.starts_with("-----BEGIN") && upper.contains("PRIVATE KEY") {
+            return Some(KeyShape::SshPrivateKey);
+        }
     }
-    if first_line.starts_with("-----BEGIN") && first_line.contains("PRIVATE KEY") {
-        return Some(KeyShape::SshPrivateKey);
-    }
-    let public = first_line.parse::<age::x25519::Recipient>().is_ok()
-        || first_line.parse::<age::ssh::Recipient>().is_ok()
-        || first_line.parse::<age::plugin::Recipient>().is_ok();
+    let public = first.parse::<age::x25519::Recipient>().is_ok()
+        || first.parse::<age::ssh::Recipient>().is_ok()
+        || first.parse::<age::plugin::Recipient>().is_ok();
     public.then_some(KeyShape::PublicKey)
 }
 
@@ -548,7 +558,20 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(&blob)
         );
         assert_eq!(key_shape(&ssh), Some(KeyShape::PublicKey));
-        for other in ["", "bogus", "-----BEGIN CERTIFICATE-----", "# public key: age1"] {
+        // Forms a secret key is still recognized in (and so withheld from error messages): lower case, which
+        // age accepts, the post-quantum prefix, and a whole identity file pasted as a value, comments first.
+        let pasted_file = key.identity_file.expose_secret().to_owned();
+        let pq = format!("AGE-SECRET-KEY-PQ-1{}", &secret["AGE-SECRET-KEY-1".len()..]);
+        for secret in [secret.to_lowercase(), pq, pasted_file] {
+            assert_eq!(key_shape(&secret), Some(KeyShape::SecretKey), "{secret}");
+        }
+        for other in [
+            "",
+            "bogus",
+            "-----BEGIN CERTIFICATE-----",
+            "# public key: age1",
+            "age-plugin-yubikey",
+        ] {
             assert_eq!(key_shape(other), None, "{other}");
         }
     }

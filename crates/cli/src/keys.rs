@@ -138,17 +138,18 @@ fn env_passphrase() -> Option<SecretString> {
         .map(SecretString::from)
 }
 
-/// The first line of a file, without its line ending. A name that is not there is not repeated in the error:
-/// it may be the passphrase itself, typed where its file belongs, and errors end up in CI logs.
+/// The first line of a file, without its line ending. A name that is not there is not repeated in the error
+/// (whatever the reason: missing, too long, a file where a folder should be): it may be the passphrase itself,
+/// typed where its file belongs, and errors end up in CI logs.
 fn read_passphrase_file(path: &Path) -> Result<SecretString> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            CliError::Usage(format!(
-                "--passphrase-file: no such file (the value is not repeated here in case it is the passphrase \
-                 itself); give a file whose first line is the passphrase, or set {ENV_PASSPHRASE}"
-            ))
-        } else {
+        if std::fs::symlink_metadata(path).is_ok() {
             CliError::io(format!("reading {}", path.display()))(e)
+        } else {
+            CliError::Usage(format!(
+                "--passphrase-file names no readable file ({e}); the value is not repeated here in case it is \
+                 the passphrase itself: give a file whose first line is the passphrase, or set {ENV_PASSPHRASE}"
+            ))
         }
     })?;
     let line = text.lines().next().unwrap_or("").to_owned();

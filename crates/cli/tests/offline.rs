@@ -633,7 +633,11 @@ fn misplaced_keys_are_named_and_never_echoed() {
     let input = ws.write("dump.json", &kubectl_dump().to_string());
     let out = ws.path("new.cmar");
     let key = ws.key();
-    let cases: [(&str, &str, &std::ffi::OsStr, &str); 6] = [
+    // The key file's whole text given as a value (`-i "$(cat key.txt)"`: comments first), and the key in lower
+    // case (age accepts it): both still secret keys.
+    let pasted = fs::read_to_string(&key).unwrap();
+    let lower = secret.to_lowercase();
+    let cases: [(&str, &str, &std::ffi::OsStr, &str); 10] = [
         (
             "unpack",
             "-i",
@@ -665,6 +669,20 @@ fn misplaced_keys_are_named_and_never_echoed() {
             ws.recipient.as_ref(),
             "-R takes a file of recipients; to encrypt to one given on the command line, use -r",
         ),
+        (
+            "unpack",
+            "-i",
+            pasted.as_ref(),
+            "-i takes a key file, not the key itself",
+        ),
+        ("pack", "-r", pasted.as_ref(), "a secret key was given as a recipient"),
+        ("pack", "-r", lower.as_ref(), "a secret key was given as a recipient"),
+        (
+            "pack",
+            "-R",
+            lower.as_ref(),
+            "-R takes a file of recipients, and the value given is a secret key",
+        ),
     ];
     for (command, flag, value, expected) in cases {
         let mut cmd = cmarchive();
@@ -678,10 +696,29 @@ fn misplaced_keys_are_named_and_never_echoed() {
         let stderr = String::from_utf8(run.stderr).unwrap();
         assert_eq!(run.status.code(), Some(1), "{what}: {stderr}");
         assert!(stderr.contains(expected), "{what}: {stderr}");
-        assert!(!stderr.contains(body), "{what} echoed the secret key: {stderr}");
+        let echoed = stderr.to_ascii_uppercase().contains(body);
+        assert!(!echoed, "{what} echoed the secret key: {stderr}");
         assert!(run.stdout.is_empty(), "{what} printed something");
         assert!(!out.exists(), "{what} wrote an archive");
     }
+    // The same mistake in the environment: the key file's text where its name belongs.
+    let run = cmarchive()
+        .arg("unpack")
+        .arg(&archive)
+        .env("CMARCHIVE_AGE_KEY_FILE", &pasted)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("CMARCHIVE_AGE_KEY_FILE takes a key file, not the key itself"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.to_ascii_uppercase().contains(body),
+        "echoed the secret key: {stderr}"
+    );
+    assert!(run.stdout.is_empty());
 }
 
 #[test]
@@ -819,7 +856,14 @@ fn passphrase_from_a_file_and_from_the_environment() {
         .code(1)
         .stderr(predicates::str::contains("cannot be combined"));
     // The passphrase typed where its file belongs is not a file: said, and never echoed, for both directions.
-    for command in ["pack", "unpack"] {
+    let typed = [
+        ("pack", "correct horse battery staple".to_owned()),
+        ("unpack", "correct horse battery staple".to_owned()),
+        // Longer than a file name may be, and "under" a file: neither is a file, and both fail differently.
+        ("unpack", "horse".repeat(60)),
+        ("unpack", format!("{}/horse battery", input.display())),
+    ];
+    for (command, value) in typed {
         let mut cmd = cmarchive();
         if command == "pack" {
             cmd.arg("pack")
@@ -829,14 +873,11 @@ fn passphrase_from_a_file_and_from_the_environment() {
         } else {
             cmd.arg("unpack").arg(&archive);
         }
-        let run = cmd
-            .args(["--passphrase-file", "correct horse battery staple"])
-            .output()
-            .unwrap();
+        let run = cmd.arg("--passphrase-file").arg(&value).output().unwrap();
         let stderr = String::from_utf8(run.stderr).unwrap();
         assert_eq!(run.status.code(), Some(1), "{command}: {stderr}");
         assert!(
-            stderr.contains("--passphrase-file: no such file"),
+            stderr.contains("--passphrase-file names no readable file"),
             "{command}: {stderr}"
         );
         assert!(!stderr.contains("horse"), "{command} echoed the passphrase: {stderr}");
