@@ -111,6 +111,16 @@ impl ControllerDeployment {
     }
 }
 
+/// The cluster resource namespace in effect: the one given on the command line, else the found controller's own
+/// flag, else [`FALLBACK_CRN`]. One rule for pack, restore and verify, so that the namespace a backup records and
+/// the one a restore maps it to are read the same way.
+pub fn effective_crn(given: Option<&str>, deployment: Option<&ControllerDeployment>) -> String {
+    given
+        .map(str::to_owned)
+        .or_else(|| deployment.map(ControllerDeployment::cluster_resource_namespace))
+        .unwrap_or_else(|| FALLBACK_CRN.to_owned())
+}
+
 /// The tag of an image reference, without a digest; `None` for digest-only references.
 pub fn image_tag(image: &str) -> Option<String> {
     let without_digest = image.split('@').next()?;
@@ -248,6 +258,10 @@ mod tests {
         assert_eq!(helm.cluster_resource_namespace(), "cm");
         let split = deployment(json!(["--cluster-resource-namespace", "infra"]), json!([]));
         assert_eq!(split.cluster_resource_namespace(), "infra");
+        // The command line wins over the Deployment, which wins over the fallback.
+        assert_eq!(effective_crn(Some("given"), Some(&split)), "given");
+        assert_eq!(effective_crn(None, Some(&split)), "infra");
+        assert_eq!(effective_crn(None, None), FALLBACK_CRN);
         let absent = deployment(json!(["--v=2"]), json!([]));
         assert_eq!(absent.cluster_resource_namespace(), BINARY_DEFAULT_CRN);
     }

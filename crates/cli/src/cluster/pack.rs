@@ -74,15 +74,8 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
     let mut warnings: Vec<String> = apis.warnings.clone();
     let deployment = controller::find(client).await;
     let cert_manager_version = deployment.as_ref().and_then(controller::ControllerDeployment::version);
-    let cluster_resource_namespace = options
-        .cluster_resource_namespace
-        .clone()
-        .or_else(|| {
-            deployment
-                .as_ref()
-                .map(controller::ControllerDeployment::cluster_resource_namespace)
-        })
-        .unwrap_or_else(|| FALLBACK_CRN.to_owned());
+    let cluster_resource_namespace =
+        controller::effective_crn(options.cluster_resource_namespace.as_deref(), deployment.as_ref());
     if deployment.is_none() && options.cluster_resource_namespace.is_none() {
         tracing::info!(
             "no cert-manager controller Deployment readable; assuming cluster resource namespace {FALLBACK_CRN}"

@@ -5,7 +5,7 @@
 use crate::cluster::access::{self, Permission};
 use crate::cluster::apply::{Applied, Applier, Outcome, Prepared};
 use crate::cluster::client::{self, ConnectOptions};
-use crate::cluster::controller::{self, FALLBACK_CRN};
+use crate::cluster::controller;
 use crate::cluster::discovery::{self, CertManagerApis};
 use crate::cluster::error::ClusterError;
 use crate::cluster::verify::{self, Report};
@@ -245,15 +245,7 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
         );
     }
     let source_crn = archive.manifest.source.cluster_resource_namespace.clone();
-    let target_crn = options
-        .cluster_resource_namespace
-        .clone()
-        .or_else(|| {
-            deployment
-                .as_ref()
-                .map(controller::ControllerDeployment::cluster_resource_namespace)
-        })
-        .unwrap_or_else(|| FALLBACK_CRN.to_owned());
+    let target_crn = controller::effective_crn(options.cluster_resource_namespace.as_deref(), deployment.as_ref());
     if source_crn != target_crn {
         eprintln!("cluster resource namespace: {source_crn} (archive) → {target_crn} (target)");
     }

@@ -5,7 +5,7 @@
 
 use crate::cli::{ReportFormat, VerifyArgs};
 use crate::cluster::client::{ConnectOptions, connect};
-use crate::cluster::controller::{self, FALLBACK_CRN};
+use crate::cluster::controller;
 use crate::cluster::restore::remap_facts;
 use crate::cluster::verify::{Report, verify};
 use crate::cluster::{self, discovery};
@@ -27,13 +27,12 @@ pub fn run(args: &VerifyArgs, archive: &VerifiedArchive) -> Result<i32> {
         let connection = connect(&options).await?;
         let client = &connection.client;
         let apis = discovery::cert_manager(client, connection.display_name()).await?;
-        let target_crn = match &args.cluster_resource_namespace {
-            Some(ns) => ns.clone(),
-            None => controller::find(client)
-                .await
-                .map(|d| d.cluster_resource_namespace())
-                .unwrap_or_else(|| FALLBACK_CRN.to_owned()),
+        let given = args.cluster_resource_namespace.as_deref();
+        let deployment = match given {
+            Some(_) => None,
+            None => controller::find(client).await,
         };
+        let target_crn = controller::effective_crn(given, deployment.as_ref());
         let facts = remap_facts(
             &archive.manifest.certificates,
             &archive.manifest.source.cluster_resource_namespace,
