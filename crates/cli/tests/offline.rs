@@ -379,6 +379,23 @@ fn unpack_into_a_folder() {
         .arg("--force")
         .assert()
         .success();
+    // Overwriting resets a mode someone widened meanwhile: truncation alone would keep it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+        cmarchive()
+            .arg("unpack")
+            .arg(&archive)
+            .arg("-i")
+            .arg(ws.key())
+            .arg("--dir")
+            .arg(&out_dir)
+            .arg("--force")
+            .assert()
+            .success();
+        assert_eq!(fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    }
 }
 
 #[test]

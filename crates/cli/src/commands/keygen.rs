@@ -10,17 +10,7 @@ pub fn run(args: &KeygenArgs) -> Result<()> {
     let key = cmarchive_archive::crypto::generate_key(jiff::Timestamp::now());
     match args.file.as_deref().filter(|f| f.as_os_str() != "-") {
         Some(path) => {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(path).map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => CliError::OutputExists(path.to_owned()),
-                _ => CliError::Io {
-                    context: format!("creating {}", path.display()),
-                    source: e,
-                },
-            })?;
+            let mut file = crate::commands::create_file(path, 0o600, false)?;
             file.write_all(key.identity_file.expose_secret().as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(CliError::io(format!("writing {}", path.display())))?;

@@ -1,4 +1,5 @@
-//! One module per subcommand. Shared here: opening an archive (decrypt + verify) for the reading commands.
+//! One module per subcommand. Shared here: opening an archive (decrypt + verify) for the reading commands, and
+//! creating the files that hold keys and Secrets.
 
 pub mod inspect;
 pub mod keygen;
@@ -14,6 +15,33 @@ use crate::keys;
 use cmarchive_archive::{CheckedArchive, ObjectRef, ReadLimits, Replay, VerifiedArchive, check_archive};
 use std::fs::File;
 use std::io::{self, BufReader, IsTerminal};
+use std::path::Path;
+
+/// Creates a file with `mode` from the start (a key or a Secret is never readable by others, not even for a
+/// moment); without `overwrite` an existing file is an error, with it the file is truncated and its mode reset
+/// (truncation keeps an old, possibly wider mode).
+pub fn create_file(path: &Path, mode: u32, overwrite: bool) -> Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if overwrite {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    let file = options.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => CliError::OutputExists(path.to_owned()),
+        _ => CliError::io(format!("creating {}", path.display()))(e),
+    })?;
+    #[cfg(unix)]
+    if overwrite {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(CliError::io(format!("chmod {}", path.display())))?;
+    }
+    Ok(file)
+}
 
 /// Decrypts and verifies the archive named on the command line (`-` = stdin). Nothing is returned, and so nothing
 /// can be printed or applied, unless the whole archive passed every check.

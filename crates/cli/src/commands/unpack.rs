@@ -134,29 +134,7 @@ fn make_dir(dir: &Path) -> Result<()> {
 }
 
 fn write_file(path: &Path, data: &[u8], mode: u32, overwrite: bool) -> Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true);
-    if overwrite {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    let mut file = options.open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::AlreadyExists => CliError::OutputExists(path.to_owned()),
-        _ => CliError::Io {
-            context: format!("creating {}", path.display()),
-            source: e,
-        },
-    })?;
-    #[cfg(unix)]
-    if overwrite {
-        // An existing file keeps its old mode on truncate; a Secret must not stay world-readable.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(CliError::io(format!("chmod {}", path.display())))?;
-    }
-    file.write_all(data)
+    commands::create_file(path, mode, overwrite)?
+        .write_all(data)
         .map_err(CliError::io(format!("writing {}", path.display())))
 }
