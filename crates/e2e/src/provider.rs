@@ -4,6 +4,28 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::time::Duration;
+
+/// The one poll loop behind every provider's readiness waits: calls `probe` every `every` until it yields a value
+/// (`Ok(Ok(v))`). `Ok(Err(why))` means not yet, and `why` is what the timeout error reports; an `Err` ends the wait
+/// at once. The clock is tokio's, so tests on a paused clock run the waits without waiting.
+pub async fn poll<T, F, Fut>(timeout: Duration, every: Duration, what: &str, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Result<T, String>>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        let why = match probe().await? {
+            Ok(v) => return Ok(v),
+            Err(why) => why,
+        };
+        if start.elapsed() > timeout {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what} (last: {why})");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
 
 /// Boxed future, so providers stay object-safe (`Box<dyn Provider>` chosen at run time from the environment).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -13,7 +13,7 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use serde_json::{Value, json};
-use tokio::time::{Instant, sleep};
+use tokio::time::Instant;
 
 use super::config::{
     self, CERT_MANAGER_NAMESPACE, CONTROLLER_DEPLOYMENT, ENV_CERT_MANAGER_MANIFEST, ENV_CERT_MANAGER_VERSION,
@@ -151,22 +151,19 @@ async fn install_gateway_api(client: &kube::Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls `pending` every [`POLL`] until it says nothing is pending (`None`); its errors end the wait, and at
-/// `deadline` the error names `what` and the last thing it said was pending.
+/// [`crate::provider::poll`] every [`POLL`] until `deadline`, on a check that says what is still pending (`None`
+/// when nothing is); its errors end the wait.
 async fn poll_until<F, Fut>(deadline: Instant, what: &str, mut pending: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<String>>>,
 {
-    loop {
-        let Some(why) = pending().await? else {
-            return Ok(());
-        };
-        if Instant::now() >= deadline {
-            bail!("{what} not ready in time: {why}");
-        }
-        sleep(POLL).await;
-    }
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    crate::provider::poll(timeout, POLL, what, || {
+        let pending = pending();
+        async move { Ok(pending.await?.map_or(Ok(()), Err)) }
+    })
+    .await
 }
 
 /// Server-side applies each object, resolving its kind through discovery once per kind.
@@ -345,7 +342,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "cert-manager Deployments not ready in time: cert-manager: 3/1 available"
+            "timed out after 5s waiting for cert-manager Deployments (last: cert-manager: 3/1 available)"
         );
         assert_eq!(calls.get(), 4);
     }

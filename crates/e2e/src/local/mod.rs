@@ -23,7 +23,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -864,21 +864,21 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,
 {
-    let start = Instant::now();
-    let mut last;
-    loop {
-        alive().with_context(|| format!("while waiting for {what}"))?;
-        match tokio::time::timeout(Duration::from_secs(10), probe()).await {
-            Ok(Ok(Some(v))) => return Ok(v),
-            Ok(Ok(None)) => last = "not ready".to_owned(),
-            Ok(Err(e)) => last = format!("{e:#}"),
-            Err(_) => last = "probe timed out".to_owned(),
+    crate::provider::poll(timeout, Duration::from_millis(100), what, || {
+        // The probe only starts once the processes are known to be alive.
+        let next = alive()
+            .with_context(|| format!("while waiting for {what}"))
+            .map(|()| probe());
+        async move {
+            Ok(match tokio::time::timeout(Duration::from_secs(10), next?).await {
+                Ok(Ok(Some(v))) => Ok(v),
+                Ok(Ok(None)) => Err("not ready".to_owned()),
+                Ok(Err(e)) => Err(format!("{e:#}")),
+                Err(_) => Err("probe timed out".to_owned()),
+            })
         }
-        if start.elapsed() > timeout {
-            bail!("timed out after {timeout:?} waiting for {what} (last: {last})");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 fn tails(procs: &[ManagedProcess], lines: usize) -> String {
