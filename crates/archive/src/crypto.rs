@@ -431,12 +431,12 @@ pub enum KeyShape {
 /// either case, so the secret-key prefix is matched in either case too (the post-quantum `AGE-SECRET-KEY-PQ-1…`
 /// included).
 pub fn key_shape(text: &str) -> Option<KeyShape> {
-    let mut lines = text
+    let lines = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'));
     let first = lines.clone().next()?;
-    for line in lines.by_ref() {
+    for line in lines {
         let upper = line.to_ascii_uppercase();
         if upper.starts_with("AGE-SECRET-KEY-") || line.starts_with("AGE-PLUGIN-") {
             return Some(KeyShape::SecretKey);
