@@ -255,7 +255,7 @@ func serve(ctx context.Context, opts *options) error {
 		dns01Nameservers = opts.dns01Nameservers
 	}
 	quantity := func(s string) resource.Quantity { return resource.MustParse(s) }
-	factory, err := controller.NewContextFactory(ctx, controller.ContextOptions{
+	contextOptions := controller.ContextOptions{
 		Kubeconfig:         opts.kubeconfig,
 		APIServerHost:      opts.apiServerHost,
 		KubernetesAPIQPS:   opts.kubeAPIQPS,
@@ -283,15 +283,14 @@ func serve(ctx context.Context, opts *options) error {
 			DefaultIssuerKind:                 "Issuer",
 			DefaultIssuerGroup:                "cert-manager.io",
 			DefaultAutoCertificateAnnotations: []string{"kubernetes.io/tls-acme"},
-			GatewayAPIExtraProtocols:          sets.New[string](),
 		},
 		CertificateOptions: controller.CertificateOptions{
-			EnableOwnerRef:                           opts.enableOwnerRef,
-			CopiedAnnotationPrefixes:                 opts.copiedAnnotationPrefixes,
-			CertificateRequestMinimumBackoffDuration: time.Hour,
-			CertificateRequestMaximumBackoffDuration: 32 * time.Hour,
+			EnableOwnerRef:           opts.enableOwnerRef,
+			CopiedAnnotationPrefixes: opts.copiedAnnotationPrefixes,
 		},
-	})
+	}
+	setReleaseOptions(&contextOptions)
+	factory, err := controller.NewContextFactory(ctx, contextOptions)
 	if err != nil {
 		return fmt.Errorf("building controller context: %w", err)
 	}
