@@ -1,5 +1,5 @@
-//! Where the local provider finds its Go-built binaries (etcd, kube-apiserver, kube-controller-manager, the
-//! cert-manager controller), cert-manager's CRDs and the Gateway API's.
+//! Where the local provider finds its Go-built binaries (etcd, kube-apiserver, kube-controller-manager and
+//! cert-manager's controller, webhook and cainjector), cert-manager's CRDs and the Gateway API's.
 //!
 //! `scripts/build-control-plane` writes them to
 //! `${CMARCHIVE_CACHE:-$HOME/.cache/cmarchive}/control-plane/k8s-<v>_cm-<v>/{bin,crds,gateway-api-crds,versions.env}`; the default
@@ -20,11 +20,13 @@ pub const CONTROL_PLANE_DIR_ENV: &str = "CMARCHIVE_CONTROL_PLANE_DIR";
 pub const CACHE_ENV: &str = "CMARCHIVE_CACHE";
 
 /// Binary names inside a control-plane `bin` directory.
-pub const BINARIES: [&str; 4] = [
+pub const BINARIES: [&str; 6] = [
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
     "cert-manager-controller",
+    "cert-manager-webhook",
+    "cert-manager-cainjector",
 ];
 
 /// Parses `KEY=VALUE` lines, skipping blank lines and `#` comments (the subset of shell both sides share).
@@ -67,6 +69,17 @@ impl Versions {
     pub fn pinned() -> Versions {
         Versions::parse(VERSIONS_ENV).expect("crates/e2e/controlplane/versions.env is well-formed")
     }
+}
+
+/// The Kubernetes version the local control plane runs for `cert_manager` (`vX.Y.Z`): the one `versions.env` pins
+/// for its minor (`KUBERNETES_FOR_CERT_MANAGER_1_<minor>`), else the default. `scripts/build-control-plane` makes
+/// the same choice.
+pub fn kubernetes_for(cert_manager: &str) -> String {
+    let env = parse_env(VERSIONS_ENV);
+    let minor = cert_manager.split('.').nth(1).unwrap_or_default();
+    env.get(&format!("KUBERNETES_FOR_CERT_MANAGER_1_{minor}"))
+        .cloned()
+        .unwrap_or_else(|| Versions::pinned().kubernetes)
 }
 
 /// The cache root: `$CMARCHIVE_CACHE`, else `$HOME/.cache/cmarchive`.
@@ -118,11 +131,13 @@ impl ControlPlane {
                 } else {
                     // A sibling build for the other cert-manager version, next to the explicit one.
                     let root = dir.parent().and_then(Path::parent).unwrap_or(dir);
-                    root.join(format!("k8s-{}_cm-{cm}", here.versions.kubernetes))
-                        .join("bin")
+                    root.join(format!("k8s-{}_cm-{cm}", kubernetes_for(cm))).join("bin")
                 }
             }
-            (None, cm) => default_bin_dir(&pinned.kubernetes, cm.unwrap_or(&pinned.cert_manager)),
+            (None, cm) => {
+                let cm = cm.unwrap_or(&pinned.cert_manager);
+                default_bin_dir(&kubernetes_for(cm), cm)
+            }
         };
         let plane = ControlPlane::at(&bin_dir)?;
         if let Some(cm) = cert_manager
@@ -147,7 +162,7 @@ impl ControlPlane {
         };
         let hint = || {
             let mut cmd = "scripts/build-control-plane".to_owned();
-            if versions.kubernetes != pinned.kubernetes {
+            if versions.kubernetes != kubernetes_for(&versions.cert_manager) {
                 cmd += &format!(" --kubernetes {}", versions.kubernetes);
             }
             if versions.cert_manager != pinned.cert_manager {
@@ -247,6 +262,16 @@ mod tests {
             .and_then(|rest| rest.split_whitespace().next())
             .expect("the cert-manager wrapper module requires sigs.k8s.io/gateway-api");
         assert_eq!(Versions::pinned().gateway_api.as_deref(), Some(required));
+    }
+
+    #[test]
+    fn older_cert_manager_minors_run_a_kubernetes_they_support() {
+        let pinned = Versions::pinned();
+        assert_eq!(kubernetes_for(&pinned.cert_manager), pinned.kubernetes);
+        assert_eq!(kubernetes_for("v1.20.2"), "v1.35.4");
+        assert_eq!(kubernetes_for("v1.19.4"), "v1.34.4");
+        // A release newer than any pin runs the default.
+        assert_eq!(kubernetes_for("v1.99.0"), pinned.kubernetes);
     }
 
     #[test]

@@ -119,3 +119,29 @@ pub fn crd_established(
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"))
 }
+
+/// Whether cert-manager's API is usable, decided the way `cmctl check api` does: a server-side dry-run create of
+/// an Issuer in `namespace` must pass the admission webhook (which needs the webhook serving and its CA injected
+/// into the webhook configurations). `Ok(Err(why))` while it is refused.
+pub async fn cert_manager_api_check(client: &kube::Client, namespace: &str) -> anyhow::Result<Result<(), String>> {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Issuer"));
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
+    let issuer: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Issuer",
+        "metadata": {"name": "cmarchive-e2e-api-check", "namespace": namespace},
+        "spec": {"selfSigned": {}},
+    }))?;
+    let params = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    match api.create(&params, &issuer).await {
+        Ok(_) => Ok(Ok(())),
+        // Admitted; an object of that name exists already.
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(Ok(())),
+        Err(kube::Error::Api(e)) => Ok(Err(e.message)),
+        Err(e) => Err(e.into()),
+    }
+}

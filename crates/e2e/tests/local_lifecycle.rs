@@ -32,6 +32,8 @@ fn still_running(pid: u32) -> bool {
         "kube-apiserver",
         "kube-controller",
         "cert-manager-co",
+        "cert-manager-we",
+        "cert-manager-ca",
         "cmarchive-e2e",
     ]
     .contains(&comm.trim());
@@ -75,7 +77,11 @@ fn sigkill_of_the_owner_kills_the_whole_cluster() {
         }
     }
     let pids = pids.expect("the supervisor reported its processes (see its stderr above)");
-    assert_eq!(pids.len(), 4, "{pids:?}");
+    assert_eq!(
+        pids.len(),
+        6,
+        "etcd, kube-apiserver, kube-controller-manager and cert-manager's three: {pids:?}"
+    );
     assert!(pids.iter().all(|p| still_running(*p)));
     child.kill().unwrap(); // SIGKILL: no Drop, no signal handler runs
     child.wait().unwrap();

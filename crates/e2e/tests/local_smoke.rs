@@ -1,10 +1,12 @@
-//! Smoke tests of the local provider: the real cert-manager controller issues a CA chain, the real
+//! Smoke tests of the local provider: the real cert-manager controller issues a CA chain, the real webhook
+//! refuses what cert-manager's validation refuses with the CA the real cainjector injected, the real
 //! kube-controller-manager collects garbage, two clusters run side by side, and no process outlives its cluster.
 //!
 //! They need the binaries from `scripts/build-control-plane` and fail (never skip) without them.
 
 use std::time::Duration;
 
+use cmarchive_e2e::local::components::{self, Component};
 use cmarchive_e2e::local::{LocalCluster, wait_until};
 use cmarchive_e2e::provider::{Cluster, ClusterSpec};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -289,7 +291,16 @@ fn still_running(pid: u32) -> bool {
     let zombie = stat
         .rsplit_once(')')
         .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-    let ours = ["etcd", "kube-apiserver", "kube-controller", "cert-manager-co"].contains(&comm.trim());
+    // comm holds the first 15 bytes of the binary's name.
+    let ours = [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller",
+        "cert-manager-co",
+        "cert-manager-we",
+        "cert-manager-ca",
+    ]
+    .contains(&comm.trim());
     ours && !zombie
 }
 
@@ -315,7 +326,7 @@ async fn two_clusters_side_by_side_and_nothing_left_after_drop() {
     let in_b = Api::<Namespace>::all(b.client()).get_opt("only-in-a").await.unwrap();
     assert!(in_b.is_none(), "the clusters share no state");
     let pids: Vec<u32> = a.pids().into_iter().chain(b.pids()).collect();
-    assert_eq!(pids.len(), 8, "four processes per cluster: {pids:?}");
+    assert_eq!(pids.len(), 12, "six processes per cluster: {pids:?}");
     assert!(pids.iter().all(|p| still_running(*p)));
     let dirs = [a.dir().to_owned(), b.dir().to_owned()];
     drop(a);
@@ -341,7 +352,7 @@ async fn a_panicking_test_leaves_nothing_behind() {
     .join();
     assert!(joined.is_err(), "the thread panicked");
     let pids = rx.recv().unwrap();
-    assert_eq!(pids.len(), 4);
+    assert_eq!(pids.len(), 6);
     assert_all_gone(&pids).await;
 }
 
@@ -387,13 +398,13 @@ async fn scaling_the_deployment_pauses_and_resumes_the_controller() {
         !still_running(before[3]),
         "the Pod disappears only after the process has exited"
     );
-    assert_eq!(cluster.pids().len(), 3);
+    assert_eq!(cluster.pids().len(), 5);
     let status = deployments.get("cert-manager").await.unwrap().status.unwrap();
     assert_eq!(status.replicas.unwrap_or(0), 0, "{status:?}");
 
     // The provider trait's own switch goes through the same Deployment.
     cluster.start_controller().await.unwrap();
-    assert_eq!(cluster.pids().len(), 4);
+    assert_eq!(cluster.pids().len(), 6);
     assert_eq!(controller_pods(&cluster).await, 1);
     assert_eq!(
         deployments
@@ -406,7 +417,101 @@ async fn scaling_the_deployment_pauses_and_resumes_the_controller() {
         Some(1)
     );
     cluster.stop_controller().await.unwrap();
-    assert_eq!(cluster.pids().len(), 3);
+    assert_eq!(cluster.pids().len(), 5);
     cluster.start_controller().await.unwrap();
     cluster.check_running().unwrap();
+}
+
+/// A Certificate whose RSA key has `size` bits.
+fn rsa_certificate(name: &str, size: u32) -> DynamicObject {
+    serde_json::from_value(json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": name, "namespace": "cert-manager"},
+        "spec": {"commonName": name, "secretName": name,
+                 "privateKey": {"algorithm": "RSA", "size": size},
+                 "issuerRef": {"name": "selfsigned", "kind": "Issuer"}}}))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_webhook_validates_with_the_ca_the_real_cainjector_injected() {
+    let cluster = LocalCluster::start(&ClusterSpec::named("smoke-webhook")).await.unwrap();
+    let client = cluster.client();
+    let certificates = cm_api(&cluster, "Certificate", Some("cert-manager"));
+    let dry_run = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+
+    // cert-manager's validation refuses an RSA key under 2048 bits; only the webhook can say so (the CRD's
+    // schema has no minimum).
+    let refused = certificates
+        .create(&dry_run, &rsa_certificate("rsa-1024", 1024))
+        .await
+        .expect_err("the webhook refuses a 1024-bit RSA key");
+    let message = refused.to_string();
+    assert!(
+        message.contains("admission webhook \"webhook.cert-manager.io\" denied the request")
+            && message.contains("2048"),
+        "{message}"
+    );
+    certificates
+        .create(&dry_run, &rsa_certificate("rsa-2048", 2048))
+        .await
+        .expect("the same Certificate with 2048 bits is admitted");
+
+    // Both webhook configurations carry the CA of the webhook's own serving CA Secret, put there by cainjector
+    // (the harness never writes a caBundle).
+    let ca_secret: Secret = Api::namespaced(client.clone(), components::NAMESPACE)
+        .get(components::WEBHOOK_CA_SECRET)
+        .await
+        .unwrap();
+    let ca = base64_of(&secret_bytes(&ca_secret, "ca.crt"));
+    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+        let bundle = components::injected_ca_bundle(&client, kind).await.unwrap();
+        assert_eq!(
+            bundle.as_deref(),
+            Some(ca.as_str()),
+            "{kind}'s caBundle is the webhook's CA"
+        );
+    }
+
+    // failurePolicy: Fail — without the webhook nothing of cert-manager's is admitted; with it back, it is.
+    cluster.stop_component(Component::Webhook).await.unwrap();
+    let down = cmarchive_e2e::provider::cert_manager_api_check(&client, "cert-manager")
+        .await
+        .unwrap();
+    let reason = down.expect_err("no webhook, no Issuer");
+    assert!(reason.contains("failed calling webhook"), "{reason}");
+    cluster.start_component(Component::Webhook).await.unwrap();
+    let up = wait_until(
+        "the webhook to admit a dry-run Issuer again",
+        TIMEOUT,
+        || cluster.check_running(),
+        || {
+            let client = client.clone();
+            async move {
+                Ok(cmarchive_e2e::provider::cert_manager_api_check(&client, "cert-manager")
+                    .await?
+                    .ok())
+            }
+        },
+    )
+    .await;
+    up.unwrap_or_else(|e| panic!("{e:#}\n{}", cluster.log_tails(40)));
+
+    // Every component sits behind its Deployment of the release manifest's name, with a ready status.
+    let deployments: Api<Deployment> = Api::namespaced(client, components::NAMESPACE);
+    for component in Component::ALL {
+        let d = deployments.get(component.deployment()).await.unwrap();
+        assert_eq!(d.status.and_then(|s| s.ready_replicas), Some(1), "{component}");
+        assert!(
+            cluster.component_pid(component).is_some_and(still_running),
+            "{component}"
+        );
+    }
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

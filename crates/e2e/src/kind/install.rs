@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use serde_json::{Value, json};
@@ -256,22 +256,10 @@ async fn wait_deployments_available(client: &kube::Client, deadline: Instant) ->
 /// is bootstrapped after start, and the CA is injected into the webhook configurations afterwards), so poll a
 /// server-side dry-run create of an Issuer, which goes through the validating and mutating webhooks.
 async fn wait_webhook(client: &kube::Client, deadline: Instant) -> anyhow::Result<()> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Issuer"));
-    let api = &Api::<DynamicObject>::namespaced_with(client.clone(), "default", &resource);
-    let issuer: &DynamicObject = &serde_json::from_value(json!({
-        "apiVersion": "cert-manager.io/v1",
-        "kind": "Issuer",
-        "metadata": { "name": "cmarchive-webhook-probe", "namespace": "default" },
-        "spec": { "selfSigned": {} },
-    }))?;
-    let params = &PostParams {
-        dry_run: true,
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-    };
     poll_until(
         deadline,
         "the cert-manager webhook (dry-run create of an Issuer)",
-        move || async move { Ok(api.create(params, issuer).await.err().map(|e| e.to_string())) },
+        move || async move { Ok(crate::provider::cert_manager_api_check(client, "default").await?.err()) },
     )
     .await
 }

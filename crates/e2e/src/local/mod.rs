@@ -1,10 +1,13 @@
-//! The **local** provider: a real control plane and the real cert-manager controller as plain processes on
-//! loopback, built from Go modules by `scripts/build-control-plane`. No Docker, no registry, no pods.
+//! The **local** provider: a real control plane and all of cert-manager (controller, webhook, cainjector) as
+//! plain processes on loopback, built from Go modules by `scripts/build-control-plane`. No Docker, no registry,
+//! no pods.
 //!
 //! Start-up order, each step gated on real readiness (polled, never slept on):
 //! etcd (`/health`) → kube-apiserver with RBAC (`/readyz`) → kube-controller-manager (its service-account
-//! controller has created `default/default`) → namespaces, cert-manager CRDs (`Established`) and a `cert-manager`
-//! Deployment that mirrors the controller's flags → cert-manager controller (`/healthz`: every informer synced).
+//! controller has created `default/default`) → namespaces, cert-manager CRDs (`Established`), the webhook
+//! configurations and one Deployment per component mirroring its flags → controller (`/healthz`: every informer
+//! synced), webhook (`/healthz`: serving certificate ready), cainjector (`/healthz`: caches synced) → cert-manager's
+//! API usable (a server-side dry-run Issuer passes the webhook, so cainjector has injected its CA).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -14,6 +17,7 @@
 //! # drop(client); Ok(()) }
 //! ```
 
+pub mod components;
 mod http;
 pub mod pki;
 pub mod process;
@@ -35,6 +39,7 @@ use serde_json::json;
 
 use crate::controlplane::ControlPlane;
 use crate::provider::{BoxFuture, Cluster, ClusterSpec, Provider};
+use components::{Component, Process};
 use process::ManagedProcess;
 
 /// Field manager for everything the harness applies.
@@ -91,6 +96,12 @@ pub struct Ports {
     pub apiserver: u16,
     /// cert-manager controller health endpoint.
     pub cert_manager_health: u16,
+    /// cert-manager webhook's HTTPS port (what the webhook configurations call).
+    pub webhook: u16,
+    /// cert-manager webhook's health endpoint.
+    pub webhook_health: u16,
+    /// cert-manager cainjector's health endpoint.
+    pub cainjector_health: u16,
 }
 
 /// A running local cluster. Dropping it stops every process (whole process groups) and removes its directory.
@@ -106,7 +117,8 @@ pub struct LocalCluster {
     client: kube::Client,
     /// etcd, kube-apiserver, kube-controller-manager, in start order.
     core: Mutex<Vec<ManagedProcess>>,
-    controller: Arc<Controller>,
+    /// cert-manager's controller, webhook and cainjector, in start order.
+    components: Vec<Arc<Process>>,
     reconciler: tokio::task::JoinHandle<()>,
 }
 
@@ -180,8 +192,8 @@ impl LocalCluster {
                         ports: started.ports,
                         client: started.client,
                         core: Mutex::new(std::mem::take(&mut starter.procs)),
-                        reconciler: tokio::spawn(reconcile_replicas(Arc::clone(&started.controller))),
-                        controller: started.controller,
+                        reconciler: tokio::spawn(components::reconcile_replicas(started.components.clone())),
+                        components: started.components,
                     });
                 }
                 Err(e) => {
@@ -238,22 +250,44 @@ impl LocalCluster {
 
     /// Exact arguments the cert-manager controller process runs with.
     pub fn cert_manager_args(&self) -> &[String] {
-        &self.controller.args
+        &self.process(Component::Controller).args
     }
 
-    /// Process ids of every running child (all of them are process-group leaders).
+    /// Exact arguments a cert-manager component's process runs with.
+    pub fn component_args(&self, component: Component) -> &[String] {
+        &self.process(component).args
+    }
+
+    fn process(&self, component: Component) -> &Process {
+        self.components
+            .iter()
+            .find(|p| p.component == component)
+            .expect("every component is started with the cluster")
+    }
+
+    /// Process ids of every running child (all of them are process-group leaders): the control plane's in start
+    /// order, then cert-manager's running components.
     pub fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = lock(&self.core).iter().map(ManagedProcess::pid).collect();
-        pids.extend(lock(&self.controller.process).as_ref().map(ManagedProcess::pid));
+        for c in &self.components {
+            pids.extend(lock(&c.process).as_ref().map(ManagedProcess::pid));
+        }
         pids
+    }
+
+    /// The process id of a cert-manager component while it runs.
+    pub fn component_pid(&self, component: Component) -> Option<u32> {
+        lock(&self.process(component).process).as_ref().map(ManagedProcess::pid)
     }
 
     /// The last `lines` lines of every process log, for failure messages.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = tails(&lock(&self.core), lines);
-        if let Some(cm) = lock(&self.controller.process).as_ref() {
-            out.push_str(&cm.tail(lines));
-            out.push('\n');
+        for c in &self.components {
+            if let Some(p) = lock(&c.process).as_ref() {
+                out.push_str(&p.tail(lines));
+                out.push('\n');
+            }
         }
         out
     }
@@ -263,56 +297,66 @@ impl LocalCluster {
         for p in lock(&self.core).iter_mut() {
             p.check_running()?;
         }
-        if let Some(cm) = lock(&self.controller.process).as_mut() {
-            cm.check_running()?;
+        for c in &self.components {
+            if let Some(p) = lock(&c.process).as_mut() {
+                p.check_running()?;
+            }
         }
         Ok(())
     }
 
-    /// Pauses the cert-manager controller the way `cmarchive restore --pause-controller` does on a real cluster:
-    /// scales the `cert-manager` Deployment to zero and waits until the process has exited and its Pod object
-    /// is gone.
+    /// Pauses the cert-manager controller the way `cmarchive restore --pause-controller` does on a real cluster.
     pub async fn stop_cert_manager(&self) -> anyhow::Result<()> {
-        self.scale(0).await?;
-        let c = &self.controller;
+        self.stop_component(Component::Controller).await
+    }
+
+    /// Scales the controller back to one replica and waits until it runs.
+    pub async fn start_cert_manager(&self) -> anyhow::Result<()> {
+        self.start_component(Component::Controller).await
+    }
+
+    /// Scales a component's Deployment to zero and waits until the process has exited and its Pod object is
+    /// gone.
+    pub async fn stop_component(&self, component: Component) -> anyhow::Result<()> {
+        self.scale(component, 0).await?;
+        let c = self.process(component);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), components::NAMESPACE);
+        let pod = component.pod();
         wait_until(
-            "the cert-manager controller to stop",
+            &format!("{component} to stop"),
             c.timeout,
             || Ok(()),
-            || async {
-                let pod = c.pods().get_opt(CONTROLLER_POD).await?;
-                Ok((lock(&c.process).is_none() && pod.is_none()).then_some(()))
-            },
+            || async { Ok((!c.is_running() && pods.get_opt(&pod).await?.is_none()).then_some(())) },
         )
         .await
     }
 
-    /// Scales the `cert-manager` Deployment back to one replica and waits until the controller is healthy and
-    /// the Deployment's status says so (the last thing the replica driver writes, after the Pod).
-    pub async fn start_cert_manager(&self) -> anyhow::Result<()> {
-        self.scale(1).await?;
-        let c = &self.controller;
-        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), "cert-manager");
+    /// Scales a component's Deployment back to one replica and waits until the process is healthy and the
+    /// Deployment's status says so (the last thing the replica driver writes, after the Pod).
+    pub async fn start_component(&self, component: Component) -> anyhow::Result<()> {
+        self.scale(component, 1).await?;
+        let c = self.process(component);
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), components::NAMESPACE);
         let waited = wait_until(
-            "the cert-manager controller to start",
+            &format!("{component} to start"),
             c.timeout,
             || self.check_running(),
             || async {
-                let d = deployments.get("cert-manager").await?;
+                let d = deployments.get(component.deployment()).await?;
                 let status = d.status.unwrap_or_default();
                 let current =
                     status.observed_generation.is_some() && status.observed_generation == d.metadata.generation;
-                Ok((lock(&c.process).is_some() && current && status.ready_replicas == Some(1)).then_some(()))
+                Ok((c.is_running() && current && status.ready_replicas == Some(1)).then_some(()))
             },
         )
         .await;
         waited.map_err(|e| e.context(self.log_tails(30)))
     }
 
-    async fn scale(&self, replicas: i32) -> anyhow::Result<()> {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), "cert-manager");
+    async fn scale(&self, component: Component, replicas: i32) -> anyhow::Result<()> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), components::NAMESPACE);
         let patch = json!({"spec": {"replicas": replicas}});
-        api.patch("cert-manager", &PatchParams::default(), &Patch::Merge(&patch))
+        api.patch(component.deployment(), &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         Ok(())
     }
@@ -328,10 +372,12 @@ impl Drop for LocalCluster {
                 self.log_tails(30)
             );
         }
-        // Reverse start order: the controller first, etcd last.
+        // Reverse start order: cert-manager first, etcd last.
         self.reconciler.abort();
-        if let Some(mut cm) = lock(&self.controller.process).take() {
-            cm.stop(Duration::from_secs(5));
+        for c in self.components.iter().rev() {
+            if let Some(mut p) = lock(&c.process).take() {
+                p.stop(Duration::from_secs(5));
+            }
         }
         let mut core = std::mem::take(&mut *lock(&self.core));
         while let Some(mut p) = core.pop() {
@@ -390,7 +436,7 @@ struct Started {
     server: String,
     ports: Ports,
     client: kube::Client,
-    controller: Arc<Controller>,
+    components: Vec<Arc<Process>>,
 }
 
 /// Holds the processes started so far, so a failed start stops them (via their Drop) and reports their logs.
@@ -417,6 +463,9 @@ impl Starter {
             etcd_peer: free_port()?,
             apiserver: free_port()?,
             cert_manager_health: free_port()?,
+            webhook: free_port()?,
+            webhook_health: free_port()?,
+            cainjector_health: free_port()?,
         };
         let pki_dir = dir.join("pki");
         let service_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -543,37 +592,84 @@ impl Starter {
                 .await?;
         }
 
-        let health_addr = loopback(ports.cert_manager_health);
-        let mut cert_manager_args = vec![
-            format!("--kubeconfig={}", cm_kubeconfig.display()),
+        let version = &plane.versions.cert_manager;
+        let cm_kubeconfig_arg = format!("--kubeconfig={}", cm_kubeconfig.display());
+        let mut controller_args = vec![
+            cm_kubeconfig_arg.clone(),
             "--leader-elect=false".to_owned(),
-            format!("--internal-healthz-listen-address={health_addr}"),
+            format!(
+                "--internal-healthz-listen-address={}",
+                loopback(ports.cert_manager_health)
+            ),
             format!("--v={}", options.cert_manager_log_level),
             "--controllers=*".to_owned(),
         ];
-        cert_manager_args.extend(spec.controller_flags());
+        controller_args.extend(spec.controller_flags());
         if !spec.feature_gates.is_empty() {
-            cert_manager_args.push(format!("--feature-gates={}", spec.feature_gates.join(",")));
+            controller_args.push(format!("--feature-gates={}", spec.feature_gates.join(",")));
         }
-        apply_deployment(&client, &plane.versions.cert_manager, &cert_manager_args).await?;
-
-        // cert-manager
-        let controller = Arc::new(Controller {
-            plane: plane.clone(),
-            log_dir: log_dir.to_owned(),
-            args: cert_manager_args,
-            health: health_addr,
-            client: client.clone(),
-            process: Mutex::new(None),
-            timeout: self.timeout,
-        });
-        let procs = &mut self.procs;
-        let started = controller
-            .start(|| procs.iter_mut().try_for_each(ManagedProcess::check_running))
+        let webhook_args = components::webhook_args(
+            &cm_kubeconfig.display().to_string(),
+            ports.webhook,
+            ports.webhook_health,
+            options.cert_manager_log_level,
+        );
+        let cainjector_args = vec![
+            cm_kubeconfig_arg,
+            format!("--healthz-listen-address={}", loopback(ports.cainjector_health)),
+            format!("--v={}", options.cert_manager_log_level),
+        ];
+        components::apply_webhook_configurations(&client, ports.webhook).await?;
+        let mut started: Vec<Arc<Process>> = Vec::new();
+        for (component, args, health) in [
+            (Component::Controller, controller_args, ports.cert_manager_health),
+            (Component::Webhook, webhook_args, ports.webhook_health),
+            (Component::Cainjector, cainjector_args, ports.cainjector_health),
+        ] {
+            components::apply_deployment(&client, component, version, &args).await?;
+            let process = Arc::new(Process {
+                component,
+                plane: plane.clone(),
+                log_dir: log_dir.to_owned(),
+                args,
+                health: loopback(health),
+                client: client.clone(),
+                process: Mutex::new(None),
+                timeout: self.timeout,
+            });
+            let procs = &mut self.procs;
+            let result = process
+                .start(|| procs.iter_mut().try_for_each(ManagedProcess::check_running))
+                .await;
+            started.push(process);
+            if let Err(e) = result {
+                // Hand every started process to the Starter, whose drop stops it.
+                for p in &started {
+                    if let Some(proc) = lock(&p.process).take() {
+                        self.procs.push(proc);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        // Ready as an operator's `cmctl check api` would see it: the webhook serves with a CA cainjector injected.
+        let checked = self
+            .wait("cert-manager's API (a dry-run Issuer admitted by the webhook)", || {
+                let client = client.clone();
+                async move {
+                    // A refusal keeps the wait going and is what a time-out reports.
+                    crate::provider::cert_manager_api_check(&client, components::NAMESPACE)
+                        .await?
+                        .map(Some)
+                        .map_err(anyhow::Error::msg)
+                }
+            })
             .await;
-        if let Err(e) = started {
-            if let Some(p) = lock(&controller.process).take() {
-                self.procs.push(p);
+        if let Err(e) = checked {
+            for p in &started {
+                if let Some(proc) = lock(&p.process).take() {
+                    self.procs.push(proc);
+                }
             }
             return Err(e);
         }
@@ -582,7 +678,7 @@ impl Starter {
             server,
             ports,
             client,
-            controller,
+            components: started,
         })
     }
 
@@ -645,208 +741,6 @@ impl Starter {
         })
         .await
     }
-}
-
-/// The `cert-manager` Deployment a Helm install would have, with the controller's real flags as container
-/// args. No pods run (there is no deployment controller or kubelet); it lets `cmarchive pack` read the cluster
-/// resource namespace and cert-manager version exactly as on a real cluster.
-async fn apply_deployment(client: &kube::Client, version: &str, args: &[String]) -> anyhow::Result<()> {
-    // Flags that only make sense for a process outside the cluster stay out of the Deployment.
-    let local_only = ["--kubeconfig=", "--internal-healthz-listen-address=", "--leader-elect="];
-    let container_args: Vec<&String> = args
-        .iter()
-        .filter(|a| !local_only.iter().any(|p| a.starts_with(p)))
-        .collect();
-    let labels = json!({
-        "app": "cert-manager",
-        "app.kubernetes.io/name": "cert-manager",
-        "app.kubernetes.io/instance": "cert-manager",
-        "app.kubernetes.io/component": "controller",
-        "app.kubernetes.io/version": version,
-    });
-    let selector = json!({
-        "app.kubernetes.io/name": "cert-manager",
-        "app.kubernetes.io/instance": "cert-manager",
-        "app.kubernetes.io/component": "controller",
-    });
-    let body = json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "cert-manager", "namespace": "cert-manager", "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "serviceAccountName": "cert-manager",
-                    "containers": [{
-                        "name": "cert-manager-controller",
-                        "image": format!("quay.io/jetstack/cert-manager-controller:{version}"),
-                        "args": container_args,
-                    }],
-                },
-            },
-        },
-    });
-    let api: Api<Deployment> = Api::namespaced(client.clone(), "cert-manager");
-    api.patch(
-        "cert-manager",
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .context("creating Deployment cert-manager/cert-manager")?;
-    Ok(())
-}
-
-/// Name of the Pod object that stands for the running controller process.
-pub const CONTROLLER_POD: &str = "cert-manager-local";
-
-/// The cert-manager controller process, driven by the `cert-manager` Deployment's replica count the way a
-/// kubelet would: while it runs, a Pod object (matching the Deployment's selector, status Running/Ready)
-/// represents it; scaling to zero stops the process first and deletes the Pod after, so "no controller Pods"
-/// really means no controller.
-struct Controller {
-    plane: ControlPlane,
-    log_dir: PathBuf,
-    args: Vec<String>,
-    health: SocketAddr,
-    client: kube::Client,
-    process: Mutex<Option<ManagedProcess>>,
-    timeout: Duration,
-}
-
-impl Controller {
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), "cert-manager")
-    }
-
-    /// Spawns the process, waits for `/healthz`, then publishes the Pod and the Deployment status.
-    async fn start(&self, mut others_alive: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<()> {
-        let name = "cert-manager-controller";
-        let proc = ManagedProcess::spawn(
-            name,
-            &self.plane.binary(name),
-            &self.args,
-            &self.log_dir.join(format!("{name}.log")),
-        )?;
-        *lock(&self.process) = Some(proc);
-        let alive = || {
-            others_alive()?;
-            match lock(&self.process).as_mut() {
-                Some(p) => p.check_running(),
-                None => bail!("the controller was stopped while starting"),
-            }
-        };
-        let waited = wait_until("cert-manager controller /healthz", self.timeout, alive, || {
-            health_probe(self.health, "/healthz")
-        })
-        .await;
-        if let Err(e) = waited {
-            let tail = lock(&self.process).as_ref().map(|p| p.tail(40)).unwrap_or_default();
-            return Err(e.context(tail));
-        }
-        self.publish(1).await
-    }
-
-    /// Stops the process, then removes the Pod and publishes the Deployment status.
-    async fn stop(&self) -> anyhow::Result<()> {
-        let proc = lock(&self.process).take();
-        if let Some(mut p) = proc {
-            tokio::task::spawn_blocking(move || p.stop(Duration::from_secs(10))).await?;
-        }
-        self.publish(0).await
-    }
-
-    async fn publish(&self, replicas: i32) -> anyhow::Result<()> {
-        let pp = PatchParams::apply(FIELD_MANAGER).force();
-        let pods = self.pods();
-        if replicas > 0 {
-            let deployment: Deployment = Api::namespaced(self.client.clone(), "cert-manager")
-                .get("cert-manager")
-                .await?;
-            let template = deployment.spec.map(|s| s.template).unwrap_or_default();
-            let body = json!({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": CONTROLLER_POD, "namespace": "cert-manager", "labels": template.metadata.and_then(|m| m.labels)},
-                "spec": template.spec,
-            });
-            // The ServiceAccount admission plugin reads ServiceAccounts from its informer cache, which may not
-            // have seen the one created a moment ago: retry until it has.
-            wait_until(
-                "the controller Pod to be admitted",
-                self.timeout,
-                || Ok(()),
-                || async {
-                    Ok(pods
-                        .patch(CONTROLLER_POD, &pp, &Patch::Apply(&body))
-                        .await
-                        .map(|_| ())?
-                        .into())
-                },
-            )
-            .await
-            .context("creating the controller Pod")?;
-            let now = jiff::Timestamp::now().to_string();
-            let status = json!({
-                "apiVersion": "v1", "kind": "Pod",
-                "status": {"phase": "Running", "startTime": now, "conditions": [
-                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-                ]},
-            });
-            pods.patch_status(CONTROLLER_POD, &pp, &Patch::Apply(&status))
-                .await
-                .context("Pod status")?;
-        }
-        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), "cert-manager");
-        let generation = deployments.get("cert-manager").await?.metadata.generation;
-        let status = json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "status": {"observedGeneration": generation, "replicas": replicas, "readyReplicas": replicas,
-                       "availableReplicas": replicas, "updatedReplicas": replicas},
-        });
-        deployments
-            .patch_status("cert-manager", &pp, &Patch::Apply(&status))
-            .await
-            .context("Deployment status")?;
-        // Pod last: once it is gone the process is gone and the status says so.
-        if replicas == 0 && pods.get_opt(CONTROLLER_POD).await?.is_some() {
-            pods.delete(CONTROLLER_POD, &kube::api::DeleteParams::default().grace_period(0))
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-/// Follows the Deployment's `spec.replicas` (polled every 100 ms) and starts or stops the controller to match.
-async fn reconcile_replicas(controller: Arc<Controller>) {
-    let deployments: Api<Deployment> = Api::namespaced(controller.client.clone(), "cert-manager");
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let Ok(Some(d)) = deployments.get_opt("cert-manager").await else {
-            continue;
-        };
-        let want = d.spec.and_then(|s| s.replicas).unwrap_or(1) > 0;
-        let running = lock(&controller.process).is_some();
-        let result = match (want, running) {
-            (true, false) => controller.start(|| Ok(())).await,
-            (false, true) => controller.stop().await,
-            _ => continue,
-        };
-        if let Err(e) = result {
-            eprintln!(
-                "local cluster: cert-manager controller {}: {e:#}",
-                if want { "start" } else { "stop" }
-            );
-        }
-    }
-}
-
-async fn health_probe(addr: SocketAddr, path: &str) -> anyhow::Result<Option<()>> {
-    let (status, _) = http::get(addr, path).await?;
-    Ok((status == 200).then_some(()))
 }
 
 /// A kube client from a kubeconfig file.
