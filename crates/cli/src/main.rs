@@ -132,8 +132,10 @@ fn flag_hint(error: &clap::Error, args: &[OsString]) -> Option<&'static str> {
 }
 
 fn init_logging(verbose: u8, format: LogFormat) {
+    // Below -v only cmarchive's own warnings: a library's log line (kube-client's "failed with status 500") says
+    // less than the error cmarchive reports for the same event.
     let default = match verbose {
-        0 => "warn",
+        0 => "off,cmarchive=warn,cmarchive_archive=warn",
         1 => "info",
         2 => "debug",
         _ => "trace",

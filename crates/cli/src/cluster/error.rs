@@ -44,6 +44,18 @@ pub enum ClusterError {
         /// One line per missing permission.
         missing: Vec<String>,
     },
+    /// cert-manager's admission webhook did not become callable within the restore's `--timeout`.
+    #[error(
+        "cert-manager's API is not usable after waiting {}s: {cause}\n  remedy: {remedy}; then run the restore again: it resumes where it stopped", waited.as_secs()
+    )]
+    ApiNotReady {
+        /// How long the restore waited.
+        waited: std::time::Duration,
+        /// Why the webhook could not be called.
+        cause: String,
+        /// What to check.
+        remedy: String,
+    },
     /// `--strict` and a referenced Secret does not exist.
     #[error("{count} referenced Secret(s) do not exist (--strict):\n{}\n  remedy: create them, or pack without --strict to record warnings instead", lines.join("\n"))]
     StrictMissingSecrets {

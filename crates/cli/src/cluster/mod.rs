@@ -4,6 +4,7 @@
 //! does the I/O around them.
 
 pub mod access;
+pub mod api_ready;
 pub mod apply;
 pub mod client;
 pub mod collect;

@@ -3,6 +3,7 @@
 //! and finally `verify`. Every write is server-side apply, so running it again after a failure resumes.
 
 use crate::cluster::access::{self, Permission};
+use crate::cluster::api_ready::{self, WebhookUnavailable};
 use crate::cluster::apply::{Applied, Applier, Outcome, Prepared};
 use crate::cluster::client::{self, ConnectOptions};
 use crate::cluster::controller;
@@ -304,6 +305,8 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
     };
     let mut would_change = 0;
     let mut blocking_secrets = 0;
+    let mut blocking = 0;
+    let mut webhook: Option<(WebhookUnavailable, usize)> = None;
     for (phase, objects) in &phases {
         if !served
             && matches!(
@@ -318,22 +321,47 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
         would_change += applied.iter().filter(|a| matches!(a.outcome, Outcome::Changed)).count();
         if options.dry_run {
             print_phase(*phase, &applied, true);
-            report.phases.insert(phase.to_string(), applied);
-        } else {
-            for a in applied
-                .iter()
-                .filter(|a| !matches!(a.outcome, Outcome::Unchanged | Outcome::Created))
-            {
+        }
+        for a in &applied {
+            // A webhook that does not answer yet is one finding, not one per object; the restore waits for it.
+            if let Some(problem) = api_ready::outcome_unavailable(&a.outcome) {
+                webhook.get_or_insert((problem, 0)).1 += 1;
+                continue;
+            }
+            if !options.dry_run && !matches!(a.outcome, Outcome::Unchanged | Outcome::Created) {
                 eprintln!("preflight: {a}");
             }
-            if *phase == PhaseName::Secrets {
-                blocking_secrets = applied.iter().filter(|a| !a.outcome.is_ok()).count();
+            if !a.outcome.is_ok() {
+                if *phase == PhaseName::Secrets {
+                    blocking_secrets += 1;
+                } else {
+                    blocking += 1;
+                }
             }
         }
+        if options.dry_run {
+            report.phases.insert(phase.to_string(), applied);
+        }
+    }
+    if let Some((problem, count)) = &webhook {
+        let then = if options.dry_run {
+            format!("a restore would wait up to {}s for it", options.timeout.as_secs())
+        } else {
+            "the restore writes Namespaces and Secrets, then waits for it before the first issuer".to_owned()
+        };
+        eprintln!(
+            "preflight: cert-manager's API refused {count} object(s) for want of its webhook: {}; {then}",
+            problem.cause
+        );
     }
     if blocking_secrets > 0 {
         bail!(
             "preflight: {blocking_secrets} Secret(s) would not be applied (see above), and a Certificate without its Secret is reissued; nothing was changed. Resolve them (or rerun with --force-conflicts to take over conflicting fields)"
+        );
+    }
+    if blocking > 0 && !options.dry_run {
+        bail!(
+            "preflight: {blocking} object(s) would not be applied (see above), and waiting would not change that; nothing was changed. Resolve them (or rerun with --force-conflicts to take over conflicting fields)"
         );
     }
     if options.dry_run {
@@ -375,7 +403,19 @@ async fn apply_phases(
     report: &mut RestoreReport,
 ) -> Result<()> {
     let client = &applier.client;
+    let mut api_checked = false;
     for (phase, objects) in phases {
+        if !api_checked
+            && matches!(
+                phase,
+                PhaseName::Issuers | PhaseName::Certificates | PhaseName::Certificaterequests
+            )
+            && let Some(first) = objects.first()
+        {
+            let preview = Applier::new(client.clone(), apis.clone(), true, options.force_conflicts);
+            api_ready::wait_for_api(&preview, first, options.timeout).await?;
+            api_checked = true;
+        }
         let mut barrier = None;
         if *phase == PhaseName::Secrets {
             let namespaces: BTreeSet<String> = objects.iter().filter_map(|o| key(o).0).collect();
@@ -406,10 +446,10 @@ async fn apply_phases(
                 }
             }
             PhaseName::Issuers if !paused => {
-                wait_issuers(client, apis, objects, options.timeout, report).await?;
+                wait_issuers(client, apis, &applied_ok(objects, &done), options.timeout, report).await?;
             }
             PhaseName::Certificates if !paused => {
-                wait_certificates(client, apis, objects, options.timeout, report).await?;
+                wait_certificates(client, apis, &applied_ok(objects, &done), options.timeout, report).await?;
             }
             _ => {}
         }
@@ -417,10 +457,21 @@ async fn apply_phases(
     Ok(())
 }
 
+/// The objects whose apply went through: nothing that failed to apply is waited for. `applied` is in the
+/// order of `objects`, as [`Applier::apply_all`] returns it.
+fn applied_ok<'a>(objects: &'a [Prepared], applied: &[Applied]) -> Vec<&'a Prepared> {
+    objects
+        .iter()
+        .zip(applied)
+        .filter(|(_, a)| a.outcome.is_ok())
+        .map(|(o, _)| o)
+        .collect()
+}
+
 async fn wait_issuers(
     client: &kube::Client,
     apis: &CertManagerApis,
-    objects: &[Prepared],
+    objects: &[&Prepared],
     timeout: Duration,
     report: &mut RestoreReport,
 ) -> Result<()> {
@@ -428,7 +479,7 @@ async fn wait_issuers(
         let names: BTreeSet<_> = objects
             .iter()
             .filter(|o| o.key.kind == resource.api.kind)
-            .map(key)
+            .map(|o| key(o))
             .collect();
         let not_ready = wait::until_ready(client, resource, &names, timeout).await?;
         for n in &not_ready {
@@ -442,14 +493,14 @@ async fn wait_issuers(
 async fn wait_certificates(
     client: &kube::Client,
     apis: &CertManagerApis,
-    objects: &[Prepared],
+    objects: &[&Prepared],
     timeout: Duration,
     report: &mut RestoreReport,
 ) -> Result<()> {
     let names: BTreeSet<_> = objects
         .iter()
         .filter(|o| o.key.kind == "Certificate")
-        .map(key)
+        .map(|o| key(o))
         .collect();
     let not_ready = wait::until_ready(client, &apis.certificates, &names, timeout).await?;
     for n in &not_ready {
@@ -467,9 +518,11 @@ async fn wait_for_ready(
     report: &mut RestoreReport,
 ) -> Result<()> {
     for (phase, objects) in phases {
+        let applied = report.phases.get(&phase.to_string()).cloned().unwrap_or_default();
+        let ok = applied_ok(objects, &applied);
         match phase {
-            PhaseName::Issuers => wait_issuers(client, apis, objects, options.timeout, report).await?,
-            PhaseName::Certificates => wait_certificates(client, apis, objects, options.timeout, report).await?,
+            PhaseName::Issuers => wait_issuers(client, apis, &ok, options.timeout, report).await?,
+            PhaseName::Certificates => wait_certificates(client, apis, &ok, options.timeout, report).await?,
             _ => {}
         }
     }
