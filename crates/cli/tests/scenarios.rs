@@ -22,7 +22,7 @@ async fn scenario_matrix() {
     let cfg = runner::SuiteConfig {
         cmarchive: env!("CARGO_BIN_EXE_cmarchive").into(),
         work_dir: work.path().to_owned(),
-        cert_manager_version: std::env::var("CMARCHIVE_E2E_CERT_MANAGER")
+        cert_manager_version: std::env::var(cmarchive_e2e::kind::config::ENV_CERT_MANAGER_VERSION)
             .ok()
             .filter(|v| !v.is_empty()),
         scenarios: selected,

@@ -20,7 +20,8 @@ use cmarchive_e2e::scenarios::{self, Options, cli::Cmarchive, objects, runner};
 const USAGE: &str = "usage: cmarchive-demo demo | compare-guide | suite   [--keep]
   env: CMARCHIVE_BIN (cmarchive binary), CMARCHIVE_E2E_PROVIDER (local|kind|k3s),
        CMARCHIVE_E2E_SCENARIOS (names, comma-separated), CMARCHIVE_E2E_CERTIFICATES (scenario 9 size),
-       CMARCHIVE_E2E_CERT_MANAGER (cert-manager version, e.g. v1.20.3)";
+       CMARCHIVE_CERT_MANAGER_VERSION (cert-manager version, e.g. v1.20.2),
+       CMARCHIVE_E2E_REPORT (write the suite report as JSON to this file)";
 
 /// Scenarios the demo shows: one of each issuer family, keystores, ingress-shim.
 const DEMO_SCENARIOS: &[&str] = &[
@@ -90,7 +91,7 @@ async fn suite(guide: bool, keep: bool) -> Result<bool> {
     let cfg = runner::SuiteConfig {
         cmarchive: cmarchive_bin()?,
         work_dir: work.clone(),
-        cert_manager_version: std::env::var("CMARCHIVE_E2E_CERT_MANAGER")
+        cert_manager_version: std::env::var(cmarchive_e2e::kind::config::ENV_CERT_MANAGER_VERSION)
             .ok()
             .filter(|v| !v.is_empty()),
         scenarios: selected,
@@ -112,6 +113,10 @@ async fn suite(guide: bool, keep: bool) -> Result<bool> {
         );
     } else {
         print!("{}", report.table());
+    }
+    if let Some(path) = std::env::var_os("CMARCHIVE_E2E_REPORT").filter(|p| !p.is_empty()) {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&path, json).with_context(|| format!("writing {}", PathBuf::from(&path).display()))?;
     }
     if keep {
         println!("work dir kept: {}", work.display());

@@ -89,15 +89,34 @@ impl Cmarchive {
         Ok(c)
     }
 
+    /// The `cmarchive` binary.
+    pub fn binary(&self) -> &Path {
+        &self.bin
+    }
+
     /// Runs `cmarchive ARGS…` against the cluster of `kubeconfig` (if any).
     pub async fn run(&self, label: &str, args: &[&str], kubeconfig: Option<&Path>) -> Result<Run> {
+        self.run_noticing(label, args, kubeconfig, None).await
+    }
+
+    /// Like [`Cmarchive::run`]; in addition, `notice` (a needle and a sender) is told the first time a line of
+    /// standard error contains the needle, while the command still runs.
+    pub async fn run_noticing(
+        &self,
+        label: &str,
+        args: &[&str],
+        kubeconfig: Option<&Path>,
+        notice: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
+    ) -> Result<Run> {
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
         let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.args(args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         cmd.env_remove("CMARCHIVE_AGE_KEY_FILE")
             .env_remove("CMARCHIVE_AGE_RECIPIENTS")
             .env("NO_COLOR", "1");
@@ -106,15 +125,36 @@ impl Cmarchive {
             None => cmd.env_remove("KUBECONFIG"),
         };
         let command = format!("cmarchive {}", args.join(" "));
-        let out = cmd
-            .output()
-            .await
+        let mut child = cmd
+            .spawn()
             .with_context(|| format!("running {} (build it first, or set {ENV_BIN})", self.bin.display()))?;
+        let mut stdout_pipe = child.stdout.take().context("stdout is piped")?;
+        let stderr_pipe = child.stderr.take().context("stderr is piped")?;
+        let read_stdout = async {
+            let mut out = Vec::new();
+            stdout_pipe.read_to_end(&mut out).await.map(|_| out)
+        };
+        let read_stderr = async {
+            let mut notice = notice;
+            let mut lines = tokio::io::BufReader::new(stderr_pipe).lines();
+            let mut text = String::new();
+            while let Some(line) = lines.next_line().await? {
+                if notice.as_ref().is_some_and(|(needle, _)| line.contains(needle))
+                    && let Some((_, tx)) = notice.take()
+                {
+                    let _ = tx.send(());
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+            std::io::Result::Ok(text)
+        };
+        let (stdout, stderr, status) = tokio::join!(read_stdout, read_stderr, child.wait());
         let run = Run {
             command,
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: status?.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout?).into_owned(),
+            stderr: stderr?,
         };
         let log = self.dir.join(format!("{n:02}-{label}.log"));
         let text = format!(
@@ -137,11 +177,22 @@ impl Cmarchive {
 
     /// `cmarchive restore ARCHIVE -i KEY [EXTRA…]` against `kubeconfig`.
     pub async fn restore(&self, archive: &Path, kubeconfig: &Path, extra: &[&str]) -> Result<Run> {
+        self.restore_noticing(archive, kubeconfig, extra, None).await
+    }
+
+    /// [`Cmarchive::restore`] that tells `notice` when a line of its standard error contains the needle.
+    pub async fn restore_noticing(
+        &self,
+        archive: &Path,
+        kubeconfig: &Path,
+        extra: &[&str],
+        notice: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
+    ) -> Result<Run> {
         let a = archive.to_str().context("non-UTF-8 path")?;
         let i = self.identity.to_str().context("non-UTF-8 path")?;
         let mut args = vec!["restore", a, "-i", i];
         args.extend_from_slice(extra);
-        self.run("restore", &args, Some(kubeconfig)).await
+        self.run_noticing("restore", &args, Some(kubeconfig), notice).await
     }
 
     /// `cmarchive verify ARCHIVE -i KEY [-o json]` against `kubeconfig`.

@@ -142,6 +142,9 @@ pub async fn restore_with_mistake(
         .cloned()
         .map(without_owner_references)
         .collect();
+    if mistake.is_refusal() {
+        anyhow::bail!("the {mistake:?} control runs during the restore, not as a mistake in a hand-made restore");
+    }
     objects::apply_all(target, &captured.namespaces).await?;
     match mistake {
         Mistake::NoSecrets => {
@@ -158,7 +161,7 @@ pub async fn restore_with_mistake(
             objects::apply_all(target, &secrets).await?;
             return Ok(seen);
         }
-        Mistake::IssuerAnnotationsStripped | Mistake::StaleOwnerReferenceKept => {
+        Mistake::IssuerAnnotationsStripped | Mistake::StaleOwnerReferenceKept | Mistake::AppliedWhileWebhookDown => {
             objects::apply_all(target, &secrets).await?;
             objects::apply_all(target, &captured.issuers).await?;
             objects::apply_all(target, &certificates).await?;

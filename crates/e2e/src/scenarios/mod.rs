@@ -26,6 +26,7 @@ mod renewal;
 mod secret_template;
 mod selfsigned;
 mod vault_venafi;
+mod webhook_late;
 
 use std::collections::BTreeSet;
 
@@ -149,6 +150,9 @@ pub enum Mistake {
     StaleOwnerReferenceKept,
     /// The Ingress or Gateway re-deployed before its TLS Secret is restored.
     RedeployedBeforeSecret,
+    /// `cmarchive unpack | kubectl apply -f -` while cert-manager's webhook is down: refused by the API server
+    /// (nothing to reissue; the control proves the restore had something to wait for).
+    AppliedWhileWebhookDown,
 }
 
 impl Mistake {
@@ -160,8 +164,22 @@ impl Mistake {
             Mistake::IssuerAnnotationsStripped => "issuer annotations stripped from the Secrets",
             Mistake::StaleOwnerReferenceKept => "stale owner references kept on the Secrets",
             Mistake::RedeployedBeforeSecret => "Ingress/Gateway re-deployed before its Secret",
+            Mistake::AppliedWhileWebhookDown => "unpack | kubectl apply while the webhook is down",
         }
     }
+
+    /// Whether the control shows an API server refusal instead of reissuance.
+    pub fn is_refusal(self) -> bool {
+        self == Mistake::AppliedWhileWebhookDown
+    }
+}
+
+/// What happens to the target cluster while the restore runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disturbance {
+    /// cert-manager's webhook is scaled to zero when the restore starts and back to one once the restore has
+    /// written its Secrets and waits for cert-manager's API.
+    WebhookLate,
 }
 
 /// A negative control: the mistake and the Certificates that must be reissued because of it.
@@ -246,6 +264,8 @@ pub struct Scenario {
     pub needs_acme_server: bool,
     /// Why the scenario cannot run here, if it cannot.
     pub not_run: Option<&'static str>,
+    /// What happens to the target while the restore runs.
+    pub disturbance: Option<Disturbance>,
 }
 
 impl Scenario {
@@ -270,6 +290,7 @@ impl Scenario {
             unreachable_issuers: false,
             needs_acme_server: false,
             not_run: None,
+            disturbance: None,
         }
     }
 
@@ -328,6 +349,7 @@ pub fn all(opts: &Options) -> Result<Vec<Scenario>> {
         acme::scenario()?,
         vault_venafi::scenario()?,
         renewal::scenario()?,
+        webhook_late::scenario()?,
     ];
     v.sort_by_key(|s| s.number);
     Ok(v)
@@ -393,7 +415,7 @@ mod tests {
     #[test]
     fn every_issue_item_is_covered() {
         let all = all(&small()).unwrap();
-        for n in 1..=12u8 {
+        for n in 1..=13u8 {
             assert!(all.iter().any(|s| s.number == n), "scenario {n} missing");
         }
     }
@@ -406,7 +428,8 @@ mod tests {
                 .control
                 .as_ref()
                 .unwrap_or_else(|| panic!("{} has no negative control", s.name));
-            assert!(!c.must_reissue.is_empty(), "{}", s.name);
+            // A refusal control shows the API server refusing the hand-made restore instead of reissuance.
+            assert_eq!(c.must_reissue.is_empty(), c.mistake.is_refusal(), "{}", s.name);
             assert!(c.must_reissue.is_subset(&s.certificates), "{}", s.name);
             assert!(s.expect_reissued.is_subset(&s.certificates), "{}", s.name);
             for id in &s.certificates {

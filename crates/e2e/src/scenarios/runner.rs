@@ -200,17 +200,23 @@ pub async fn run_suite(provider: &dyn Provider, cfg: &SuiteConfig) -> Result<Sui
                 continue;
             };
             let t0 = Instant::now();
+            let control_cluster = targets
+                .get(&(s.target.clone(), "control"))
+                .filter(|_| cfg.controls)
+                .map(|c| &**c);
             if let Some(target) = targets.get(&(s.target.clone(), "target")) {
                 log(
                     start,
                     format!("scenario {} {}: restore with cmarchive", s.number, s.name),
                 );
-                if let Err(e) = restore_phase(&**target, s, &mut p, &cm, cfg).await {
+                if let Err(e) = restore_phase(&**target, control_cluster, s, &mut p, &cm, cfg).await {
                     p.report.failures.push(format!("{e:#}"));
                 }
             }
+            // A refusal control runs during the restore (see `restore_phase`).
             if cfg.controls
-                && let (Some(ctl), Some(target)) = (&s.control, targets.get(&(s.target.clone(), "control")))
+                && let (Some(ctl), Some(target)) = (&s.control, control_cluster)
+                && !ctl.mistake.is_refusal()
             {
                 log(
                     start,
@@ -221,7 +227,7 @@ pub async fn run_suite(provider: &dyn Provider, cfg: &SuiteConfig) -> Result<Sui
                         ctl.mistake.describe()
                     ),
                 );
-                if let Err(e) = control_phase(&**target, s, &mut p, &cm, cfg).await {
+                if let Err(e) = control_phase(target, s, &mut p, &cm, cfg).await {
                     p.report.failures.push(format!("negative control: {e:#}"));
                 }
             }
@@ -368,9 +374,11 @@ fn cm_dir(cfg: &SuiteConfig) -> PathBuf {
     cfg.work_dir.join("cmarchive")
 }
 
-/// cmarchive restore → re-deploy → settled → barrier → compare, checks, verify.
+/// cmarchive restore (disturbed as the scenario says, with its refusal control on `control`) → re-deploy →
+/// settled → barrier → compare, checks, verify.
 async fn restore_phase(
     target: &dyn Cluster,
+    control: Option<&dyn Cluster>,
     s: &Scenario,
     p: &mut Packed,
     cm: &Cmarchive,
@@ -388,7 +396,12 @@ async fn restore_phase(
             }
         }
     }
-    if s.unreachable_issuers {
+    if let Some(super::Disturbance::WebhookLate) = s.disturbance {
+        let outcome = super::webhook_late::restore(target, control, s, &p.archive, cm, cfg.timeout).await?;
+        outcome.restore.expect_code(0).context("cmarchive restore")?;
+        p.report.control_reissued = outcome.control;
+        p.report.failures.extend(outcome.failures);
+    } else if s.unreachable_issuers {
         let run = cm
             .restore(&p.archive, target.kubeconfig(), &["--timeout", "20s"])
             .await?;
