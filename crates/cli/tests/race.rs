@@ -21,7 +21,7 @@ use cmarchive_e2e::scenarios::objects::{self, kinds};
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{against, cmarchive, keygen, run};
+use support::{against, cmarchive, pack_dump, run};
 
 const NAMESPACE: &str = "race";
 const CERTIFICATES: usize = 200;
@@ -98,18 +98,7 @@ async fn apply_together(client: &kube::Client, archived: &[Value]) -> Result<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secret_phase_wins_the_race_that_applying_together_loses() -> Result<()> {
     let work = tempfile::tempdir()?;
-    let (recipient, key) = keygen(work.path())?;
-    let dump_file = work.path().join("dump.json");
-    std::fs::write(&dump_file, serde_json::to_vec(&dump()?)?)?;
-    let archive = work.path().join("race.cmar");
-    let (code, _, _) = run(cmarchive()
-        .arg("pack")
-        .arg(&archive)
-        .arg("--from-file")
-        .arg(&dump_file)
-        .arg("-r")
-        .arg(&recipient));
-    assert_eq!(code, 0, "pack --from-file");
+    let (archive, key) = pack_dump(work.path(), "race", &dump()?)?;
 
     let (careful_spec, naive_spec) = (
         ClusterSpec::named("race-cmarchive"),

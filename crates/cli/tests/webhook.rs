@@ -15,7 +15,7 @@ use cmarchive_e2e::provider::{Cluster, ClusterSpec};
 use cmarchive_e2e::scenarios::objects::{self, kinds};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{against, cmarchive, keygen, run};
+use support::{against, pack_dump, run};
 
 const NAMESPACE: &str = "late";
 
@@ -46,18 +46,7 @@ fn dump() -> Result<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_waits_for_the_webhook_and_names_the_cause() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let (recipient, key) = keygen(dir.path())?;
-    let dump_file = dir.path().join("dump.json");
-    std::fs::write(&dump_file, serde_json::to_vec(&dump()?)?)?;
-    let archive = dir.path().join("late.cmar");
-    let (code, _, stderr) = run(cmarchive()
-        .arg("pack")
-        .arg(&archive)
-        .arg("--from-file")
-        .arg(&dump_file)
-        .arg("-r")
-        .arg(&recipient));
-    assert_eq!(code, 0, "{stderr}");
+    let (archive, key) = pack_dump(dir.path(), "late", &dump()?)?;
 
     let target = LocalCluster::start(&ClusterSpec::named("webhook-late")).await?;
     let client = target.client();

@@ -22,22 +22,7 @@ fn command(cache: &Path) -> Command {
 }
 
 fn still_running(pid: u32) -> bool {
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = stat
-        .rsplit_once(')')
-        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-    let ours = [
-        "etcd",
-        "kube-apiserver",
-        "kube-controller",
-        "cert-manager-co",
-        "cert-manager-we",
-        "cert-manager-ca",
-        "cmarchive-e2e",
-    ]
-    .contains(&comm.trim());
-    ours && !zombie
+    cmarchive_e2e::local::process::runs_our_binary(pid, &["cmarchive-e2e"])
 }
 
 fn wait_all_gone(pids: &[u32]) -> Vec<u32> {

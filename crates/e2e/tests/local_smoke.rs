@@ -286,22 +286,7 @@ async fn controller_manager_collects_garbage_and_deletes_namespaces() {
 
 /// Whether `pid` is still one of our control-plane processes (not gone, not a zombie, not reused).
 fn still_running(pid: u32) -> bool {
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = stat
-        .rsplit_once(')')
-        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-    // comm holds the first 15 bytes of the binary's name.
-    let ours = [
-        "etcd",
-        "kube-apiserver",
-        "kube-controller",
-        "cert-manager-co",
-        "cert-manager-we",
-        "cert-manager-ca",
-    ]
-    .contains(&comm.trim());
-    ours && !zombie
+    cmarchive_e2e::local::process::runs_our_binary(pid, &[])
 }
 
 async fn assert_all_gone(pids: &[u32]) {

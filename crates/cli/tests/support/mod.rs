@@ -48,3 +48,21 @@ pub fn against(subcommand: &str, archive: &Path, key: &Path, kubeconfig: &Path) 
         .arg(kubeconfig);
     command
 }
+
+/// A fresh age key in `dir` and `dump` (a `kubectl get -o json`-shaped List) packed offline with it into
+/// `dir/NAME.cmar`: the archive and the identity file.
+pub fn pack_dump(dir: &Path, name: &str, dump: &serde_json::Value) -> Result<(PathBuf, PathBuf)> {
+    let (recipient, key) = keygen(dir)?;
+    let dump_file = dir.join(format!("{name}.json"));
+    std::fs::write(&dump_file, serde_json::to_vec(dump)?)?;
+    let archive = dir.join(format!("{name}.cmar"));
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("--from-file")
+        .arg(&dump_file)
+        .arg("-r")
+        .arg(&recipient));
+    anyhow::ensure!(code == 0, "pack --from-file exited {code}: {stderr}");
+    Ok((archive, key))
+}

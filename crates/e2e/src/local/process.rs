@@ -154,3 +154,18 @@ pub fn tail_file(path: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Whether `pid` is a live (not zombie) process running one of the control plane's binaries, or one whose name is in
+/// `also`: what tests check to prove that nothing outlives its cluster. The kernel keeps the first 15 bytes of a
+/// program's name, so a reused pid running something else does not count.
+pub fn runs_our_binary(pid: u32, also: &[&str]) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    let comm = comm.trim();
+    let truncated = |name: &str| name.get(..15).unwrap_or(name) == comm;
+    let ours = crate::controlplane::BINARIES.iter().any(|b| truncated(b)) || also.iter().any(|b| truncated(b));
+    ours && !zombie
+}
