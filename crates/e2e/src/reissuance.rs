@@ -6,6 +6,10 @@
 //! worked past them). [`compare`] lists the evidence of reissuance per Certificate: a different leaf, changed
 //! Secret bytes, CertificateRequests, an `Issuing` condition, a `status.revision` set by an issuance. The same
 //! evidence, awaited with [`wait_reissued`], is what every negative control must produce.
+//!
+//! This is an independent test oracle on purpose: it does not use `cmarchive_archive::certmanager::evidence`,
+//! which decides the same question inside `cmarchive verify`. Sharing that code would let a bug in it pass its own
+//! test; keep the two apart even where they look alike.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,6 +8,7 @@
 
 pub mod candidate;
 pub mod certinfo;
+pub mod evidence;
 pub mod keys;
 pub mod kinds;
 pub mod phases;

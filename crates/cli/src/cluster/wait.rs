@@ -2,11 +2,11 @@
 //! the Certificate phase, and readiness of issuers and Certificates.
 
 use anyhow::{Context as _, Result, bail};
+use cmarchive_archive::certmanager::evidence::{is_ready, readiness_message};
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
 use kube::runtime::watcher;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -156,46 +156,6 @@ impl Drop for SecretBarrier {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
-        }
-    }
-}
-
-/// Whether an object's `Ready` condition is `True` for its current generation.
-pub fn is_ready(object: &Value) -> bool {
-    let generation = object.pointer("/metadata/generation").and_then(Value::as_i64);
-    ready_condition(object).is_some_and(|c| {
-        c.get("status").and_then(Value::as_str) == Some("True")
-            && match (generation, c.get("observedGeneration").and_then(Value::as_i64)) {
-                (Some(generation), Some(observed)) => observed >= generation,
-                _ => true,
-            }
-    })
-}
-
-/// The `Ready` condition, if any.
-pub fn ready_condition(object: &Value) -> Option<&Value> {
-    condition(object, "Ready")
-}
-
-/// The condition of this type, if any.
-pub fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
-    object
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-}
-
-/// `reason: message` of the Ready condition, or why there is none.
-pub fn readiness_message(object: Option<&Value>) -> String {
-    let Some(object) = object else {
-        return "not seen".to_owned();
-    };
-    match ready_condition(object) {
-        None => "no Ready condition yet".to_owned(),
-        Some(c) => {
-            let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-            format!("Ready={} {}: {}", text("status"), text("reason"), text("message"))
         }
     }
 }

@@ -68,12 +68,15 @@ pub trait ReportTable {
 
 impl ReportTable for Report {
     fn table(&self) -> String {
-        Report::table(self)
+        crate::cluster::verify::table(self)
     }
 }
 
 impl ReportTable for crate::cluster::restore::RestoreReport {
     fn table(&self) -> String {
-        self.verify.as_ref().map(Report::table).unwrap_or_default()
+        self.verify
+            .as_ref()
+            .map(crate::cluster::verify::table)
+            .unwrap_or_default()
     }
 }
