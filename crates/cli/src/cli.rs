@@ -429,7 +429,14 @@ mod tests {
 
     #[test]
     fn offline_pack_rejects_cluster_flags() {
-        let err = Cli::try_parse_from(["cmarchive", "pack", "a.cmar", "--from-file", "x", "-n", "prod"]);
-        assert!(err.is_err());
+        for flag in ["--from-file", "--from-dir"] {
+            let err = Cli::try_parse_from(["cmarchive", "pack", "a.cmar", flag, "x", "-n", "prod"])
+                .expect_err("a namespace selects from a cluster, not from a file");
+            assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict, "{err}");
+            let text = err.to_string();
+            assert!(text.contains(flag) && text.contains("--namespace"), "{text}");
+        }
+        // The same flags without the cluster-only one parse.
+        assert!(Cli::try_parse_from(["cmarchive", "pack", "a.cmar", "--from-file", "x", "-r", "age1x"]).is_ok());
     }
 }
