@@ -28,68 +28,84 @@ use cmarchive_e2e::provider::{Cluster, ClusterSpec};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage:
-  cmarchive-bench gen-secrets DIR --bytes BYTES [--list FILE] [--seed N]
-  cmarchive-bench cluster [--certs 1000,5000] [--namespaces 10] [--issuers-per-namespace 2] [--repeat 3]
-                          [--concurrency 64] [--cmarchive PATH] [--kubectl PATH] [--work DIR] [--skip LIST]
-  --skip takes a comma-separated list of: restore-verify, restore-no-verify, apply, apply-ssa, floor";
+/// The benchmark driver behind scripts/bench and scripts/bench-archive.
+#[derive(Debug, clap::Parser)]
+#[command(name = "cmarchive-bench")]
+enum Bench {
+    /// Writes Secret-like JSON objects for the archive throughput benchmark.
+    GenSecrets(GenSecretsArgs),
+    /// Measures pack and restore on local clusters against what a user would do instead.
+    Cluster(ClusterArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GenSecretsArgs {
+    /// Folder for one file per object (must be empty or missing).
+    dir: PathBuf,
+    /// Total size to write: `500M`, `2G`, `1000` (powers of 1000).
+    #[arg(long, default_value = "500M", value_parser = parse_size)]
+    bytes: u64,
+    /// Also write every object as one `v1` `List` to this file.
+    #[arg(long)]
+    list: Option<PathBuf>,
+    /// Seed of the deterministic generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Certificate counts to measure, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    certs: Vec<usize>,
+    /// Namespaces the Certificates are spread over.
+    #[arg(long, default_value_t = 10)]
+    namespaces: usize,
+    /// CA Issuers per namespace.
+    #[arg(long, default_value_t = 2)]
+    issuers_per_namespace: usize,
+    /// Runs per pack measurement (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    repeat: u64,
+    /// Parallel requests of the raw floor.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// The cmarchive binary under test.
+    #[arg(long, default_value = "target/release/cmarchive")]
+    cmarchive: String,
+    /// The kubectl to compare with.
+    #[arg(long, default_value = "kubectl")]
+    kubectl: String,
+    /// Work folder.
+    #[arg(long, default_value = "target/bench")]
+    work: PathBuf,
+    /// Measurements to leave out.
+    #[arg(long, value_delimiter = ',', value_parser = ["restore-verify", "restore-no-verify", "apply", "apply-ssa", "floor"])]
+    skip: Vec<String>,
+}
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("gen-secrets") => gen_secrets(&args[1..]),
-        Some("cluster") => {
+    match <Bench as clap::Parser>::parse() {
+        Bench::GenSecrets(args) => gen_secrets(&args),
+        Bench::Cluster(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(cluster_bench(&args[1..]))
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            std::process::exit(2)
-        }
-    }
-}
-
-/// Flag parsing small enough not to need clap: `--name value` pairs and positionals.
-struct Flags {
-    values: BTreeMap<String, String>,
-    positional: Vec<String>,
-}
-
-impl Flags {
-    fn parse(args: &[String]) -> anyhow::Result<Flags> {
-        let mut values = BTreeMap::new();
-        let mut positional = Vec::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            if let Some(name) = a.strip_prefix("--") {
-                let v = it.next().with_context(|| format!("--{name} needs a value\n{USAGE}"))?;
-                values.insert(name.to_owned(), v.clone());
-            } else {
-                positional.push(a.clone());
-            }
-        }
-        Ok(Flags { values, positional })
-    }
-    fn get(&self, name: &str, default: &str) -> String {
-        self.values.get(name).cloned().unwrap_or_else(|| default.to_owned())
-    }
-    fn num(&self, name: &str, default: u64) -> anyhow::Result<u64> {
-        match self.values.get(name) {
-            None => Ok(default),
-            Some(v) => parse_size(v).with_context(|| format!("--{name} {v}")),
+            runtime.block_on(cluster_bench(&args))
         }
     }
 }
 
 /// `500M`, `2G`, `1000` (powers of 1000: throughput is reported in MB/s).
-fn parse_size(s: &str) -> anyhow::Result<u64> {
+fn parse_size(s: &str) -> Result<u64, String> {
     let (digits, mult) = match s.chars().last() {
         Some('K' | 'k') => (&s[..s.len() - 1], 1_000),
         Some('M' | 'm') => (&s[..s.len() - 1], 1_000_000),
         Some('G' | 'g') => (&s[..s.len() - 1], 1_000_000_000),
         _ => (s, 1),
     };
-    Ok(digits.parse::<u64>()? * mult)
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 500M or 2G"))?;
+    Ok(n * mult)
 }
 
 // ----- gen-secrets ------------------------------------------------------------------------------------------
@@ -133,20 +149,17 @@ fn pem_block(label: &str, prefix: &[u8], random_len: usize, rng: &mut Rng) -> St
     out
 }
 
-fn gen_secrets(args: &[String]) -> anyhow::Result<()> {
-    let flags = Flags::parse(args)?;
-    let [dir] = flags.positional.as_slice() else {
-        bail!("gen-secrets needs one DIR\n{USAGE}")
-    };
-    let dir = PathBuf::from(dir);
-    let target = flags.num("bytes", 500_000_000)?;
-    let mut rng = Rng(flags.num("seed", 1)?);
+fn gen_secrets(args: &GenSecretsArgs) -> anyhow::Result<()> {
+    let dir = args.dir.clone();
+    let target = args.bytes;
+    let mut rng = Rng(args.seed);
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
         bail!("{} is not empty", dir.display());
     }
-    let mut list = match flags.values.get("list") {
+    let mut list = match &args.list {
         Some(path) => {
-            let mut w = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| path.clone())?);
+            let mut w =
+                std::io::BufWriter::new(std::fs::File::create(path).with_context(|| path.display().to_string())?);
             w.write_all(b"{\"apiVersion\":\"v1\",\"kind\":\"List\",\"metadata\":{},\"items\":[\n")?;
             Some(w)
         }
@@ -385,21 +398,15 @@ fn median(mut samples: Vec<Sample>) -> Sample {
     }
 }
 
-async fn cluster_bench(args: &[String]) -> anyhow::Result<()> {
-    let flags = Flags::parse(args)?;
-    let sizes: Vec<usize> = flags
-        .get("certs", "1000,5000")
-        .split(',')
-        .map(|s| s.trim().parse())
-        .collect::<Result<_, _>>()?;
-    let namespaces = flags.num("namespaces", 10)? as usize;
-    let issuers_per_ns = flags.num("issuers-per-namespace", 2)? as usize;
-    let repeat = flags.num("repeat", 3)?.max(1) as usize;
-    let skip: Vec<String> = flags.get("skip", "").split(',').map(str::to_owned).collect();
-    let work = PathBuf::from(flags.get("work", "target/bench"));
-    std::fs::create_dir_all(&work)?;
-    let work = work.canonicalize()?;
-    let cmarchive = flags.get("cmarchive", "target/release/cmarchive");
+async fn cluster_bench(args: &ClusterArgs) -> anyhow::Result<()> {
+    let sizes = &args.certs;
+    let namespaces = args.namespaces;
+    let issuers_per_ns = args.issuers_per_namespace;
+    let repeat = args.repeat as usize;
+    let skip = &args.skip;
+    std::fs::create_dir_all(&args.work)?;
+    let work = args.work.canonicalize()?;
+    let cmarchive = args.cmarchive.clone();
     let identity = work.join("key.txt");
     let _ = std::fs::remove_file(&identity);
     let out = Command::new(&cmarchive)
@@ -419,15 +426,15 @@ async fn cluster_bench(args: &[String]) -> anyhow::Result<()> {
         })?;
     let tools = Tools {
         cmarchive,
-        kubectl: flags.get("kubectl", "kubectl"),
+        kubectl: args.kubectl.clone(),
         work: work.clone(),
         recipient,
         identity,
-        concurrency: flags.num("concurrency", 64)? as usize,
+        concurrency: args.concurrency,
     };
     let mut report = Report::default();
-    for &n in &sizes {
-        run_size(&tools, &mut report, n, namespaces, issuers_per_ns, repeat, &skip).await?;
+    for &n in sizes {
+        run_size(&tools, &mut report, n, namespaces, issuers_per_ns, repeat, skip).await?;
     }
     print_table(&report, &sizes);
     Ok(())
