@@ -436,7 +436,7 @@ async fn cluster_bench(args: &ClusterArgs) -> anyhow::Result<()> {
     for &n in sizes {
         run_size(&tools, &mut report, n, namespaces, issuers_per_ns, repeat, skip).await?;
     }
-    print_table(&report, &sizes);
+    print_table(&report, sizes);
     Ok(())
 }
 
