@@ -110,14 +110,13 @@ pub trait Provider: Send + Sync {
     fn start<'a>(&'a self, spec: &'a ClusterSpec) -> BoxFuture<'a, anyhow::Result<Box<dyn Cluster>>>;
 }
 
-/// Whether the API server reports a CRD `Established` (its resources are served).
+/// Whether the API server reports a CRD `Established` (its resources are served), as kube's own wait condition
+/// decides it.
 pub fn crd_established(
     crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 ) -> bool {
-    crd.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+    use kube::runtime::wait::Condition as _;
+    kube::runtime::wait::conditions::is_crd_established().matches_object(Some(crd))
 }
 
 /// Whether cert-manager's API is usable, decided the way `cmctl check api` does: a server-side dry-run create of

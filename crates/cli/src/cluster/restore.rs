@@ -428,7 +428,12 @@ async fn apply_phases(
         report.phases.insert(phase.to_string(), applied);
         match phase {
             PhaseName::Crds if done.iter().any(|a| a.outcome == Outcome::Created) => {
-                wait_for_crds(client, options.timeout).await?;
+                let created: Vec<&str> = done
+                    .iter()
+                    .filter(|a| a.outcome == Outcome::Created)
+                    .map(|a| a.name.as_str())
+                    .collect();
+                wait_for_crds(client, &created, options.timeout).await?;
             }
             PhaseName::Secrets => {
                 if failed > 0 {
@@ -529,9 +534,22 @@ async fn wait_for_ready(
     Ok(())
 }
 
-/// After creating CRDs: wait until discovery serves cert-manager.io/v1 (the API server needs a moment).
-async fn wait_for_crds(client: &kube::Client, timeout: Duration) -> Result<()> {
+/// After creating CRDs: wait until each is Established, then until discovery serves cert-manager.io/v1.
+async fn wait_for_crds(client: &kube::Client, created: &[&str], timeout: Duration) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::runtime::wait::{await_condition, conditions::is_crd_established};
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
     let deadline = tokio::time::Instant::now() + timeout;
+    for name in created {
+        let established = await_condition(crds.clone(), name, is_crd_established());
+        match tokio::time::timeout_at(deadline, established).await {
+            Ok(result) => {
+                result.with_context(|| format!("waiting for the restored CRD {name}"))?;
+            }
+            Err(_) => bail!("the restored CRD {name} is not Established after {timeout:?}"),
+        }
+    }
+    // Established says the API server serves it; its discovery document may lag a moment behind.
     loop {
         if discovery::cert_manager(client, "target").await.is_ok() {
             return Ok(());
@@ -539,7 +557,7 @@ async fn wait_for_crds(client: &kube::Client, timeout: Duration) -> Result<()> {
         if tokio::time::Instant::now() >= deadline {
             bail!("the restored CRDs are not served after {timeout:?}");
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
