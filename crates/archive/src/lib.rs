@@ -8,7 +8,6 @@ pub mod certmanager;
 mod chunks;
 pub mod crypto;
 pub mod error;
-mod fast_hash;
 pub mod manifest;
 pub mod object;
 pub mod paths;

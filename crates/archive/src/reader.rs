@@ -13,11 +13,11 @@
 use crate::chunks::Chunks;
 use crate::crypto::{Identities, one_line};
 use crate::error::{ArchiveError, Result};
-use crate::fast_hash;
 use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_NAME, MANIFEST_PATH, Manifest, PhaseName};
 use crate::object::ObjectKey;
 use crate::paths;
 use crate::read_ahead::{self, ReadAhead, read_ahead};
+use foldhash::{HashSet, HashSetExt as _};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
@@ -776,7 +776,7 @@ struct Positions<'a> {
     listed: &'a [(PhaseName, &'a Entry)],
     taken: Vec<bool>,
     next: usize,
-    by_path: Option<fast_hash::Map<&'a str, usize>>,
+    by_path: Option<foldhash::HashMap<&'a str, usize>>,
 }
 
 enum Found {
@@ -950,8 +950,8 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
 
     let mut previous: Option<PhaseName> = None;
     let count = manifest.phases.iter().map(|phase| phase.entries.len()).sum();
-    let mut seen_paths = fast_hash::set_with_capacity(count);
-    let mut seen_keys = fast_hash::set_with_capacity(count);
+    let mut seen_paths = HashSet::with_capacity(count);
+    let mut seen_keys = HashSet::with_capacity(count);
     for phase in &manifest.phases {
         if previous.is_some_and(|p| p >= phase.name) {
             return Err(ArchiveError::InvalidManifest(format!(

@@ -7,10 +7,10 @@
 use crate::chunks::Chunks;
 use crate::crypto::Recipients;
 use crate::error::{ArchiveError, Result};
-use crate::fast_hash;
 use crate::manifest::{Entry, FORMAT_MAJOR, FORMAT_MINOR, FORMAT_NAME, MANIFEST_PATH, Manifest, Phase, Source};
 use crate::paths;
 use crate::plan::Plan;
+use foldhash::{HashSet, HashSetExt as _};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -80,8 +80,8 @@ pub fn build_manifest(meta: ManifestMeta, plan: &Plan) -> Result<Manifest> {
         })
         .collect();
     let count = phases.iter().map(|phase| phase.entries.len()).sum();
-    let mut paths_seen = fast_hash::set_with_capacity(count);
-    let mut keys_seen = fast_hash::set_with_capacity(count);
+    let mut paths_seen = HashSet::with_capacity(count);
+    let mut keys_seen = HashSet::with_capacity(count);
     for (index, phase) in phases.iter().enumerate() {
         if let Some(previous) = index.checked_sub(1).map(|i| &phases[i])
             && previous.name >= phase.name

@@ -49,7 +49,7 @@ pub fn find_secret<'a>(certificate: &Value, objects: impl IntoIterator<Item = &'
 /// Secrets among `objects` by (namespace, name): [`find_secret`] for many Certificates at once without scanning
 /// every object per Certificate (quadratic: minutes at tens of thousands of objects). `T` is whatever the caller
 /// holds per object (the planner: a candidate with its leaf), seen through a `Value`.
-pub struct SecretIndex<'a, T = Value>(crate::fast_hash::Map<(Option<&'a str>, &'a str), &'a T>);
+pub struct SecretIndex<'a, T = Value>(foldhash::HashMap<(Option<&'a str>, &'a str), &'a T>);
 
 impl<'a> SecretIndex<'a> {
     /// Indexes the Secrets among `objects` (the first of duplicates wins, as in [`find_secret`]).
@@ -61,7 +61,7 @@ impl<'a> SecretIndex<'a> {
 impl<'a, T> SecretIndex<'a, T> {
     /// [`SecretIndex::new`] over items that `view` shows as objects.
     pub fn by(items: impl IntoIterator<Item = &'a T>, view: impl Fn(&'a T) -> &'a Value) -> SecretIndex<'a, T> {
-        let mut map = crate::fast_hash::Map::default();
+        let mut map = foldhash::HashMap::default();
         for item in items {
             let o = view(item);
             if kinds::classify(o) == Kind::Secret {

@@ -7,9 +7,9 @@
 use super::candidate::Candidate;
 use super::kinds::{self, ACME_GROUP, CERT_MANAGER_GROUP, Kind};
 use super::secret_refs::{self, FoundBy, RefContext, SecretRef, ServiceAccountRef};
-use crate::fast_hash;
 use crate::manifest::{Exclusion, PhaseName, Warning};
 use crate::object::ObjectKey;
+use foldhash::{HashMap, HashSet, HashSetExt as _};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,7 +126,7 @@ fn decide<'a>(objects: impl IntoIterator<Item = &'a Value>, options: &SelectOpti
     let keys: Vec<Option<ObjectKey>> = objects.par_iter().map(|object| ObjectKey::of(object)).collect();
     // The first object of each identity; the keys are only borrowed to find them, then moved.
     let first: Vec<bool> = {
-        let mut seen = fast_hash::set_with_capacity(keys.len());
+        let mut seen = HashSet::with_capacity(keys.len());
         keys.iter()
             .map(|key| key.as_ref().is_some_and(|key| seen.insert(key)))
             .collect()
@@ -372,7 +372,7 @@ fn external_issuer_kinds(certificates: &[&Input<'_>], inputs: &[Input<'_>]) -> B
 fn warn_missing_issuers(state: &mut State, certificates: &[&Input<'_>], inputs: &[Input<'_>]) {
     // One set of (group, kind, name, namespace) for all Certificates: scanning the inputs per Certificate was
     // quadratic (most of a 500 MB pack's time).
-    let present: fast_hash::Set<(&str, &str, &str, Option<&str>)> = inputs
+    let present: HashSet<(&str, &str, &str, Option<&str>)> = inputs
         .iter()
         .map(|Input { key: other, .. }| {
             (
@@ -616,8 +616,8 @@ fn select_namespaces(state: &mut State, inputs: &[Input<'_>]) {
 #[derive(Default)]
 struct State {
     /// Hashed, not ordered: looked up for every object, and read in input order (or sorted) at the end.
-    kept: fast_hash::Map<ObjectKey, Keep>,
-    excluded: fast_hash::Map<ObjectKey, String>,
+    kept: HashMap<ObjectKey, Keep>,
+    excluded: HashMap<ObjectKey, String>,
     /// (code, object, message): unique and in the order the manifest lists them, at any count.
     warnings: BTreeSet<(String, Option<ObjectKey>, String)>,
     synthesized: Vec<Value>,
