@@ -578,6 +578,18 @@ fn helpful_errors() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains("--force"));
+    // The archive is private to its owner from the start, and no temporary file is left beside it.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(fs::metadata(&archive).unwrap().permissions().mode() & 0o777, 0o600);
+        let dir = archive.parent().unwrap();
+        let left: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".partial-"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
     // No key for a key-encrypted archive.
     cmarchive()
         .arg("inspect")

@@ -209,33 +209,40 @@ fn recorded_options(args: &PackArgs) -> BTreeMap<String, Value> {
     o
 }
 
-/// Writes through `write` into `PATH.partial-PID` (mode 0600) and renames it to `path` only on success.
+/// Writes through `write` into a temporary file beside `path` (mode 0600, removed on failure) and moves it to
+/// `path` only on success; without `overwrite` the move itself refuses an existing file, so nothing that appeared
+/// meanwhile is replaced.
 pub fn write_file_atomically<T>(path: &Path, overwrite: bool, write: impl FnOnce(&fs::File) -> Result<T>) -> Result<T> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(format!(".partial-{}", std::process::id()));
-    let partial = PathBuf::from(partial);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let prefix = format!(".{name}.partial-");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options
-        .open(&partial)
-        .map_err(CliError::io(format!("creating {}", partial.display())))?;
-    let result = write(&file).and_then(|value| {
-        (&file)
-            .flush()
-            .and_then(|()| file.sync_all())
-            .map_err(CliError::io(format!("writing {}", partial.display())))?;
-        if !overwrite && path.exists() {
-            return Err(CliError::OutputExists(path.to_owned()));
-        }
-        fs::rename(&partial, path).map_err(CliError::io(format!("renaming to {}", path.display())))?;
-        Ok(value)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&partial);
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+    let file = builder
+        .tempfile_in(dir)
+        .map_err(CliError::io(format!("creating a temporary file in {}", dir.display())))?;
+    let value = write(file.as_file())?;
+    file.as_file()
+        .flush()
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(CliError::io(format!("writing {}", file.path().display())))?;
+    let persisted = if overwrite {
+        file.persist(path)
+    } else {
+        file.persist_noclobber(path)
+    };
+    match persisted {
+        Ok(_) => Ok(value),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Err(CliError::OutputExists(path.to_owned())),
+        Err(e) => Err(CliError::io(format!("moving the archive to {}", path.display()))(
+            e.error,
+        )),
     }
-    result
 }
 
 /// A bar on stderr when a person watches; nothing in pipes and CI logs.
