@@ -4,6 +4,7 @@
 //! Nothing in this crate talks to a cluster, so every rule here can be tested without one.
 #![warn(missing_docs)]
 
+mod age_header;
 pub mod certmanager;
 mod chunks;
 pub mod crypto;
@@ -15,6 +16,7 @@ pub mod paths;
 pub mod plan;
 mod read_ahead;
 pub mod reader;
+pub mod text;
 pub mod writer;
 
 pub use crypto::{Identities, Interaction, Recipients};

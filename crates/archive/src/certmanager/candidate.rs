@@ -114,44 +114,6 @@ impl<'a> JsonObject<'a> {
 /// serde_json's limit. It costs one copy of the text (to wrap it, below, in a buffer reused per thread) and a parse
 /// that borrows strings without escapes instead of copying them.
 fn accepts(text: &RawValue) -> serde_json::Result<()> {
-    struct Check;
-    impl<'de> serde::Deserialize<'de> for Check {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_any(Check)
-        }
-    }
-    impl<'de> serde::de::Visitor<'de> for Check {
-        type Value = Check;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_unit<E>(self) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Check, A::Error> {
-            while seq.next_element::<Check>()?.is_some() {}
-            Ok(Check)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Check, A::Error> {
-            while map.next_entry::<Check, Check>()?.is_some() {}
-            Ok(Check)
-        }
-    }
     // Inside one array, so the nesting limit counts the enclosing object as the full parse does.
     // The copy goes to a buffer each thread keeps: a fresh one per Secret was an eighth of a pack's page faults.
     thread_local! {
@@ -162,7 +124,7 @@ fn accepts(text: &RawValue) -> serde_json::Result<()> {
         wrapped.push('[');
         wrapped.push_str(text.get());
         wrapped.push(']');
-        let checked = serde_json::from_str::<Check>(wrapped).map(|_| ());
+        let checked = serde_json::from_str::<crate::object::AnyJson>(wrapped).map(|_| ());
         if wrapped.capacity() > SCRATCH_KEPT {
             *wrapped = String::new();
         }
