@@ -10,6 +10,7 @@ mod chunks;
 pub mod crypto;
 pub mod error;
 mod fast_hash;
+pub mod folder;
 pub mod manifest;
 pub mod object;
 pub mod paths;

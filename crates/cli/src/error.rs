@@ -2,6 +2,7 @@
 //! went wrong, [`CliError::remedy`] (printed as a second line when there is one) says what to do about it.
 
 use cmarchive_archive::error::ArchiveError;
+use cmarchive_archive::folder::FolderError;
 use std::io;
 use std::path::PathBuf;
 
@@ -28,9 +29,9 @@ pub enum CliError {
     /// The output file already exists.
     #[error("{0}: already exists")]
     OutputExists(PathBuf),
-    /// `unpack --dir` into a folder that has files.
-    #[error("{0}: folder is not empty")]
-    DirNotEmpty(PathBuf),
+    /// `unpack --dir` could not write its folder (not empty, links or special files in it, the system refused).
+    #[error("{0}")]
+    Folder(FolderError),
     /// An input file of `pack --from-file/--from-dir` could not be understood.
     #[error("{path}: {reason}")]
     Input {
@@ -72,7 +73,12 @@ impl CliError {
                 Some("name an output file (`cmarchive pack backup.cmar …`), redirect stdout, or pass -a".into())
             }
             CliError::OutputExists(_) => Some("choose another name or pass --force to overwrite it".into()),
-            CliError::DirNotEmpty(_) => Some("choose an empty folder or pass --force to write into it".into()),
+            CliError::Folder(FolderError::NotEmpty(_)) => {
+                Some("choose an empty folder or pass --force to write into it".into())
+            }
+            CliError::Folder(FolderError::Unsafe { .. }) => Some(
+                "remove it, or unpack into an empty folder (links and special files are never written through)".into(),
+            ),
             CliError::NotImplemented(_) => Some("use `pack --from-file`, `unpack` and `inspect` meanwhile".into()),
             _ => None,
         }

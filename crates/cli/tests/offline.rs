@@ -369,6 +369,50 @@ fn unpack_into_a_folder() {
         .stderr(predicates::str::contains("not empty"))
         .stderr(predicates::str::contains("--force"));
     unpack(&["--force"]).success();
+
+    // With --force, a link at a Secret's path (or on its way) is refused, never written through; a FIFO there
+    // does not make the command wait for a reader.
+    #[cfg(unix)]
+    {
+        let outside = ws.path("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("victim"), "untouched").unwrap();
+        fs::remove_file(&secret).unwrap();
+        std::os::unix::fs::symlink(outside.join("victim"), &secret).unwrap();
+        unpack(&["--force"])
+            .code(1)
+            .stderr(predicates::str::contains("web-tls.yaml: is a symbolic link"))
+            .stderr(predicates::str::contains("hint: remove it"));
+        assert_eq!(fs::read_to_string(outside.join("victim")).unwrap(), "untouched");
+        fs::remove_file(&secret).unwrap();
+        let phase = out_dir.join("05-certificates");
+        fs::remove_dir_all(&phase).unwrap();
+        std::os::unix::fs::symlink(&outside, &phase).unwrap();
+        unpack(&["--force"])
+            .code(1)
+            .stderr(predicates::str::contains("05-certificates: is a symbolic link"));
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1, "nothing written outside");
+        fs::remove_file(&phase).unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&secret)
+                .status()
+                .unwrap()
+                .success()
+        );
+        cmarchive()
+            .arg("unpack")
+            .arg(&archive)
+            .arg("-i")
+            .arg(ws.key())
+            .arg("--dir")
+            .arg(&out_dir)
+            .arg("--force")
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("web-tls.yaml: is a FIFO"));
+    }
 }
 
 #[test]
