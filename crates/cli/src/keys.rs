@@ -114,7 +114,7 @@ fn interaction() -> Interaction {
             }
             age::cli_common::read_secret(description, "Passphrase", None).ok()
         })
-        .with_messages(|message| eprintln!("{message}"))
+        .with_messages(|message| note!("{message}"))
 }
 
 fn prompt_new_passphrase() -> Result<SecretString> {

@@ -919,3 +919,65 @@ fn passphrase_from_a_file_and_from_the_environment() {
     }
     assert!(!ws.path("typed.cmar").exists());
 }
+
+/// An archive written through the library with whatever strings a hostile writer chooses (age gives secrecy, not
+/// authorship: anyone with the public key can write one).
+fn crafted_archive(ws: &Workspace, name: &str, plan: &cmarchive_archive::plan::Plan) -> PathBuf {
+    let mut recipients = cmarchive_archive::Recipients::new(cmarchive_archive::Interaction::none());
+    recipients.add(&ws.recipient).unwrap();
+    let meta = cmarchive_archive::ManifestMeta {
+        tool_version: "0.1.0\u{1b}[2J".into(),
+        created: jiff::Timestamp::UNIX_EPOCH,
+        source: cmarchive_archive::manifest::Source {
+            kind: "file".into(),
+            cluster_resource_namespace: "cert-manager".into(),
+            ..Default::default()
+        },
+        options: Default::default(),
+    };
+    let mut bytes = Vec::new();
+    cmarchive_archive::write_archive(&mut bytes, &recipients, &Default::default(), meta, plan).unwrap();
+    let path = ws.path(name);
+    fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Strings from an archive reach the terminal with their control characters escaped: no escape sequence clears
+/// the screen, no line feed draws a line that cmarchive never printed.
+#[test]
+fn archive_strings_are_shown_escaped() {
+    use cmarchive_archive::manifest::{Exclusion, PhaseName, Warning};
+    use cmarchive_archive::object::ObjectKey;
+    use cmarchive_archive::plan::{Plan, PlannedObject, PlannedPhase};
+    let ws = Workspace::new();
+    let evil = "evil\u{1b}[2J\u{1b}]0;owned\u{7}";
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": evil}});
+    let plan = Plan {
+        phases: vec![PlannedPhase {
+            name: PhaseName::Namespaces,
+            objects: vec![PlannedObject::new(&namespace, vec!["held\u{1b}[31m".into()]).unwrap()],
+        }],
+        excluded: vec![Exclusion {
+            key: ObjectKey::new("v1".into(), "Secret".into(), Some("ns".into()), "x".into()),
+            reason: "skipped\nall checks passed\u{9b}2J".into(),
+        }],
+        warnings: vec![Warning {
+            code: "Code\u{1b}[1m".into(),
+            object: Some(ObjectKey::of(&namespace).unwrap()),
+            message: "look\r\u{1b}[Kall checks passed".into(),
+        }],
+        certificates: Vec::new(),
+    };
+    let archive = crafted_archive(&ws, "evil.cmar", &plan);
+    let table = ws.inspect(&archive, &[]);
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{9b}') && !table.contains('\r'),
+        "{table:?}"
+    );
+    assert!(table.contains("evil\\u{1b}[2J"), "{table}");
+    assert!(table.contains("skipped\\nall checks passed"), "{table}");
+    assert!(!table.lines().any(|l| l.starts_with("all checks passed")), "{table}");
+    // The machine-readable forms keep the data as it is (JSON escapes it).
+    let json: Value = serde_json::from_str(&ws.inspect(&archive, &["-o", "json"])).unwrap();
+    assert_eq!(json["warnings"][0]["code"], "Code\u{1b}[1m");
+}

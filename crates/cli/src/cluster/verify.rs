@@ -7,6 +7,7 @@ use crate::cluster::raw::Resource;
 use crate::cluster::wait::{condition, is_ready, readiness_message};
 use anyhow::Result;
 use cmarchive_archive::manifest::CertificateFacts;
+use cmarchive_archive::text::escape_controls as shown;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use serde::Serialize;
 use serde_json::Value;
@@ -102,8 +103,8 @@ impl Report {
                     None => "absent".to_owned(),
                 };
                 [
-                    c.namespace.clone(),
-                    c.name.clone(),
+                    shown(&c.namespace).into_owned(),
+                    shown(&c.name).into_owned(),
                     if c.ready.starts_with("Ready=True") {
                         "True".into()
                     } else {
@@ -141,7 +142,7 @@ impl Report {
         }
         for c in &self.certificates {
             if let Some(reason) = &c.reason {
-                let _ = writeln!(out, "{}/{}: {reason}", c.namespace, c.name);
+                let _ = writeln!(out, "{}/{}: {}", shown(&c.namespace), shown(&c.name), shown(reason));
             }
         }
         let _ = writeln!(
