@@ -239,9 +239,14 @@ pub struct PackArgs {
     #[arg(long, value_name = "NS")]
     pub cluster_resource_namespace: Option<String>,
 
-    /// Fail instead of warning when a referenced Secret is missing or something cannot be read.
+    /// Fail instead of warning when a referenced Secret is missing, something cannot be read, or a Secret's
+    /// `data` is not base64.
     #[arg(long)]
     pub strict: bool,
+
+    /// Pack an input file that is empty (by default an error: a failed `kubectl get > dump.json` leaves one).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// Flags that only make sense when reading a live cluster.

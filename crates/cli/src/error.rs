@@ -40,6 +40,10 @@ pub enum CliError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Whoever read stdout stopped reading (`cmarchive unpack … | head`): not an error, the command just stops,
+    /// quietly and with exit 0, as other command-line tools do.
+    #[error("stdout was closed")]
+    StdoutClosed,
     /// An I/O error outside the archive (output files, key files, …).
     #[error("{context}: {source}")]
     Io {
@@ -81,6 +85,17 @@ impl CliError {
             ),
             CliError::NotImplemented(_) => Some("use `pack --from-file`, `unpack` and `inspect` meanwhile".into()),
             _ => None,
+        }
+    }
+
+    /// What a failed write to stdout is: [`CliError::StdoutClosed`] when the reader went away.
+    pub fn stdout(source: io::Error) -> CliError {
+        match source.kind() {
+            io::ErrorKind::BrokenPipe => CliError::StdoutClosed,
+            _ => CliError::Io {
+                context: "writing to stdout".into(),
+                source,
+            },
         }
     }
 

@@ -69,6 +69,7 @@ fn main() {
     init_logging(cli.verbose, cli.log_format);
     let code = match run(cli.command) {
         Ok(code) => code,
+        Err(CliError::StdoutClosed) => EXIT_OK,
         Err(e) => {
             tracing::debug!(error = ?e, "command failed");
             // Errors name objects and quote servers; a message with several lines by design keeps its lines.

@@ -981,3 +981,135 @@ fn archive_strings_are_shown_escaped() {
     let json: Value = serde_json::from_str(&ws.inspect(&archive, &["-o", "json"])).unwrap();
     assert_eq!(json["warnings"][0]["code"], "Code\u{1b}[1m");
 }
+
+/// Errors in a dump name the file, line and column, and never quote it: the lines around a YAML error are
+/// usually Secret data, and stderr ends up in CI logs. A YAML bomb is refused in one short line.
+#[test]
+fn input_errors_name_the_place_and_never_quote_the_input() {
+    let ws = Workspace::new();
+    let pack = |name: &str, contents: &str| {
+        let input = ws.write(name, contents);
+        let out = cmarchive()
+            .arg("pack")
+            .arg(ws.path("x.cmar"))
+            .arg("--from-file")
+            .arg(&input)
+            .args(["-r", &ws.recipient])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let yaml =
+        "apiVersion: v1\nkind: Secret\ndata:\n  tls.key: SECRETVALUE123\n  bad: [unclosed\nmetadata:\n  name: x\n";
+    let stderr = pack("broken.yaml", yaml);
+    assert!(!stderr.contains("SECRETVALUE"), "{stderr}");
+    assert!(
+        stderr.contains("broken.yaml: invalid YAML at line 6 column 9"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // Leading blank lines count: the place is the file's, not the parser's.
+    let stderr = pack("late.yaml", &format!("\n\n{yaml}"));
+    assert!(stderr.contains("at line 8 column 9"), "{stderr}");
+
+    let mut bomb = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for (name, previous) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    {
+        let alias = format!("*{previous},").repeat(9);
+        bomb.push_str(&format!("{name}: &{name} [{}]\n", alias.trim_end_matches(',')));
+    }
+    let stderr = pack("bomb.yaml", &bomb);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.len() < 300 && stderr.contains("billion laughs"), "{stderr}");
+
+    let json = "{\"kind\": \"List\", \"items\": [\n  {\"apiVersion\": \"v1\", \"kind\": \"Secret\",\n   \"data\": {\"k\": \"SECRETVALUE\"}, \"n\": 1e999}]}";
+    let stderr = pack("broken.json", json);
+    assert!(!stderr.contains("SECRETVALUE"), "{stderr}");
+    assert!(
+        stderr.contains("broken.json: invalid JSON in item 0 of the List at line 3 column 43: number out of range"),
+        "{stderr}"
+    );
+}
+
+/// A 0-byte dump is an error (what a failed `kubectl get > dump.json` leaves) unless asked for; a Secret whose
+/// data is not base64 is packed with a warning, or refused with --strict.
+#[test]
+fn empty_dumps_and_undecodable_secret_data() {
+    let ws = Workspace::new();
+    let empty = ws.write("empty.json", "\n");
+    let pack = |extra: &[&str], input: &Path| {
+        cmarchive()
+            .arg("pack")
+            .arg(ws.path("out.cmar"))
+            .arg("--from-file")
+            .arg(input)
+            .args(["-r", &ws.recipient, "--force"])
+            .args(extra)
+            .assert()
+    };
+    pack(&[], &empty)
+        .code(1)
+        .stderr(predicates::str::contains("empty.json: the input is empty"))
+        .stderr(predicates::str::contains("--allow-empty"));
+    pack(&["--allow-empty"], &empty).success();
+
+    let mut dump = kubectl_dump();
+    dump["items"][5]["data"]["extra"] = json!("not base64!!");
+    let input = ws.write("dump.json", &dump.to_string());
+    pack(&[], &input).success().stderr(predicates::str::contains(
+        "warning: Secret/prod/web-tls: data \"extra\" is not base64",
+    ));
+    let manifest = stdout_json(
+        cmarchive()
+            .arg("inspect")
+            .arg(ws.path("out.cmar"))
+            .arg("-i")
+            .arg(ws.key())
+            .args(["-o", "json"]),
+    );
+    let codes: Vec<&Value> = manifest["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["code"])
+        .collect();
+    assert!(codes.contains(&&json!("InvalidSecretData")), "{codes:?}");
+    pack(&["--strict"], &input).code(1).stderr(predicates::str::contains(
+        "--strict: 1 Secret(s) with data that is not base64",
+    ));
+}
+
+/// `unpack | head`: a reader that goes away ends the command quietly with exit 0, as with other tools.
+#[test]
+fn a_closed_stdout_ends_unpack_quietly() {
+    let ws = Workspace::new();
+    let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
+    for format in ["yaml", "json"] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("cmarchive"))
+            .arg("unpack")
+            .arg(&archive)
+            .arg("-i")
+            .arg(ws.key())
+            .args(["-o", format])
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -29,8 +29,24 @@ pub fn plan_candidates(candidates: Vec<Candidate>, options: &SelectOptions) -> P
         .collect();
     for (candidate, phase, reasons) in chosen {
         // The selection keeps only objects with an identity.
-        if candidate.stored.is_none() {
+        let Some((key, _)) = &candidate.stored else {
             continue;
+        };
+        if !candidate.undecodable.is_empty() {
+            let keys: Vec<String> = candidate.undecodable.iter().map(|k| format!("{k:?}")).collect();
+            warnings.push(Warning {
+                code: codes::INVALID_SECRET_DATA.to_owned(),
+                object: Some(key.clone()),
+                message: format!(
+                    "{key}: data {} not base64: the API server will refuse this Secret on restore; fix it in the \
+                     input (pack --strict refuses it)",
+                    if keys.len() == 1 {
+                        format!("{} is", keys[0])
+                    } else {
+                        format!("{} are", keys.join(", "))
+                    }
+                ),
+            });
         }
         let index = PhaseName::ALL
             .iter()

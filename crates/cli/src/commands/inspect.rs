@@ -29,7 +29,7 @@ pub fn run(args: &InspectArgs, archive: &VerifiedArchive) -> Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(&output)
         .and_then(|()| out.flush())
-        .map_err(CliError::io("writing to stdout"))
+        .map_err(CliError::stdout)
 }
 
 /// The human summary: source, creation, phases with counts, warnings, exclusions, then the prediction. Every

@@ -8,6 +8,7 @@ use crate::error::{CliError, Result};
 use crate::planning::{PlanOptions, plan_objects};
 use crate::{input, keys};
 use cmarchive_archive::certmanager::Candidate;
+use cmarchive_archive::certmanager::select::codes;
 use cmarchive_archive::manifest::{Exclusion, Source, Warning};
 use cmarchive_archive::writer::{ManifestMeta, WriteOptions, WriteProgress, write_archive_with_progress};
 use rayon::prelude::*;
@@ -68,6 +69,21 @@ pub fn run(args: &PackArgs) -> Result<()> {
             include_certificaterequests: args.include_certificaterequests,
         },
     );
+    let undecodable: Vec<&Warning> = plan
+        .warnings
+        .iter()
+        .filter(|w| w.code == codes::INVALID_SECRET_DATA)
+        .collect();
+    if args.strict && !undecodable.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--strict: {} Secret(s) with data that is not base64, first {}",
+            undecodable.len(),
+            undecodable[0].message
+        )));
+    }
+    for warning in undecodable {
+        note!("warning: {}", warning.message);
+    }
     let options = WriteOptions {
         zstd_level: args.compression_level,
         armor: args.armor,
@@ -149,6 +165,7 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
         } else {
             input::read_dump(Path::new(name)).map_err(CliError::io(format!("reading {name}")))?
         };
+        refuse_empty(name, &bytes, args.allow_empty)?;
         objects.extend(input::parse_dump_into(name, &bytes, &input::Candidates)?);
         inputs.push(name.clone());
     }
@@ -160,6 +177,7 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
             .par_iter()
             .map(|file| {
                 let bytes = input::read_dump(file).map_err(CliError::io(format!("reading {}", file.display())))?;
+                refuse_empty(&file.display().to_string(), &bytes, args.allow_empty)?;
                 input::parse_dump_into(&file.display().to_string(), &bytes, &input::Candidates)
             })
             .collect();
@@ -181,6 +199,20 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
             ..Source::default()
         },
         ..Collected::default()
+    })
+}
+
+/// An input with nothing in it is refused unless `--allow-empty`: it is what a failed `kubectl get … > FILE` leaves,
+/// and packed it would be a backup of nothing that looks like a backup.
+fn refuse_empty(name: &str, bytes: &[u8], allow_empty: bool) -> Result<()> {
+    if allow_empty || bytes.iter().any(|b| !b.is_ascii_whitespace()) {
+        return Ok(());
+    }
+    Err(CliError::Input {
+        path: name.to_owned(),
+        reason: "the input is empty (a failed `kubectl get … > FILE` leaves an empty file); pass --allow-empty to \
+                 pack it anyway"
+            .into(),
     })
 }
 

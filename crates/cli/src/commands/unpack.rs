@@ -38,7 +38,7 @@ fn to_yaml(object: &Value) -> Result<String> {
 
 /// What a failed write to stdout says.
 fn stdout() -> impl FnOnce(io::Error) -> CliError {
-    CliError::io("writing to stdout")
+    CliError::stdout
 }
 
 /// A verified object, parsed (it parsed when the archive was verified, so this does not fail in practice).
