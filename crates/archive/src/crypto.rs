@@ -46,7 +46,7 @@ impl Interaction {
         self
     }
 
-    fn ask_passphrase(&self, description: &str) -> Option<SecretString> {
+    pub(crate) fn ask_passphrase(&self, description: &str) -> Option<SecretString> {
         self.passphrase.as_ref().and_then(|ask| ask(description))
     }
 }

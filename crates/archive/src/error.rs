@@ -218,6 +218,9 @@ pub enum ArchiveError {
     /// An age plugin could not be used.
     #[error("age plugin: {0}")]
     Plugin(String),
+    /// A signature, signing key or allowed-signers file that does not do; the message says which and why.
+    #[error("{0}")]
+    Signature(String),
     /// Reading or writing failed below the format.
     #[error("{context}: {source}")]
     Io {

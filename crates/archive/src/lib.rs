@@ -17,6 +17,7 @@ pub mod paths;
 pub mod plan;
 mod read_ahead;
 pub mod reader;
+pub mod signature;
 pub mod text;
 pub mod writer;
 

@@ -16,6 +16,7 @@ mod error;
 mod input;
 mod keys;
 mod planning;
+mod signing;
 
 use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command, EXIT_ERROR, EXIT_OK, LogFormat};

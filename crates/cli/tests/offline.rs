@@ -1113,3 +1113,163 @@ fn a_closed_stdout_ends_unpack_quietly() {
         );
     }
 }
+
+const SIGNING_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../archive/tests/testkeys/ed25519");
+const SIGNING_PUBLIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../archive/tests/testkeys/ed25519.pub");
+
+/// `pack --sign` writes a detached sshsig signature that `ssh-keygen -Y verify` accepts, and one `ssh-keygen -Y sign`
+/// makes is accepted too; with `--signers`, an unsigned archive, one signed by a key the file does not allow, or one
+/// changed after signing is refused before anything is printed, written or applied.
+#[test]
+fn signed_archives() {
+    assert!(
+        std::process::Command::new("ssh-keygen")
+            .arg("-?")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok(),
+        "`ssh-keygen` is not installed: run scripts/install-deps"
+    );
+    let ws = Workspace::new();
+    // ssh-keygen refuses keys others may read.
+    let key = ws.path("signing_key");
+    fs::copy(SIGNING_KEY, &key).unwrap();
+    #[cfg(unix)]
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let public = fs::read_to_string(SIGNING_PUBLIC).unwrap();
+    let signers = ws.write(
+        "allowed_signers",
+        &format!("alice@example.com namespaces=\"cmarchive\" {public}"),
+    );
+    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let archive = ws.path("backup.cmar");
+    let pack = |archive: &Path, key: &str| {
+        cmarchive()
+            .arg("pack")
+            .arg(archive)
+            .arg("--from-file")
+            .arg(&input)
+            .args(["-r", &ws.recipient, "--force", "--sign", key])
+            .assert()
+            .success();
+    };
+    pack(&archive, key.to_str().unwrap());
+    let signature = ws.path("backup.cmar.sig");
+    assert!(
+        fs::read_to_string(&signature)
+            .unwrap()
+            .starts_with("-----BEGIN SSH SIGNATURE-----")
+    );
+
+    let ssh_verify = |archive: &Path, signature: &Path| {
+        std::process::Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-n", "cmarchive", "-I", "alice@example.com", "-f"])
+            .arg(&signers)
+            .arg("-s")
+            .arg(signature)
+            .stdin(fs::File::open(archive).unwrap())
+            .output()
+            .unwrap()
+    };
+    let verified = ssh_verify(&archive, &signature);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    let read = |command: &[&str], archive: &Path| {
+        cmarchive()
+            .args(command)
+            .arg(archive)
+            .arg("-i")
+            .arg(ws.key())
+            .arg("--signers")
+            .arg(&signers)
+            .output()
+            .unwrap()
+    };
+    for command in [&["inspect"][..], &["unpack", "-o", "json"]] {
+        let out = read(command, &archive);
+        assert!(
+            out.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // ssh-keygen's own signature of the same file.
+    fs::remove_file(&signature).unwrap();
+    let signed = std::process::Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", "cmarchive", "-f"])
+        .arg(&key)
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    assert!(read(&["inspect"], &archive).status.success());
+
+    let refused = |archive: &Path, expect: &str| {
+        for command in [&["inspect"][..], &["unpack"], &["unpack", "-o", "json"]] {
+            let out = read(command, archive);
+            assert_eq!(out.status.code(), Some(1), "{command:?}");
+            assert!(out.stdout.is_empty(), "{command:?} printed something");
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert!(stderr.contains(expect), "{command:?}: {stderr}");
+        }
+        let dir = ws.path("never");
+        let out = cmarchive()
+            .arg("unpack")
+            .arg(archive)
+            .arg("-i")
+            .arg(ws.key())
+            .arg("--signers")
+            .arg(&signers)
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            !dir.exists(),
+            "nothing may be written from an archive whose signature failed"
+        );
+        // restore stops before it looks for a cluster.
+        let out = cmarchive()
+            .arg("restore")
+            .arg(archive)
+            .arg("-i")
+            .arg(ws.key())
+            .arg("--signers")
+            .arg(&signers)
+            .arg("--kubeconfig")
+            .arg(ws.path("no-such-kubeconfig"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(expect), "restore");
+    };
+    // Unsigned.
+    let unsigned = ws.path("unsigned.cmar");
+    fs::copy(&archive, &unsigned).unwrap();
+    refused(&unsigned, "unsigned.cmar is not signed");
+    // Signed by a key the file does not allow.
+    let other_key = ws.path("other_key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let other = ws.path("other.cmar");
+    pack(&other, other_key.to_str().unwrap());
+    refused(&other, "which the allowed signers do not allow");
+    // Changed after signing (here: another archive under the signed one's signature).
+    let swapped = ws.path("swapped.cmar");
+    fs::copy(&other, &swapped).unwrap();
+    fs::copy(ws.path("backup.cmar.sig"), ws.path("swapped.cmar.sig")).unwrap();
+    refused(&swapped, "does not match the archive");
+    let not_verified = ssh_verify(&swapped, &ws.path("swapped.cmar.sig"));
+    assert!(!not_verified.status.success());
+}

@@ -6,7 +6,7 @@ use crate::cli::PackArgs;
 use crate::commands::pack_cluster;
 use crate::error::{CliError, Result};
 use crate::planning::{PlanOptions, plan_objects};
-use crate::{input, keys};
+use crate::{input, keys, signing};
 use cmarchive_archive::certmanager::Candidate;
 use cmarchive_archive::certmanager::select::codes;
 use cmarchive_archive::manifest::{Exclusion, Source, Warning};
@@ -50,6 +50,20 @@ pub fn run(args: &PackArgs) -> Result<()> {
         return Err(CliError::OutputExists(archive_path));
     }
     let recipients = keys::recipients(&args.recipients)?;
+    let signing = match &args.sign {
+        Some(key) => {
+            let path = signing::signature_path(&args.archive, args.signature.as_deref())?;
+            if !args.force && path.exists() {
+                return Err(CliError::OutputExists(path));
+            }
+            Some((signing::signing_key(key)?, path))
+        }
+        None => None,
+    };
+    let sign = |copy: Option<Vec<u8>>| match (&signing, copy) {
+        (Some((key, path)), Some(bytes)) => signing::write_signature(key, &bytes, path, args.force),
+        _ => Ok(()),
+    };
 
     let collected = if args.is_offline() {
         collect_files(args)?
@@ -95,28 +109,26 @@ pub fn run(args: &PackArgs) -> Result<()> {
             bar.set_position(p.written as u64);
         }
     };
+    // With --sign, the bytes written are kept and signed; the signature is in place before the archive is.
     let manifest = if to_stdout {
-        let stdout = io::stdout().lock();
-        write_archive_with_progress(stdout, &recipients, &options, meta, &plan, &mut on_progress).map_err(|source| {
-            CliError::Archive {
-                path: "-".into(),
-                source,
-            }
-        })?
+        let mut stdout = signing::Copying::new(io::stdout().lock(), signing.is_some());
+        let manifest = write_archive_with_progress(&mut stdout, &recipients, &options, meta, &plan, &mut on_progress)
+            .map_err(|source| CliError::Archive {
+            path: "-".into(),
+            source,
+        })?;
+        sign(stdout.copy)?;
+        manifest
     } else {
         write_file_atomically(&archive_path, args.force, |file| {
-            write_archive_with_progress(
-                io::BufWriter::new(file),
-                &recipients,
-                &options,
-                meta,
-                &plan,
-                &mut on_progress,
-            )
-            .map_err(|source| CliError::Archive {
-                path: args.archive.clone(),
-                source,
-            })
+            let mut out = signing::Copying::new(io::BufWriter::new(file), signing.is_some());
+            let manifest = write_archive_with_progress(&mut out, &recipients, &options, meta, &plan, &mut on_progress)
+                .map_err(|source| CliError::Archive {
+                    path: args.archive.clone(),
+                    source,
+                })?;
+            sign(out.copy)?;
+            Ok(manifest)
         })?
     };
     if let Some(bar) = bar {
