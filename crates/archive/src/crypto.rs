@@ -90,11 +90,13 @@ impl Recipients {
         }
     }
 
-    /// A passphrase recipient, scrypt at work factor 2^[`SCRYPT_WORK_FACTOR`] whatever this machine's speed: the
-    /// work factor age measures for one second here could exceed what [`MAX_SCRYPT_WORK_FACTOR`] lets another
-    /// machine read.
+    /// A passphrase recipient (scrypt with age's default work factor, about one second on this machine: 2^20, the
+    /// readers' [`MAX_SCRYPT_WORK_FACTOR`], takes several seconds even on fast machines).
     pub fn passphrase(passphrase: SecretString) -> Self {
-        Recipients::passphrase_with_work_factor(passphrase, SCRYPT_WORK_FACTOR)
+        Recipients {
+            passphrase: Some(age::scrypt::Recipient::new(passphrase)),
+            ..Recipients::default()
+        }
     }
 
     /// A passphrase recipient with scrypt work factor `2^log_n`; low values are for tests only.
@@ -227,10 +229,6 @@ impl Recipients {
         })
     }
 }
-
-/// The scrypt work factor (log2 N) of the passphrase archives cmarchive writes: age's own (Go) default, 256 MiB
-/// and about a second of work.
-pub const SCRYPT_WORK_FACTOR: u8 = 18;
 
 /// The largest scrypt work factor (log2 N) a reader accepts unless told otherwise: 2^20 takes 1 GiB of memory and a
 /// few seconds, room for archives other age tools wrote with a measured factor. A hostile file could otherwise ask

@@ -1273,3 +1273,45 @@ fn signed_archives() {
     let not_verified = ssh_verify(&swapped, &ws.path("swapped.cmar.sig"));
     assert!(!not_verified.status.success());
 }
+
+/// A passphrase archive whose scrypt work factor needs more memory than the process may have ends with a message,
+/// not an abort inside scrypt (a container's memory limit, here `ulimit -v`).
+#[cfg(unix)]
+#[test]
+fn scrypt_beyond_the_memory_limit_is_a_message_not_an_abort() {
+    let ws = Workspace::new();
+    let passphrase = ws.write("pw", "correct horse\n");
+    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let archive = ws.path("p.cmar");
+    cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("--from-file")
+        .arg(&input)
+        .arg("--passphrase-file")
+        .arg(&passphrase)
+        .assert()
+        .success();
+    // The same archive asking for 2^20 (1G): within the cap, beyond the limit below. Its header MAC no longer
+    // matches, which would only show after the work.
+    let bytes = fs::read(&archive).unwrap();
+    let end = bytes.windows(4).position(|w| w == b"\n---").unwrap();
+    let header = String::from_utf8(bytes[..end].to_vec()).unwrap();
+    let stanza = header.lines().find(|l| l.starts_with("-> scrypt ")).unwrap();
+    let (start, _) = stanza.rsplit_once(' ').unwrap();
+    let asking = header.replacen(stanza, &format!("{start} 20"), 1);
+    let mut crafted = asking.into_bytes();
+    crafted.extend_from_slice(&bytes[end..]);
+    fs::write(&archive, crafted).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 700000 && exec \"$0\" inspect \"$1\" --passphrase-file \"$2\"")
+        .arg(assert_cmd::cargo::cargo_bin("cmarchive"))
+        .arg(&archive)
+        .arg(&passphrase)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs 1G of memory for scrypt"), "{stderr}");
+}
