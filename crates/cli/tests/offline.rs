@@ -71,6 +71,11 @@ impl Workspace {
     }
 
     fn pack(&self, name: &str, dump: &str) -> PathBuf {
+        self.pack_with(name, dump, &["-r".as_ref(), self.recipient.as_ref()])
+    }
+
+    /// Packs `dump` (written to a file) into `name`, encrypted as `keys` (flags) say.
+    fn pack_with(&self, name: &str, dump: &str, keys: &[&std::ffi::OsStr]) -> PathBuf {
         let input = self.write(&format!("{name}.input"), dump);
         let archive = self.path(name);
         cmarchive()
@@ -78,7 +83,7 @@ impl Workspace {
             .arg(&archive)
             .arg("--from-file")
             .arg(&input)
-            .args(["-r", &self.recipient])
+            .args(keys)
             .assert()
             .success();
         archive
@@ -119,6 +124,17 @@ fn kubectl_dump() -> Value {
     items[4]["metadata"]["annotations"] =
         json!({"example.com/enabled": "yes", "example.com/mode": "0755", "example.com/off": "off"});
     json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
+}
+
+/// A tool the interoperability tests run must be there (`scripts/install-deps` installs it).
+fn assert_installed(tool: &str, probe: &str) {
+    let found = std::process::Command::new(tool)
+        .arg(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(found, "`{tool}` is not installed: run scripts/install-deps");
 }
 
 fn stdout_json(cmd: &mut Command) -> Value {
@@ -333,17 +349,19 @@ fn unpack_into_a_folder() {
     let ws = Workspace::new();
     let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
     let out_dir = ws.path("restored");
-    let unpack = |extra: &[&str]| {
-        cmarchive()
+    let unpack_command = |extra: &[&str]| {
+        let mut command = cmarchive();
+        command
             .arg("unpack")
             .arg(&archive)
             .arg("-i")
             .arg(ws.key())
             .arg("--dir")
             .arg(&out_dir)
-            .args(extra)
-            .assert()
+            .args(extra);
+        command
     };
+    let unpack = |extra: &[&str]| unpack_command(extra).assert();
     unpack(&[]).success().stdout("");
 
     let secret = out_dir.join("03-secrets/core/secret/prod/web-tls.yaml");
@@ -400,14 +418,7 @@ fn unpack_into_a_folder() {
                 .unwrap()
                 .success()
         );
-        cmarchive()
-            .arg("unpack")
-            .arg(&archive)
-            .arg("-i")
-            .arg(ws.key())
-            .arg("--dir")
-            .arg(&out_dir)
-            .arg("--force")
+        unpack_command(&["--force"])
             .timeout(std::time::Duration::from_secs(60))
             .assert()
             .code(1)
@@ -764,6 +775,11 @@ fn completions_and_kubectl_plugin_name() {
         .stdout(predicates::str::contains("cmarchive"));
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("kubectl-cmarchive");
+    // A link, not a copy: a copy just written can be "busy" when run while another test forks a child, which
+    // holds the copy's file descriptor until it execs.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("cmarchive"), &plugin).unwrap();
+    #[cfg(not(unix))]
     fs::copy(assert_cmd::cargo::cargo_bin("cmarchive"), &plugin).unwrap();
     let out = std::process::Command::new(&plugin).arg("--help").output().unwrap();
     assert!(out.status.success());
@@ -774,15 +790,7 @@ fn completions_and_kubectl_plugin_name() {
 #[test]
 fn opens_by_hand_with_age_zstd_and_tar() {
     for tool in ["age", "zstd", "tar"] {
-        assert!(
-            std::process::Command::new(tool)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok(),
-            "`{tool}` is not installed: run scripts/install-deps"
-        );
+        assert_installed(tool, "--version");
     }
     let ws = Workspace::new();
     let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
@@ -837,18 +845,14 @@ fn opens_by_hand_with_age_zstd_and_tar() {
 #[test]
 fn passphrase_from_a_file_and_from_the_environment() {
     let ws = Workspace::new();
-    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let dump = kubectl_dump().to_string();
+    let input = ws.write("dump.json", &dump);
     let passphrase = ws.write("pass.txt", "correct horse battery staple\n");
-    let archive = ws.path("pass.cmar");
-    cmarchive()
-        .arg("pack")
-        .arg(&archive)
-        .arg("--from-file")
-        .arg(&input)
-        .arg("--passphrase-file")
-        .arg(&passphrase)
-        .assert()
-        .success();
+    let archive = ws.pack_with(
+        "pass.cmar",
+        &dump,
+        &["--passphrase-file".as_ref(), passphrase.as_os_str()],
+    );
     cmarchive()
         .arg("inspect")
         .arg(&archive)
@@ -1122,15 +1126,7 @@ const SIGNING_PUBLIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../archive/te
 /// changed after signing is refused before anything is printed, written or applied.
 #[test]
 fn signed_archives() {
-    assert!(
-        std::process::Command::new("ssh-keygen")
-            .arg("-?")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok(),
-        "`ssh-keygen` is not installed: run scripts/install-deps"
-    );
+    assert_installed("ssh-keygen", "-?");
     let ws = Workspace::new();
     // ssh-keygen refuses keys others may read.
     let key = ws.path("signing_key");
@@ -1281,17 +1277,8 @@ fn signed_archives() {
 fn scrypt_beyond_the_memory_limit_is_a_message_not_an_abort() {
     let ws = Workspace::new();
     let passphrase = ws.write("pw", "correct horse\n");
-    let input = ws.write("dump.json", &kubectl_dump().to_string());
-    let archive = ws.path("p.cmar");
-    cmarchive()
-        .arg("pack")
-        .arg(&archive)
-        .arg("--from-file")
-        .arg(&input)
-        .arg("--passphrase-file")
-        .arg(&passphrase)
-        .assert()
-        .success();
+    let dump = kubectl_dump().to_string();
+    let archive = ws.pack_with("p.cmar", &dump, &["--passphrase-file".as_ref(), passphrase.as_os_str()]);
     // The same archive asking for 2^20 (1G): within the cap, beyond the limit below. Its header MAC no longer
     // matches, which would only show after the work.
     let bytes = fs::read(&archive).unwrap();
