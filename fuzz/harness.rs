@@ -4,7 +4,8 @@
 //! Random bytes almost never get past age's authentication, so most inputs are *sealed* here first, with a fixed
 //! test key: the first byte picks whether the rest is the raw file, a plaintext tar (compressed and encrypted
 //! here) or a zstd stream (encrypted here). That way the fuzzer reaches the zstd, tar, path and manifest checks.
-//! The property: `read_archive` never panics, and whatever it accepts is self-consistent.
+//! The property: `read_archive` never panics, and whatever it accepts is self-consistent. [`fuzz_unpack_dir`]
+//! covers `unpack --dir` into folders seeded with links.
 
 use cmarchive_archive::{Identities, Interaction, ReadLimits, read_archive};
 use std::io::Write;
@@ -99,4 +100,129 @@ pub fn valid_tar() -> Vec<u8> {
     let identity: age::x25519::Identity = TEST_IDENTITY.parse().expect("the test key parses");
     let compressed = age::decrypt(&identity, &sealed).expect("seed decrypts");
     zstd::decode_all(compressed.as_slice()).expect("seed decompresses")
+}
+
+/// `unpack --dir --force` of the seed archive into a folder seeded, as `data` says, with what someone else could
+/// have put there: symbolic links to a file and a folder outside, a dangling one, a hard link to the file outside,
+/// a FIFO, plain files and folders, at the places the unpack writes to or on their way. The property: nothing
+/// outside changes (no write through a link, no file created at a dangling link's target, no chmod), it never
+/// hangs on a FIFO, and it either writes every object as a regular file or fails leaving no temporary file.
+pub fn fuzz_unpack_dir(data: &[u8]) {
+    use cmarchive_archive::folder::FolderWriter;
+    use cmarchive_archive::manifest::MANIFEST_PATH;
+    use cmarchive_archive::paths::unpacked_path;
+    use std::fs;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    let mut identities = Identities::new(Interaction::none());
+    identities.add_key(TEST_IDENTITY).expect("the test key parses");
+    let sealed = seal(&zstd::encode_all(valid_tar().as_slice(), 1).expect("compressing in memory"));
+    let archive = read_archive(sealed.as_slice(), &identities, &ReadLimits::default()).expect("the seed reads");
+
+    let base = tempfile::tempdir().expect("a temporary folder");
+    let target = base.path().join("target");
+    let outside = base.path().join("outside");
+    fs::create_dir_all(&target).expect("making the target");
+    fs::create_dir_all(&outside).expect("making the outside folder");
+    let victim = outside.join("victim");
+    fs::write(&victim, b"untouched").expect("writing the victim");
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).expect("chmod");
+
+    let files: Vec<&str> = archive
+        .objects
+        .iter()
+        .map(|o| unpacked_path(&o.entry.path))
+        .chain([MANIFEST_PATH])
+        .collect();
+    let mut places: Vec<String> = vec!["other".into()];
+    for file in &files {
+        let mut prefix = String::new();
+        for component in file.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(component);
+            if !places.contains(&prefix) {
+                places.push(prefix.clone());
+            }
+        }
+    }
+    for seed in data.chunks(2) {
+        let place = target.join(&places[usize::from(seed[0]) % places.len()]);
+        if let Some(parent) = place.parent() {
+            // Only through plain folders: a seeded link on the way must not send the seeding outside either.
+            if !parent.ancestors().any(|a| a.is_symlink()) {
+                let _ = fs::create_dir_all(parent);
+            }
+        }
+        if place.ancestors().skip(1).any(|a| a.is_symlink()) || place.symlink_metadata().is_ok() {
+            continue;
+        }
+        let _ = match seed.get(1).copied().unwrap_or(0) % 7 {
+            0 => symlink(&victim, &place),
+            1 => symlink(&outside, &place),
+            2 => symlink(outside.join("created-through-a-link"), &place),
+            3 => fs::hard_link(&victim, &place),
+            4 => rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &place,
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .map_err(std::io::Error::from),
+            5 => fs::write(&place, b"old"),
+            _ => fs::create_dir(&place),
+        };
+    }
+
+    let result = FolderWriter::open(&target, true).and_then(|mut folder| {
+        for object in &archive.objects {
+            let mode = if object.entry.key.kind == "Secret" {
+                0o600
+            } else {
+                0o644
+            };
+            folder.write(unpacked_path(&object.entry.path), &object.bytes, mode)?;
+        }
+        folder.write(MANIFEST_PATH, &archive.manifest_json, 0o644)?;
+        folder.commit()
+    });
+
+    let outside_now: Vec<_> = fs::read_dir(&outside)
+        .expect("listing outside")
+        .map(|e| e.expect("an entry").file_name())
+        .collect();
+    assert_eq!(outside_now, ["victim"], "something was created outside");
+    assert_eq!(fs::read(&victim).expect("reading the victim"), b"untouched");
+    let mode = fs::metadata(&victim).expect("the victim").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "the file outside was chmodded");
+    match result {
+        Ok(written) => {
+            assert_eq!(written, files.len());
+            for object in &archive.objects {
+                let path = target.join(unpacked_path(&object.entry.path));
+                let metadata = path.symlink_metadata().expect("every object is written");
+                assert!(metadata.is_file(), "{} is not a regular file", path.display());
+                assert_eq!(fs::read(&path).expect("reading back"), object.bytes);
+            }
+        }
+        Err(_) => {
+            let mut pending = vec![target.clone()];
+            while let Some(folder) = pending.pop() {
+                for entry in fs::read_dir(&folder).expect("listing the target") {
+                    let entry = entry.expect("an entry");
+                    let name = entry.file_name();
+                    assert!(
+                        !name.to_string_lossy().contains(".cmarchive-"),
+                        "a temporary file was left: {}",
+                        entry.path().display()
+                    );
+                    if entry.file_type().expect("a type").is_dir() {
+                        pending.push(entry.path());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -46,7 +46,7 @@ impl Interaction {
         self
     }
 
-    fn ask_passphrase(&self, description: &str) -> Option<SecretString> {
+    pub(crate) fn ask_passphrase(&self, description: &str) -> Option<SecretString> {
         self.passphrase.as_ref().and_then(|ask| ask(description))
     }
 }
@@ -90,7 +90,8 @@ impl Recipients {
         }
     }
 
-    /// A passphrase recipient (scrypt with age's default work factor, about one second on this machine).
+    /// A passphrase recipient (scrypt with age's default work factor, about one second on this machine: 2^20, the
+    /// readers' [`MAX_SCRYPT_WORK_FACTOR`], takes several seconds even on fast machines).
     pub fn passphrase(passphrase: SecretString) -> Self {
         Recipients {
             passphrase: Some(age::scrypt::Recipient::new(passphrase)),
@@ -229,14 +230,29 @@ impl Recipients {
     }
 }
 
+/// The largest scrypt work factor (log2 N) a reader accepts unless told otherwise: 2^20 takes 1 GiB of memory and a
+/// few seconds, room for archives other age tools wrote with a measured factor. A hostile file could otherwise ask
+/// for many gigabytes and minutes before its passphrase is even checked.
+pub const MAX_SCRYPT_WORK_FACTOR: u8 = 20;
+
 /// The keys that may open an archive, plus where a passphrase comes from if the archive turns out to be
 /// passphrase-encrypted.
-#[derive(Default)]
 pub struct Identities {
     keys: Vec<Box<dyn age::Identity>>,
     passphrase: Option<SecretString>,
     interaction: Interaction,
-    max_scrypt_work_factor: Option<u8>,
+    max_scrypt_work_factor: u8,
+}
+
+impl Default for Identities {
+    fn default() -> Self {
+        Identities {
+            keys: Vec::new(),
+            passphrase: None,
+            interaction: Interaction::default(),
+            max_scrypt_work_factor: MAX_SCRYPT_WORK_FACTOR,
+        }
+    }
 }
 
 impl Identities {
@@ -264,7 +280,7 @@ impl Identities {
                 age::armor::ArmoredReader::new(std::io::Cursor::new(contents.to_vec())),
                 Some(file_name.to_owned()),
                 self.interaction.clone(),
-                self.max_scrypt_work_factor,
+                Some(self.max_scrypt_work_factor),
             )
             .map_err(|e| invalid(format!("cannot read the encrypted identity file: {}", one_line(&e))))?
             .ok_or_else(|| {
@@ -348,9 +364,10 @@ impl Identities {
         self.passphrase = Some(passphrase);
     }
 
-    /// Caps the scrypt work factor accepted from passphrase archives (default: age's, about 16 s of work).
+    /// Caps the scrypt work factor (log2 N) accepted from passphrase archives and passphrase-encrypted identity
+    /// files; the default is [`MAX_SCRYPT_WORK_FACTOR`]. A file asking for more is refused before any work is done.
     pub fn set_max_scrypt_work_factor(&mut self, log_n: u8) {
-        self.max_scrypt_work_factor = Some(log_n);
+        self.max_scrypt_work_factor = log_n;
     }
 
     /// Number of keys (not counting a passphrase).
@@ -363,8 +380,24 @@ impl Identities {
         self.keys.iter().map(|k| k.as_ref() as &dyn age::Identity)
     }
 
-    /// The scrypt identity for a passphrase archive: the given passphrase, else one asked for.
-    pub(crate) fn passphrase_identity(&self) -> Result<age::scrypt::Identity> {
+    /// The scrypt identity for a passphrase archive whose header asks for work factor `work_factor` (when it could
+    /// be read): the given passphrase, else one asked for. A work factor over the cap, or one whose memory this
+    /// process cannot get, is an error before anything is asked or computed (scrypt's allocation failing would
+    /// abort the process).
+    pub(crate) fn passphrase_identity(&self, work_factor: Option<u8>) -> Result<age::scrypt::Identity> {
+        if let Some(log_n) = work_factor {
+            if log_n > self.max_scrypt_work_factor {
+                return Err(ArchiveError::ExcessiveWork {
+                    required: log_n,
+                    max: self.max_scrypt_work_factor,
+                });
+            }
+            // scrypt with r = 8 takes 128 * 8 * 2^log_n bytes.
+            let bytes = usize::try_from(1u128 << (10 + u32::from(log_n.min(100)))).ok();
+            if bytes.is_none_or(|bytes| Vec::<u8>::new().try_reserve_exact(bytes).is_err()) {
+                return Err(ArchiveError::ScryptMemory { log_n });
+            }
+        }
         let passphrase = match &self.passphrase {
             Some(p) => p.clone(),
             None => self
@@ -373,9 +406,7 @@ impl Identities {
                 .ok_or(ArchiveError::PassphraseRequired)?,
         };
         let mut identity = age::scrypt::Identity::new(passphrase);
-        if let Some(max) = self.max_scrypt_work_factor {
-            identity.set_max_work_factor(max);
-        }
+        identity.set_max_work_factor(self.max_scrypt_work_factor);
         Ok(identity)
     }
 }

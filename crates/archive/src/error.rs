@@ -89,10 +89,76 @@ pub enum ArchiveError {
         path: String,
     },
     /// Decompressed content beyond the configured cap.
-    #[error("the archive expands to more than {limit} bytes; if you trust it, raise the limit with --max-size")]
+    #[error(
+        "the archive expands to more than {} (--max-size); if you trust it, raise the limit with --max-size",
+        format_size(*limit)
+    )]
     TooLarge {
         /// The cap in bytes.
         limit: u64,
+    },
+    /// A tar header claims a size beyond the decompressed-size cap: no archive within the cap holds such an entry.
+    #[error(
+        "tar entry {path} claims {} ({size} bytes), more than the whole archive may expand to (--max-size {}); \
+         it was not written by cmarchive",
+        format_size(*size),
+        format_size(*limit)
+    )]
+    EntryTooLarge {
+        /// The tar path.
+        path: String,
+        /// The size its header claims.
+        size: u64,
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// The encrypted file is complete (age authenticated its last chunk), but the zstd stream or the tar inside
+    /// stops early: not a cut-off file, but content that was never whole.
+    #[error(
+        "the archive's {inner} ends early although the encrypted file around it is complete: it was not written \
+         (or not finished) by cmarchive; use another copy"
+    )]
+    ContentEndsEarly {
+        /// `zstd stream` or `tar`.
+        inner: &'static str,
+    },
+    /// An age header longer than any real one (see `age_header`).
+    #[error(
+        "the age header is larger than {} or {lines} lines (age writes a few hundred bytes per recipient): \
+         refusing to read it; the file was not written by age or cmarchive",
+        format_size(*limit as u64)
+    )]
+    HeaderTooLarge {
+        /// The cap in bytes.
+        limit: usize,
+        /// The cap in lines.
+        lines: usize,
+    },
+    /// An age file whose structure is wrong in a way that is neither truncation nor tampering; the message says
+    /// what and what to do.
+    #[error("{0}")]
+    Malformed(String),
+    /// A passphrase archive asks for more scrypt work than cmarchive accepts.
+    #[error(
+        "the archive's passphrase asks for scrypt work factor 2^{required} ({} of memory), more than the 2^{max} \
+         cmarchive accepts; re-encrypt it with a lower work factor (age uses 2^18)",
+        scrypt_memory(*required)
+    )]
+    ExcessiveWork {
+        /// The work factor (log2 N) the archive asks for.
+        required: u8,
+        /// The largest accepted.
+        max: u8,
+    },
+    /// The memory scrypt needs for this archive cannot be had.
+    #[error(
+        "the archive's passphrase needs {} of memory for scrypt (work factor 2^{log_n}), and this process cannot \
+         get it; raise the memory limit, or re-encrypt the archive with a lower work factor",
+        scrypt_memory(*log_n)
+    )]
+    ScryptMemory {
+        /// The work factor (log2 N).
+        log_n: u8,
     },
     /// More tar entries than the configured cap.
     #[error("the archive holds more than {limit} entries; refusing it (cmarchive archives hold one file per object)")]
@@ -152,6 +218,9 @@ pub enum ArchiveError {
     /// An age plugin could not be used.
     #[error("age plugin: {0}")]
     Plugin(String),
+    /// A signature, signing key or allowed-signers file that does not do; the message says which and why.
+    #[error("{0}")]
+    Signature(String),
     /// Reading or writing failed below the format.
     #[error("{context}: {source}")]
     Io {
@@ -168,6 +237,22 @@ fn auth_failed_message(at_end: bool) -> &'static str {
     } else {
         "authentication failed: the archive was modified after it was written (tampered or damaged); use an intact copy"
     }
+}
+
+/// A size the way `--max-size` takes it (`2G`, `10M`, `512K`): the largest suffix that divides it exactly, so a
+/// limit reads back in the unit it was given in; plain bytes otherwise.
+pub fn format_size(bytes: u64) -> String {
+    for (shift, suffix) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{suffix}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// The memory scrypt (r = 8, as age uses it) takes at work factor `2^log_n`.
+pub fn scrypt_memory(log_n: u8) -> String {
+    format_size(128 * 8 * 1u64.checked_shl(u32::from(log_n)).unwrap_or(u64::MAX >> 10))
 }
 
 /// Result with [`ArchiveError`].

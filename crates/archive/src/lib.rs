@@ -4,16 +4,20 @@
 //! Nothing in this crate talks to a cluster, so every rule here can be tested without one.
 #![warn(missing_docs)]
 
+mod age_header;
 pub mod certmanager;
 mod chunks;
 pub mod crypto;
 pub mod error;
+pub mod folder;
 pub mod manifest;
 pub mod object;
 pub mod paths;
 pub mod plan;
 mod read_ahead;
 pub mod reader;
+pub mod signature;
+pub mod text;
 pub mod writer;
 
 pub use crypto::{Identities, Interaction, Recipients};

@@ -114,6 +114,14 @@ pub fn check_object_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Where an object's file goes in a folder it is unpacked into: its tar path without the leading `objects/`,
+/// so the phase folders sit beside `manifest.json`.
+pub fn unpacked_path(path: &str) -> &str {
+    path.strip_prefix(OBJECTS_DIR)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

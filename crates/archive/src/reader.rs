@@ -10,6 +10,7 @@
 //! [`Tap`] that records the first failure in its own terms, so the reported error names the real cause
 //! (truncated file, failed authentication, size cap) instead of a generic tar error.
 
+use crate::age_header::{self, HeaderFacts, HeaderGuard};
 use crate::chunks::Chunks;
 use crate::crypto::{Identities, one_line};
 use crate::error::{ArchiveError, Result};
@@ -260,15 +261,15 @@ fn listed(manifest: &Manifest) -> Vec<(PhaseName, &Entry)> {
 /// decrypted tar compressed for [`CheckedArchive::for_each_object`].
 pub fn check_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLimits) -> Result<CheckedArchive> {
     let failure: Failure = Rc::default();
-    let input_eof = Rc::new(Cell::new(false));
+    let ends: Rc<Ends> = Rc::default();
     let raw = Tap {
         inner: InputTap {
             inner: input,
-            eof: input_eof.clone(),
+            ends: ends.clone(),
         },
         layer: Layer::Input,
         failure: failure.clone(),
-        input_eof: input_eof.clone(),
+        ends: ends.clone(),
     };
     let mut buffered = BufReader::with_capacity(64 * 1024, raw);
     let head = buffered
@@ -280,6 +281,17 @@ pub fn check_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLi
     }
     match age_marker(&head) {
         Marker::Found => {}
+        Marker::AfterWhitespace { armored } => {
+            return Err(ArchiveError::Malformed(format!(
+                "the file starts with whitespace before its {}; age reads neither with anything in front: remove \
+                 what comes before it",
+                if armored {
+                    "`-----BEGIN AGE ENCRYPTED FILE-----` line"
+                } else {
+                    "age header"
+                }
+            )));
+        }
         Marker::CutShort => return Err(ArchiveError::Truncated),
         Marker::Absent => return Err(ArchiveError::NotAnArchive(guess_kind(&head))),
     }
@@ -288,19 +300,21 @@ pub fn check_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLi
         inner: age::armor::ArmoredReader::new(buffered),
         layer: Layer::Armor,
         failure: failure.clone(),
-        input_eof: input_eof.clone(),
+        ends: ends.clone(),
     };
-    let decryptor = age::Decryptor::new_buffered(BufReader::new(armored))
-        .map_err(|e| header_error(e, &failure, input_eof.get()))?;
+    let (guarded, header) = HeaderGuard::new(armored);
+    let decryptor = age::Decryptor::new_buffered(BufReader::new(guarded))
+        .map_err(|e| header_error(e, &failure, &ends, &header.borrow()))?;
     let stream = if decryptor.is_scrypt() {
-        let identity = identities.passphrase_identity()?;
+        let work_factor = header.borrow().scrypt_work_factor();
+        let identity = identities.passphrase_identity(work_factor)?;
         decryptor
             .decrypt(std::iter::once(&identity as &dyn age::Identity))
             .map_err(|e| match e {
                 age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => {
                     ArchiveError::WrongPassphrase
                 }
-                other => decrypt_error(other, &failure, input_eof.get()),
+                other => decrypt_error(other, &failure, &ends),
             })?
     } else {
         if identities.key_count() == 0 {
@@ -308,13 +322,13 @@ pub fn check_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLi
         }
         decryptor
             .decrypt(identities.keys())
-            .map_err(|e| decrypt_error(e, &failure, input_eof.get()))?
+            .map_err(|e| decrypt_error(e, &failure, &ends))?
     };
     let decrypted = Tap {
         inner: stream,
         layer: Layer::Age,
         failure: failure.clone(),
-        input_eof: input_eof.clone(),
+        ends: ends.clone(),
     };
     let kept = Rc::new(RefCell::new(Chunks::default()));
     let keep = Keep {
@@ -323,13 +337,12 @@ pub fn check_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLi
         limit: limits.max_decompressed,
         failure: failure.clone(),
     };
-    let decoder =
-        zstd::stream::read::Decoder::new(keep).map_err(|e| layered_error(e, &failure, Layer::Zstd, input_eof.get()))?;
+    let decoder = zstd::stream::read::Decoder::new(keep).map_err(|e| layered_error(e, &failure, Layer::Zstd, &ends))?;
     let decompressed = Tap {
         inner: decoder,
         layer: Layer::Zstd,
         failure: failure.clone(),
-        input_eof: input_eof.clone(),
+        ends: ends.clone(),
     };
     let limited = LimitTap {
         inner: decompressed,
@@ -340,7 +353,7 @@ pub fn check_archive<R: Read>(input: R, identities: &Identities, limits: &ReadLi
 
     let (manifest, manifest_json) = verify_tar(limited, limits).map_err(|e| match e {
         TarFailure::Archive(e) => e,
-        TarFailure::Io(e) => layered_error(e, &failure, Layer::Tar, input_eof.get()),
+        TarFailure::Io(e) => layered_error(e, &failure, Layer::Tar, &ends),
     })?;
     let compressed = std::mem::take(&mut *kept.borrow_mut());
     Ok(CheckedArchive {
@@ -363,23 +376,41 @@ enum Layer {
 /// The first failure seen by any layer, already translated.
 type Failure = Rc<RefCell<Option<ArchiveError>>>;
 
-fn classify(layer: Layer, error: &io::Error, at_end: bool) -> ArchiveError {
+/// Where the stacked readers have reached their ends.
+#[derive(Default)]
+struct Ends {
+    /// The raw input ended: a failure now may mean the file was cut short.
+    input: Cell<bool>,
+    /// age handed out its last chunk, which authenticated: the encrypted file is complete, so what stops early
+    /// inside it was never whole.
+    age: Cell<bool>,
+}
+
+fn classify(layer: Layer, error: &io::Error, ends: &Ends) -> ArchiveError {
     let eof = error.kind() == io::ErrorKind::UnexpectedEof;
+    let at_end = ends.input.get();
     match layer {
         Layer::Input => ArchiveError::Io {
             context: "reading the archive",
             source: io::Error::new(error.kind(), error.to_string()),
         },
         Layer::Armor if eof || at_end => ArchiveError::Truncated,
-        Layer::Armor => ArchiveError::NotAnArchive(format!("damaged armor: {}", one_line(error))),
+        Layer::Armor => ArchiveError::Malformed(format!(
+            "the archive's armor is damaged ({}): it was altered, or not written by age; use an intact copy",
+            one_line(error)
+        )),
         Layer::Age if eof => ArchiveError::Truncated,
         Layer::Age => ArchiveError::AuthenticationFailed { at_end },
         // age authenticated everything up to here, so these bytes are what the writer wrote.
+        Layer::Zstd if (eof || error.to_string().contains("incomplete")) && ends.age.get() => {
+            ArchiveError::ContentEndsEarly { inner: "zstd stream" }
+        }
         Layer::Zstd if eof || error.to_string().contains("incomplete") => ArchiveError::Truncated,
         Layer::Zstd => ArchiveError::NotAnArchive(format!(
             "the decrypted content is not zstd-compressed ({})",
             one_line(error)
         )),
+        Layer::Tar if eof && ends.age.get() => ArchiveError::ContentEndsEarly { inner: "tar" },
         Layer::Tar if eof => ArchiveError::Truncated,
         Layer::Tar => ArchiveError::NotAnArchive(format!(
             "the decompressed content is not a valid tar ({})",
@@ -388,30 +419,55 @@ fn classify(layer: Layer, error: &io::Error, at_end: bool) -> ArchiveError {
     }
 }
 
-fn layered_error(error: io::Error, failure: &Failure, layer: Layer, at_end: bool) -> ArchiveError {
+fn layered_error(error: io::Error, failure: &Failure, layer: Layer, ends: &Ends) -> ArchiveError {
     failure
         .borrow_mut()
         .take()
-        .unwrap_or_else(|| classify(layer, &error, at_end))
+        .unwrap_or_else(|| classify(layer, &error, ends))
 }
 
-fn header_error(error: age::DecryptError, failure: &Failure, at_end: bool) -> ArchiveError {
+fn header_error(error: age::DecryptError, failure: &Failure, ends: &Ends, header: &HeaderFacts) -> ArchiveError {
     if let Some(recorded) = failure.borrow_mut().take() {
         return recorded;
     }
+    if header.too_large {
+        return ArchiveError::HeaderTooLarge {
+            limit: age_header::MAX_HEADER,
+            lines: age_header::MAX_HEADER_LINES,
+        };
+    }
+    let at_end = ends.input.get();
     match error {
         age::DecryptError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => ArchiveError::Truncated,
-        age::DecryptError::Io(e) => classify(Layer::Armor, &e, at_end),
+        age::DecryptError::Io(e) => classify(Layer::Armor, &e, ends),
+        age::DecryptError::InvalidHeader if header.complete => {
+            let types = header.stanza_types();
+            if types.len() > 1 && types.contains(&"scrypt") {
+                ArchiveError::Malformed(format!(
+                    "the age header holds a passphrase (scrypt) stanza beside {} other stanza(s), and age allows a \
+                     passphrase only alone: the file was not written by age or cmarchive",
+                    types.len() - 1
+                ))
+            } else {
+                ArchiveError::Malformed(
+                    "the age header is complete but not valid age (a stanza or its MAC line is malformed): the \
+                     file was not written by age or cmarchive, or was altered"
+                        .into(),
+                )
+            }
+        }
         age::DecryptError::InvalidHeader if at_end => ArchiveError::Truncated,
-        age::DecryptError::InvalidHeader => ArchiveError::NotAnArchive("the age header is damaged".into()),
+        age::DecryptError::InvalidHeader => ArchiveError::Malformed(
+            "the age header is damaged: the file was not written by age or cmarchive, or was altered".into(),
+        ),
         age::DecryptError::UnknownFormat => {
             ArchiveError::NotAnArchive("unknown age format version (written by a newer age?)".into())
         }
-        other => decrypt_error(other, failure, at_end),
+        other => decrypt_error(other, failure, ends),
     }
 }
 
-fn decrypt_error(error: age::DecryptError, failure: &Failure, at_end: bool) -> ArchiveError {
+fn decrypt_error(error: age::DecryptError, failure: &Failure, ends: &Ends) -> ArchiveError {
     if let Some(recorded) = failure.borrow_mut().take() {
         return recorded;
     }
@@ -420,14 +476,12 @@ fn decrypt_error(error: age::DecryptError, failure: &Failure, at_end: bool) -> A
         age::DecryptError::InvalidMac | age::DecryptError::DecryptionFailed => {
             ArchiveError::AuthenticationFailed { at_end: false }
         }
-        age::DecryptError::ExcessiveWork { required, target } => ArchiveError::NotAnArchive(format!(
-            "the passphrase needs scrypt work factor 2^{required} (this machine targets 2^{target}); refusing the work"
-        )),
+        age::DecryptError::ExcessiveWork { required, target } => ArchiveError::ExcessiveWork { required, max: target },
         age::DecryptError::KeyDecryptionFailed => ArchiveError::InvalidIdentity {
             file: "identity".into(),
             reason: "could not decrypt the key (wrong passphrase?)".into(),
         },
-        age::DecryptError::Io(e) => classify(Layer::Armor, &e, at_end),
+        age::DecryptError::Io(e) => classify(Layer::Armor, &e, ends),
         age::DecryptError::Plugin(errors) => {
             ArchiveError::Plugin(errors.iter().map(|e| one_line(e)).collect::<Vec<_>>().join("; "))
         }
@@ -439,6 +493,10 @@ fn decrypt_error(error: age::DecryptError, failure: &Failure, at_end: bool) -> A
 /// Whether the input starts like an age file (binary or armored).
 enum Marker {
     Found,
+    /// An age marker, but after whitespace (`armored`: the armor line), which age does not accept.
+    AfterWhitespace {
+        armored: bool,
+    },
     /// The whole input is a strict prefix of an age marker: a file cut within its first line.
     CutShort,
     Absent,
@@ -447,10 +505,12 @@ enum Marker {
 fn age_marker(head: &[u8]) -> Marker {
     const MARKERS: [&[u8]; 2] = [b"age-encryption.org/", b"-----BEGIN AGE ENCRYPTED FILE-----"];
     let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
-    let head = &head[start..];
-    if MARKERS.iter().any(|m| head.starts_with(m)) {
+    let rest = &head[start..];
+    if start == 0 && MARKERS.iter().any(|m| rest.starts_with(m)) {
         Marker::Found
-    } else if !head.is_empty() && MARKERS.iter().any(|m| m.starts_with(head)) {
+    } else if let Some(armored) = MARKERS.iter().position(|m| rest.starts_with(m)) {
+        Marker::AfterWhitespace { armored: armored == 1 }
+    } else if !rest.is_empty() && MARKERS.iter().any(|m| m.starts_with(rest)) {
         Marker::CutShort
     } else {
         Marker::Absent
@@ -510,6 +570,14 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<(Ma
     }
     check_regular(&first, &first_path)?;
     let manifest_size = first.size();
+    if manifest_size > limits.max_decompressed {
+        return Err(ArchiveError::EntryTooLarge {
+            path: first_path,
+            size: manifest_size,
+            limit: limits.max_decompressed,
+        }
+        .into());
+    }
     let manifest_json = read_entry(&mut first, manifest_size)?;
     drop(first);
     let manifest = parse_manifest(&manifest_json)?;
@@ -538,7 +606,11 @@ fn verify_tar<R: Read>(input: R, limits: &ReadLimits) -> std::result::Result<(Ma
                 return Ok(());
             }
             if buf[..n].iter().any(|b| *b != 0) {
-                let trailing = ArchiveError::NotAnArchive("data after the end of the tar".into());
+                let trailing = ArchiveError::Malformed(
+                    "the archive holds data after the end of its tar, which cmarchive never writes: it was altered \
+                     before it was encrypted; use another copy"
+                        .into(),
+                );
                 return Err((usize::MAX, trailing.into()));
             }
         }
@@ -640,6 +712,10 @@ fn split_entries<'s, R: Read>(
                 }
                 .into(),
             ));
+        }
+        if size > limits.max_decompressed {
+            let limit = limits.max_decompressed;
+            return Err(fail(ArchiveError::EntryTooLarge { path, size, limit }.into()));
         }
         if batch.read(&mut entry, size, sequence, index).map_err(fail)? {
             batch.check_on(scope, buffers, listed, slots);
@@ -938,15 +1014,29 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
                 #[serde(rename = "formatVersion")]
                 format_version: Option<Value>,
             }
-            let head: Head = serde_json::from_slice(bytes)
-                .map_err(|e| ArchiveError::NotAnArchive(format!("{MANIFEST_PATH} is not JSON ({e})")))?;
+            let head: Head = match serde_json::from_slice::<Value>(bytes) {
+                Ok(Value::Object(_)) => serde_json::from_slice(bytes).unwrap_or(Head {
+                    format: None,
+                    format_version: None,
+                }),
+                Ok(_) => {
+                    return Err(ArchiveError::NotAnArchive(format!(
+                        "{MANIFEST_PATH} is not a JSON object"
+                    )));
+                }
+                Err(e) => return Err(ArchiveError::NotAnArchive(format!("{MANIFEST_PATH} is not JSON ({e})"))),
+            };
             check_format(
                 head.format.as_ref().and_then(Value::as_str),
                 head.format_version.as_ref().and_then(Value::as_str),
             )?;
-            return Err(ArchiveError::InvalidManifest(parse_error.to_string()));
+            return Err(ArchiveError::InvalidManifest(plain_serde_message(&parse_error)));
         }
     };
+    // Fields this version does not know were skipped unread: the manifest must still be JSON a `Value` accepts,
+    // since `inspect -o json` and `unpack --dir` pass it on.
+    serde_json::from_slice::<crate::object::AnyJson>(bytes)
+        .map_err(|e| ArchiveError::InvalidManifest(format!("not valid JSON: {e}")))?;
 
     let mut previous: Option<PhaseName> = None;
     let count = manifest.phases.iter().map(|phase| phase.entries.len()).sum();
@@ -965,6 +1055,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
                 path: entry.path.clone(),
                 reason,
             })?;
+            check_derived_place(phase.name, entry)?;
             if !seen_paths.insert(entry.path.as_str()) {
                 return Err(ArchiveError::DuplicateEntry {
                     path: entry.path.clone(),
@@ -989,6 +1080,60 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// An entry's phase and path are what cmarchive derives from its identity: the restore order comes from the
+/// objects themselves (a Secret listed among the Certificates would be applied after them, and cert-manager would
+/// reissue), and every path is one `unpack --dir` can write (no `objects/manifest.json`, no file where another
+/// entry needs a folder, no component longer than a file name may be).
+fn check_derived_place(phase: PhaseName, entry: &Entry) -> Result<()> {
+    let key = &entry.key;
+    match crate::certmanager::phase_of_key(key) {
+        Some(derived) if derived == phase => {}
+        Some(derived) => {
+            return Err(ArchiveError::InvalidManifest(format!(
+                "{key} is listed in phase {phase}, but a {} belongs to phase {derived}",
+                crate::text::escape_controls(&key.kind)
+            )));
+        }
+        None => {
+            return Err(ArchiveError::InvalidManifest(format!(
+                "{key} is listed in phase {phase}, but cmarchive never archives a {}",
+                crate::text::escape_controls(&key.kind)
+            )));
+        }
+    }
+    let derived = paths::object_path(phase, key);
+    if entry.path != derived {
+        return Err(ArchiveError::InvalidManifest(format!(
+            "{key} is listed at {}, but its path is {derived}",
+            entry.path
+        )));
+    }
+    Ok(())
+}
+
+/// serde's message for a manifest that does not fit the schema, in the words of JSON rather than of Rust types
+/// (`expected struct EntryFields` says nothing to the person reading it).
+fn plain_serde_message(error: &serde_json::Error) -> String {
+    let mut message = error.to_string();
+    for (rust, json) in [
+        ("u64", "a non-negative integer"),
+        ("u32", "a non-negative integer"),
+        ("i64", "an integer"),
+        ("a sequence", "an array"),
+        ("a map", "an object"),
+    ] {
+        message = message.replace(&format!("expected {rust}"), &format!("expected {json}"));
+    }
+    while let Some(at) = message.find("expected struct ") {
+        let name_start = at + "expected struct ".len();
+        let name_end = message[name_start..]
+            .find(|c: char| !c.is_alphanumeric())
+            .map_or(message.len(), |i| name_start + i);
+        message.replace_range(at..name_end, "expected an object");
+    }
+    message
+}
+
 /// Keeps `error` in the shared slot unless a failure is there already: the first one seen is the cause.
 fn record(failure: &Failure, error: impl FnOnce() -> ArchiveError) {
     let mut slot = failure.borrow_mut();
@@ -1002,28 +1147,33 @@ struct Tap<R> {
     inner: R,
     layer: Layer,
     failure: Failure,
-    input_eof: Rc<Cell<bool>>,
+    ends: Rc<Ends>,
 }
 
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
+        let n = self
+            .inner
             .read(buf)
-            .inspect_err(|e| record(&self.failure, || classify(self.layer, e, self.input_eof.get())))
+            .inspect_err(|e| record(&self.failure, || classify(self.layer, e, &self.ends)))?;
+        if n == 0 && !buf.is_empty() && self.layer == Layer::Age {
+            self.ends.age.set(true);
+        }
+        Ok(n)
     }
 }
 
 /// The raw input; remembers whether its end was reached (a failure at the end means "cut short or modified").
 struct InputTap<R> {
     inner: R,
-    eof: Rc<Cell<bool>>,
+    ends: Rc<Ends>,
 }
 
 impl<R: Read> Read for InputTap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && !buf.is_empty() {
-            self.eof.set(true);
+            self.ends.input.set(true);
         }
         Ok(n)
     }

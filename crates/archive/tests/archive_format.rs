@@ -521,6 +521,11 @@ impl TarBuilder {
         header.set_size(data.len() as u64);
         header.set_mode(0o600);
         header.set_entry_type(tar::EntryType::Regular);
+        if path.len() > 100 {
+            // Too long for the name field: the tar crate writes it in an extension header.
+            self.0.append_data(&mut header, path, data).unwrap();
+            return self;
+        }
         set_raw_path(&mut header, path);
         self.0.append(&header, data).unwrap();
         self
@@ -908,10 +913,18 @@ fn manifest_must_come_first() {
 #[test]
 fn object_must_match_its_manifest_entry() {
     let mut f = fixture();
-    // Swap the identities: the secret's bytes under the secret's path, but the manifest claims another name.
+    // The secret's bytes at the path of another name, which the manifest claims it holds.
+    let other = "objects/03-secrets/core/secret/prod/other.json";
     f.manifest["phases"][0]["entries"][0]["name"] = json!("other");
-    let err = f.read(f.valid_tar().finish());
+    f.manifest["phases"][0]["entries"][0]["path"] = json!(other);
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(other, &f.secret_json)
+        .file(&f.cert_path, &f.cert_json)
+        .finish();
+    let err = f.read(tar);
     assert!(matches!(err, ArchiveError::InvalidObject { .. }), "{err}");
+    assert!(err.to_string().contains("holds Secret/prod/web-tls"), "{err}");
 }
 
 #[test]
@@ -919,7 +932,9 @@ fn trailing_garbage_after_the_tar() {
     let f = fixture();
     let mut tar = f.valid_tar().finish();
     tar.extend_from_slice(b"surprise");
-    assert!(matches!(f.read(tar), ArchiveError::NotAnArchive(_)));
+    let err = f.read(tar);
+    assert!(matches!(err, ArchiveError::Malformed(_)), "{err}");
+    assert!(err.to_string().contains("data after the end of its tar"), "{err}");
 }
 
 #[test]
@@ -932,4 +947,299 @@ fn too_many_entries() {
     };
     let err = read_archive(bytes.as_slice(), &keys.identities, &limits).err().unwrap();
     assert!(matches!(err, ArchiveError::TooManyEntries { limit: 2 }), "{err}");
+}
+
+// ---- hostile archives: well-formed encryption around content crafted to break what comes after the checks ----
+
+impl Fixture {
+    /// The fixture with the Secret's stored JSON replaced by `json` (manifest size and checksum to match).
+    fn with_secret_json(mut self, json: Vec<u8>) -> Fixture {
+        self.manifest["phases"][0]["entries"][0]["size"] = json!(json.len());
+        self.manifest["phases"][0]["entries"][0]["sha256"] = json!(hex::encode(Sha256::digest(&json)));
+        self.secret_json = json;
+        self
+    }
+}
+
+/// Objects whose checksums match but which no output step could parse (nesting past serde_json's limit, a
+/// number out of range, a lone surrogate, invalid UTF-8 in a string) are refused by the check itself, so nothing
+/// is printed, written or applied; the same holds for the manifest's fields this version does not read.
+#[test]
+fn objects_an_output_could_not_parse_are_refused_by_the_check() {
+    let secret = |value: &[u8]| {
+        let mut json =
+            br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"web-tls","namespace":"prod"},"data":{"x":"#
+                .to_vec();
+        json.extend_from_slice(value);
+        json.extend_from_slice(b"}}");
+        json
+    };
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    for (value, expect) in [
+        (deep.as_bytes(), "recursion limit"),
+        (&b"1e400"[..], "number out of range"),
+        (&br#""\ud800""#[..], "escape"),
+        (&b"\"\xff\xfe\""[..], "invalid unicode"),
+    ] {
+        let f = fixture().with_secret_json(secret(value));
+        let err = f.read(f.valid_tar().finish());
+        assert!(matches!(err, ArchiveError::InvalidObject { .. }), "{expect}: {err}");
+        assert!(err.to_string().contains(expect), "{err}");
+        assert!(err.to_string().contains(&f.secret_path), "{err}");
+    }
+    let mut f = fixture();
+    f.manifest["someFutureField"] = json!([1]);
+    let manifest = f.manifest_bytes();
+    let manifest = String::from_utf8(manifest)
+        .unwrap()
+        .replace("[1]", "1e400")
+        .into_bytes();
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, &manifest)
+        .file(&f.secret_path, &f.secret_json)
+        .file(&f.cert_path, &f.cert_json)
+        .finish();
+    let err = f.read(tar);
+    assert!(matches!(err, ArchiveError::InvalidManifest(_)), "{err}");
+}
+
+/// Phases and paths come from each object's own kind and identity: a manifest that puts a Secret among the
+/// Certificates (restored after them, so cert-manager would reissue) or gives an object any path but its own is
+/// refused, whatever the tar holds.
+#[test]
+fn phases_and_paths_are_derived_from_the_objects() {
+    // The Secret listed in the certificates phase, at the path that phase would give it.
+    let mut f = fixture();
+    let secret_entry = f.manifest["phases"][0]["entries"][0].clone();
+    let moved = "objects/05-certificates/core/secret/prod/web-tls.json";
+    let mut entry = secret_entry.clone();
+    entry["path"] = json!(moved);
+    f.manifest["phases"] = json!([
+        {"name": "certificates", "entries": [f.manifest["phases"][1]["entries"][0].clone(), entry]}
+    ]);
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, &f.manifest_bytes())
+        .file(&f.cert_path, &f.cert_json)
+        .file(moved, &f.secret_json)
+        .finish();
+    let err = f.read(tar);
+    assert!(matches!(err, ArchiveError::InvalidManifest(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Secret/prod/web-tls is listed in phase certificates, but a Secret belongs to phase secrets"),
+        "{err}"
+    );
+
+    // Paths that are safe as tar paths but not the object's own: the manifest's name, a file where another
+    // entry needs a folder, a component longer than a file name may be.
+    let long = format!("objects/03-secrets/core/secret/prod/{}.json", "w".repeat(300));
+    for path in [
+        "objects/manifest.json",
+        "objects/03-secrets/core/secret/prod/web-tls.json/x.json",
+        "objects/03-secrets/core/secret/prod.json",
+        long.as_str(),
+    ] {
+        let mut f = fixture();
+        f.manifest["phases"][0]["entries"][0]["path"] = json!(path);
+        let tar = TarBuilder::new()
+            .file(MANIFEST_PATH, &f.manifest_bytes())
+            .file(path, &f.secret_json)
+            .file(&f.cert_path, &f.cert_json)
+            .finish();
+        let err = f.read(tar);
+        assert!(matches!(err, ArchiveError::InvalidManifest(_)), "{path}: {err}");
+        assert!(
+            err.to_string()
+                .contains("but its path is objects/03-secrets/core/secret/prod/web-tls.json"),
+            "{err}"
+        );
+    }
+
+    // Kinds cmarchive never archives have no phase at all.
+    let mut f = fixture();
+    f.manifest["phases"][1]["entries"][0]["apiVersion"] = json!("acme.cert-manager.io/v1");
+    f.manifest["phases"][1]["entries"][0]["kind"] = json!("Order");
+    let err = f.read(f.valid_tar().finish());
+    assert!(err.to_string().contains("never archives a Order"), "{err}");
+}
+
+/// The age file with its header: the line after the version line is where a stanza can be added.
+fn header_end(bytes: &[u8]) -> usize {
+    bytes.windows(4).position(|w| w == b"\n---").unwrap() + 1
+}
+
+/// A header far larger than any age writes is refused before the age crate reads it (it parses a header again
+/// after every line, which took tens of seconds for headers of hundreds of kilobytes); a large but real one reads.
+#[test]
+fn oversized_age_headers_are_refused_early() {
+    let f = fixture();
+    let sealed = seal(&f.valid_tar().finish(), &f.recipient);
+    let end = header_end(&sealed);
+    let mut crafted = sealed[..end].to_vec();
+    crafted.extend_from_slice(b"-> huge-stanza\n");
+    for _ in 0..(512 * 1024 / 65) {
+        crafted.extend_from_slice(&[b'A'; 64]);
+        crafted.push(b'\n');
+    }
+    crafted.extend_from_slice(b"AAAA\n");
+    crafted.extend_from_slice(&sealed[end..]);
+    let started = std::time::Instant::now();
+    let err = expect_err(&crafted, &f.identities);
+    assert!(matches!(err, ArchiveError::HeaderTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("64K"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // As many lines, each as short as a stanza can be.
+    let mut crafted = sealed[..end].to_vec();
+    for _ in 0..100_000 {
+        crafted.extend_from_slice(b"-> x\n\n");
+    }
+    crafted.extend_from_slice(&sealed[end..]);
+    let started = std::time::Instant::now();
+    let err = expect_err(&crafted, &f.identities);
+    assert!(matches!(err, ArchiveError::HeaderTooLarge { .. }), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // 300 recipients: a header of about 30 KB and 600 lines, as a large team's archive could have.
+    let mut recipients = Recipients::new(Interaction::none());
+    let mine = generate_key(jiff::Timestamp::UNIX_EPOCH);
+    recipients.add(&mine.recipient).unwrap();
+    for _ in 0..299 {
+        recipients
+            .add(&generate_key(jiff::Timestamp::UNIX_EPOCH).recipient)
+            .unwrap();
+    }
+    let bytes = write(&small_plan(), &recipients, false);
+    assert!(header_end(&bytes) > 25_000, "{}", header_end(&bytes));
+    let mut identities = Identities::new(Interaction::none());
+    identities
+        .add_file("key.txt", mine.identity_file.expose_secret().as_bytes())
+        .unwrap();
+    read(&bytes, &identities).unwrap();
+}
+
+/// A passphrase archive's header with its scrypt work factor changed to `log_n` (the MAC no longer matches, which
+/// is checked only after the work).
+fn passphrase_archive_asking(log_n: u8) -> Vec<u8> {
+    let recipients = Recipients::passphrase_with_work_factor(SecretString::from("pw".to_owned()), 4);
+    let bytes = write(&small_plan(), &recipients, false);
+    let text_end = header_end(&bytes);
+    let header = String::from_utf8(bytes[..text_end].to_vec()).unwrap();
+    let header = header.replacen(" 4\n", &format!(" {log_n}\n"), 1);
+    assert!(header.contains("-> scrypt ") && header.contains(&format!(" {log_n}\n")));
+    let mut crafted = header.into_bytes();
+    crafted.extend_from_slice(&bytes[text_end..]);
+    crafted
+}
+
+/// A passphrase archive may not demand unbounded scrypt work: above the fixed cap it is refused before any work,
+/// and a work factor whose memory the process cannot get is an error, not an abort inside scrypt.
+#[test]
+fn scrypt_work_is_capped_and_its_memory_checked_first() {
+    let mut identities = Identities::new(Interaction::none());
+    identities.set_passphrase(SecretString::from("pw".to_owned()));
+    let over = cmarchive_archive::crypto::MAX_SCRYPT_WORK_FACTOR + 1;
+    let started = std::time::Instant::now();
+    let err = expect_err(&passphrase_archive_asking(over), &identities);
+    assert!(
+        matches!(err, ArchiveError::ExcessiveWork { required, max: 20 } if required == over),
+        "{err}"
+    );
+    assert!(err.to_string().contains("2G of memory"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // 2^36 needs 64 TiB: no machine gives it, and asking must not end the process.
+    identities.set_max_scrypt_work_factor(36);
+    let err = expect_err(&passphrase_archive_asking(36), &identities);
+    assert!(matches!(err, ArchiveError::ScryptMemory { log_n: 36 }), "{err}");
+    assert!(err.to_string().contains("64T of memory"), "{err}");
+}
+
+/// Problems that are not a cut-off file are named for what they are, not reported as truncation; limits are shown
+/// in the unit the flag takes; no Rust type names leak.
+#[test]
+fn messages_say_what_is_actually_wrong() {
+    let f = fixture();
+    // A tar header claiming 1 TiB for the manifest.
+    let manifest = f.manifest_bytes();
+    let mut header = tar::Header::new_gnu();
+    header.set_path(MANIFEST_PATH).unwrap();
+    header.set_size(1 << 40);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut tar = header.as_bytes().to_vec();
+    tar.extend_from_slice(&manifest);
+    tar.resize(tar.len().next_multiple_of(512) + 1024, 0);
+    let err = f.read(tar);
+    assert!(matches!(err, ArchiveError::EntryTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("claims 1T"), "{err}");
+
+    // A tar that stops inside an entry, inside a complete age file and zstd stream.
+    let tar = f.valid_tar().finish();
+    let cut = tar.len() - 1024 - 300;
+    let err = f.read(tar[..cut].to_vec());
+    assert!(matches!(err, ArchiveError::ContentEndsEarly { inner: "tar" }), "{err}");
+    assert!(!err.to_string().contains("truncated"), "{err}");
+    // A zstd stream cut short, then sealed whole.
+    let compressed = zstd::encode_all(f.valid_tar().finish().as_slice(), 3).unwrap();
+    let sealed = seal_compressed(&compressed[..compressed.len() - 10], &f.recipient);
+    let err = expect_err(&sealed, &f.identities);
+    assert!(
+        matches!(err, ArchiveError::ContentEndsEarly { inner: "zstd stream" }),
+        "{err}"
+    );
+
+    // A passphrase stanza beside an X25519 one.
+    let sealed = seal(&f.valid_tar().finish(), &f.recipient);
+    let first_line = sealed.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let mut mixed = sealed[..first_line].to_vec();
+    mixed.extend_from_slice(b"-> scrypt c2FsdHNhbHRzYWx0c2FsdA 10\nYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE\n");
+    mixed.extend_from_slice(&sealed[first_line..]);
+    let err = expect_err(&mixed, &f.identities);
+    assert!(err.to_string().contains("passphrase (scrypt) stanza beside"), "{err}");
+    assert!(!err.to_string().contains("truncated"), "{err}");
+
+    // Whitespace before the armor line (age refuses it too).
+    let armored = write(&small_plan(), &x25519().recipients, true);
+    let mut spaced = b"\n  ".to_vec();
+    spaced.extend_from_slice(&armored);
+    let err = expect_err(&spaced, &f.identities);
+    assert!(
+        err.to_string().contains("whitespace before its `-----BEGIN AGE"),
+        "{err}"
+    );
+
+    // A manifest that is JSON but not an object.
+    let tar = TarBuilder::new()
+        .file(MANIFEST_PATH, b"[1]")
+        .file(&f.secret_path, &f.secret_json)
+        .finish();
+    let err = f.read(tar);
+    assert!(err.to_string().contains("manifest.json is not a JSON object"), "{err}");
+    let mut bad = fixture();
+    bad.manifest["phases"][0]["entries"][0] = json!(7);
+    let err = bad.read(bad.valid_tar().finish());
+    assert!(!err.to_string().contains("struct"), "{err}");
+    assert!(err.to_string().contains("expected an object"), "{err}");
+
+    // The size cap, in the unit it is given in.
+    let keys = x25519();
+    let bytes = write(&big_plan(), &keys.recipients, false);
+    let limits = ReadLimits {
+        max_decompressed: 10 << 10,
+        ..ReadLimits::default()
+    };
+    let err = read_archive(bytes.as_slice(), &keys.identities, &limits).err().unwrap();
+    assert!(err.to_string().contains("more than 10K (--max-size)"), "{err}");
 }

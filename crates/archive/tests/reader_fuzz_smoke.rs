@@ -1,6 +1,7 @@
 //! The fuzz harness of `fuzz/` run on stable for a bounded number of cases: random inputs and mutations of a
 //! valid archive's tar (bit flips, cuts, splices) must never make the reader panic, and whatever it accepts
-//! must be consistent. `cargo +nightly fuzz run read_archive` in `fuzz/` explores much further.
+//! must be consistent; unpacking into folders seeded with links must never write outside them.
+//! `cargo +nightly fuzz run read_archive` (and `unpack_dir`) in `fuzz/` explores much further.
 
 #[path = "../../../fuzz/harness.rs"]
 mod harness;
@@ -89,5 +90,11 @@ proptest! {
         };
         input.extend(apply(base, &mutations));
         harness::fuzz_one(&input);
+    }
+
+    /// `unpack --dir --force` into folders seeded with links, hard links, FIFOs, files and folders.
+    #[test]
+    fn unpacking_into_seeded_folders_stays_inside(data in proptest::collection::vec(any::<u8>(), 0..24)) {
+        harness::fuzz_unpack_dir(&data);
     }
 }

@@ -131,6 +131,15 @@ pub struct IdentityArgs {
     /// archive is verified) is larger (suffixes K, M, G, T: powers of 1024).
     #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_size)]
     pub max_size: u64,
+
+    /// Accept the archive only if its signature (`pack --sign`) is by a key this file allows: OpenSSH's
+    /// `allowed_signers` format, as for `ssh-keygen -Y verify`. Checked before anything is decrypted.
+    #[arg(long, value_name = "FILE")]
+    pub signers: Option<PathBuf>,
+
+    /// With --signers: the signature file. Default: ARCHIVE.sig (required when the archive is stdin).
+    #[arg(long, value_name = "FILE", requires = "signers")]
+    pub signature: Option<PathBuf>,
 }
 
 /// Parses `2G`, `512M`, `1024` into bytes.
@@ -195,6 +204,15 @@ pub struct PackArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Sign the archive with this OpenSSH private key (sshsig, namespace `cmarchive`, as `ssh-keygen -Y sign`
+    /// does); the signature goes to ARCHIVE.sig. Readers check it with --signers.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+
+    /// With --sign: where to write the signature. Default: ARCHIVE.sig (required when ARCHIVE is `-`).
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub signature: Option<PathBuf>,
+
     /// Pack offline from what `kubectl get -o json|yaml` printed: a List, a single object or multi-document
     /// YAML. `-` reads stdin. Repeatable. No cluster is contacted.
     #[arg(long, value_name = "FILE", conflicts_with_all = CLUSTER_ONLY_FLAGS)]
@@ -239,9 +257,14 @@ pub struct PackArgs {
     #[arg(long, value_name = "NS")]
     pub cluster_resource_namespace: Option<String>,
 
-    /// Fail instead of warning when a referenced Secret is missing or something cannot be read.
+    /// Fail instead of warning when a referenced Secret is missing, something cannot be read, or a Secret's
+    /// `data` is not base64.
     #[arg(long)]
     pub strict: bool,
+
+    /// Pack an input file that is empty (by default an error: a failed `kubectl get > dump.json` leaves one).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// Flags that only make sense when reading a live cluster.

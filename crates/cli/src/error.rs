@@ -2,6 +2,7 @@
 //! went wrong, [`CliError::remedy`] (printed as a second line when there is one) says what to do about it.
 
 use cmarchive_archive::error::ArchiveError;
+use cmarchive_archive::folder::FolderError;
 use std::io;
 use std::path::PathBuf;
 
@@ -28,9 +29,9 @@ pub enum CliError {
     /// The output file already exists.
     #[error("{0}: already exists")]
     OutputExists(PathBuf),
-    /// `unpack --dir` into a folder that has files.
-    #[error("{0}: folder is not empty")]
-    DirNotEmpty(PathBuf),
+    /// `unpack --dir` could not write its folder (not empty, links or special files in it, the system refused).
+    #[error("{0}")]
+    Folder(FolderError),
     /// An input file of `pack --from-file/--from-dir` could not be understood.
     #[error("{path}: {reason}")]
     Input {
@@ -39,6 +40,10 @@ pub enum CliError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Whoever read stdout stopped reading (`cmarchive unpack … | head`): not an error, the command just stops,
+    /// quietly and with exit 0, as other command-line tools do.
+    #[error("stdout was closed")]
+    StdoutClosed,
     /// An I/O error outside the archive (output files, key files, …).
     #[error("{context}: {source}")]
     Io {
@@ -72,9 +77,25 @@ impl CliError {
                 Some("name an output file (`cmarchive pack backup.cmar …`), redirect stdout, or pass -a".into())
             }
             CliError::OutputExists(_) => Some("choose another name or pass --force to overwrite it".into()),
-            CliError::DirNotEmpty(_) => Some("choose an empty folder or pass --force to write into it".into()),
+            CliError::Folder(FolderError::NotEmpty(_)) => {
+                Some("choose an empty folder or pass --force to write into it".into())
+            }
+            CliError::Folder(FolderError::Unsafe { .. }) => Some(
+                "remove it, or unpack into an empty folder (links and special files are never written through)".into(),
+            ),
             CliError::NotImplemented(_) => Some("use `pack --from-file`, `unpack` and `inspect` meanwhile".into()),
             _ => None,
+        }
+    }
+
+    /// What a failed write to stdout is: [`CliError::StdoutClosed`] when the reader went away.
+    pub fn stdout(source: io::Error) -> CliError {
+        match source.kind() {
+            io::ErrorKind::BrokenPipe => CliError::StdoutClosed,
+            _ => CliError::Io {
+                context: "writing to stdout".into(),
+                source,
+            },
         }
     }
 

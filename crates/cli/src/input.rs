@@ -103,13 +103,17 @@ pub fn parse_dump_into<P: Prepare>(name: &str, bytes: &[u8], prepare: &P) -> Res
         path: name.to_owned(),
         reason,
     };
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+        let (line, column) = position(valid, valid.len());
+        bad(format!("not UTF-8 text (at line {line} column {column})"))
+    })?;
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     let mut objects = Vec::new();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         // A first pass only finds where each document starts and ends, and the items of a List (and checks the
         // syntax of all of them).
-        let documents = split_documents(trimmed).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let documents = split_documents(trimmed).map_err(|e| bad(json_problem("", text, trimmed, &e)))?;
         for (document, list) in documents {
             match list {
                 // Items are parsed, flattened and prepared on every core, then kept in their order; of several
@@ -124,8 +128,9 @@ pub fn parse_dump_into<P: Prepare>(name: &str, bytes: &[u8], prepare: &P) -> Res
                             let defaults = |fields: &mut Map<String, Value>| {
                                 fill_list_type(fields, item_kind, list.api_version.as_ref())
                             };
-                            prepare_document(name, item.get(), defaults, prepare)
-                                .map_err(|e| bad(format!("invalid JSON in item {i} of the List: {e}")))?
+                            prepare_document(name, item.get(), defaults, prepare).map_err(|e| {
+                                bad(json_problem(&format!(" in item {i} of the List"), text, item.get(), &e))
+                            })?
                         })
                         .collect();
                     // One allocation for all of them: a pack holds one candidate per object.
@@ -136,13 +141,13 @@ pub fn parse_dump_into<P: Prepare>(name: &str, bytes: &[u8], prepare: &P) -> Res
                 }
                 None => objects.extend(
                     prepare_document(name, document, |_| {}, prepare)
-                        .map_err(|e| bad(format!("invalid JSON: {e}")))??,
+                        .map_err(|e| bad(json_problem("", text, document, &e)))??,
                 ),
             }
         }
     } else {
         let documents: Vec<Value> =
-            serde_saphyr::from_multiple(trimmed).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+            serde_saphyr::from_multiple(trimmed).map_err(|e| bad(yaml_problem(text, trimmed, &e)))?;
         let mut flat = Vec::new();
         for document in documents {
             flatten(name, document, &mut flat)?;
@@ -150,6 +155,78 @@ pub fn parse_dump_into<P: Prepare>(name: &str, bytes: &[u8], prepare: &P) -> Res
         objects.extend(flat.into_iter().map(|object| prepare.value(object)));
     }
     Ok(objects)
+}
+
+/// Line and column (1-based, columns in characters) of byte `offset` of `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Where `part` (a slice of the file's `text`) starts in the file, as line and column.
+fn start_of(text: &str, part: &str) -> (usize, usize) {
+    let offset = (part.as_ptr() as usize)
+        .checked_sub(text.as_ptr() as usize)
+        .filter(|offset| *offset <= text.len())
+        .unwrap_or(0);
+    position(text, offset)
+}
+
+/// A JSON error met while parsing `part` of the file's `text`, placed in the file. serde_json says what is wrong
+/// in its own words, never quoting the input (a Secret's data must not reach logs); `within` names the List item.
+fn json_problem(within: &str, text: &str, part: &str, error: &serde_json::Error) -> String {
+    let (start_line, start_column) = start_of(text, part);
+    let (line, column) = match error.line() {
+        0 | 1 => (start_line, start_column + error.column().saturating_sub(1)),
+        line => (start_line + line - 1, error.column()),
+    };
+    let message = error.to_string();
+    let what = match message.rfind(" at line ") {
+        Some(at) => &message[..at],
+        None => &message,
+    };
+    format!("invalid JSON{within} at line {line} column {column}: {what}")
+}
+
+/// A YAML error, placed in the file. Only the line, column and kind of problem are said: serde_saphyr's own
+/// message quotes the lines around the error, which in a dump are Secret data.
+fn yaml_problem(text: &str, trimmed: &str, error: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    // The error itself, out of the wrappers that add the quoted lines and the alias's places.
+    let mut inner = error;
+    while let E::AliasError { error, .. } | E::WithSnippet { error, .. } = inner {
+        inner = error;
+    }
+    let problem = match inner {
+        E::Budget { .. }
+        | E::AliasReplayCounterOverflow { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => {
+            "anchors and aliases expand to too much (a \"billion laughs\" document is refused)".to_owned()
+        }
+        // The parser's own messages name the construct, not the content.
+        E::ExternalMessage { msg, .. } => msg.clone(),
+        E::Eof { .. } => "the document ends early".to_owned(),
+        E::DuplicateMappingKey { .. } => "a key appears twice in one mapping".to_owned(),
+        E::UnknownAnchor { .. } => "an alias names an anchor that is not defined".to_owned(),
+        _ => "content that is not plain YAML data".to_owned(),
+    };
+    match error.location() {
+        Some(location) => {
+            let (start_line, start_column) = start_of(text, trimmed);
+            let line = start_line + location.line() as usize - 1;
+            let column = if location.line() <= 1 {
+                start_column + location.column() as usize - 1
+            } else {
+                location.column() as usize
+            };
+            format!("invalid YAML at line {line} column {column}: {problem}")
+        }
+        None => format!("invalid YAML: {problem}"),
+    }
 }
 
 /// Parses one JSON document (an object, a list, an array of them), gives it the fields `defaults` fills in, and
@@ -414,7 +491,10 @@ mod tests {
         let map =
             br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"n"},"data":{"x":1e400}}"#;
         let error = parse_dump("d", map).unwrap_err().to_string();
-        assert!(error.starts_with("d: invalid JSON: number out of range"), "{error}");
+        assert!(
+            error.starts_with("d: invalid JSON at line 1 column 95: number out of range"),
+            "{error}"
+        );
         let list = br#"{"kind":"List","items":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"n"},"data":{"x":"\ud800"}}]}"#;
         let error = parse_dump_into("d", list, &Candidates).unwrap_err().to_string();
         assert!(error.contains("invalid JSON in item 0 of the List"), "{error}");

@@ -106,7 +106,7 @@ pub fn identities(args: &IdentityArgs, archive_on_stdin: bool) -> Result<Identit
 }
 
 /// Prompts through age's own terminal code (pinentry when installed), only when a person is at a terminal.
-fn interaction() -> Interaction {
+pub(crate) fn interaction() -> Interaction {
     Interaction::none()
         .with_passphrase_prompt(|description| {
             if !io::stderr().is_terminal() {
@@ -114,7 +114,7 @@ fn interaction() -> Interaction {
             }
             age::cli_common::read_secret(description, "Passphrase", None).ok()
         })
-        .with_messages(|message| eprintln!("{message}"))
+        .with_messages(|message| note!("{message}"))
 }
 
 fn prompt_new_passphrase() -> Result<SecretString> {

@@ -1,6 +1,14 @@
 //! The `cmarchive` command: parse the command line, set up logging, run one command, turn its error into one line
 //! (plus a remedy line when there is one) and an exit code. See `cli.rs` for the surface and the exit codes.
 
+/// `eprintln!` for a line that shows text from an archive or a cluster: the whole line goes out with control
+/// characters escaped, so whatever its fields hold it stays one inert line.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        eprintln!("{}", cmarchive_archive::text::escape_controls(&format!($($arg)*)))
+    };
+}
+
 mod cli;
 mod cluster;
 mod commands;
@@ -8,9 +16,11 @@ mod error;
 mod input;
 mod keys;
 mod planning;
+mod signing;
 
 use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command, EXIT_ERROR, EXIT_OK, LogFormat};
+use cmarchive_archive::text::escape_controls_keep_lines;
 use error::CliError;
 use std::ffi::OsString;
 
@@ -60,11 +70,13 @@ fn main() {
     init_logging(cli.verbose, cli.log_format);
     let code = match run(cli.command) {
         Ok(code) => code,
+        Err(CliError::StdoutClosed) => EXIT_OK,
         Err(e) => {
             tracing::debug!(error = ?e, "command failed");
-            eprintln!("cmarchive: error: {e}");
+            // Errors name objects and quote servers; a message with several lines by design keeps its lines.
+            eprintln!("cmarchive: error: {}", escape_controls_keep_lines(&e.to_string()));
             if let Some(remedy) = e.remedy() {
-                eprintln!("cmarchive: hint: {remedy}");
+                eprintln!("cmarchive: hint: {}", escape_controls_keep_lines(&remedy));
             }
             EXIT_ERROR
         }
@@ -142,14 +154,31 @@ fn init_logging(verbose: u8, format: LogFormat) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Log lines carry names and messages from clusters and archives: written with their control characters
+    // escaped, and so without colours of their own.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_writer(|| EscapedStderr)
+        .with_ansi(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Standard error for log lines, control characters escaped (line feeds stay: they end the lines).
+struct EscapedStderr;
+
+impl std::io::Write for EscapedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(escape_controls_keep_lines(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 fn run(command: Command) -> Result<i32, CliError> {

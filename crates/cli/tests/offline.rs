@@ -71,6 +71,11 @@ impl Workspace {
     }
 
     fn pack(&self, name: &str, dump: &str) -> PathBuf {
+        self.pack_with(name, dump, &["-r".as_ref(), self.recipient.as_ref()])
+    }
+
+    /// Packs `dump` (written to a file) into `name`, encrypted as `keys` (flags) say.
+    fn pack_with(&self, name: &str, dump: &str, keys: &[&std::ffi::OsStr]) -> PathBuf {
         let input = self.write(&format!("{name}.input"), dump);
         let archive = self.path(name);
         cmarchive()
@@ -78,7 +83,7 @@ impl Workspace {
             .arg(&archive)
             .arg("--from-file")
             .arg(&input)
-            .args(["-r", &self.recipient])
+            .args(keys)
             .assert()
             .success();
         archive
@@ -119,6 +124,17 @@ fn kubectl_dump() -> Value {
     items[4]["metadata"]["annotations"] =
         json!({"example.com/enabled": "yes", "example.com/mode": "0755", "example.com/off": "off"});
     json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
+}
+
+/// A tool the interoperability tests run must be there (`scripts/install-deps` installs it).
+fn assert_installed(tool: &str, probe: &str) {
+    let found = std::process::Command::new(tool)
+        .arg(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(found, "`{tool}` is not installed: run scripts/install-deps");
 }
 
 fn stdout_json(cmd: &mut Command) -> Value {
@@ -333,17 +349,19 @@ fn unpack_into_a_folder() {
     let ws = Workspace::new();
     let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
     let out_dir = ws.path("restored");
-    let unpack = |extra: &[&str]| {
-        cmarchive()
+    let unpack_command = |extra: &[&str]| {
+        let mut command = cmarchive();
+        command
             .arg("unpack")
             .arg(&archive)
             .arg("-i")
             .arg(ws.key())
             .arg("--dir")
             .arg(&out_dir)
-            .args(extra)
-            .assert()
+            .args(extra);
+        command
     };
+    let unpack = |extra: &[&str]| unpack_command(extra).assert();
     unpack(&[]).success().stdout("");
 
     let secret = out_dir.join("03-secrets/core/secret/prod/web-tls.yaml");
@@ -369,6 +387,43 @@ fn unpack_into_a_folder() {
         .stderr(predicates::str::contains("not empty"))
         .stderr(predicates::str::contains("--force"));
     unpack(&["--force"]).success();
+
+    // With --force, a link at a Secret's path (or on its way) is refused, never written through; a FIFO there
+    // does not make the command wait for a reader.
+    #[cfg(unix)]
+    {
+        let outside = ws.path("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("victim"), "untouched").unwrap();
+        fs::remove_file(&secret).unwrap();
+        std::os::unix::fs::symlink(outside.join("victim"), &secret).unwrap();
+        unpack(&["--force"])
+            .code(1)
+            .stderr(predicates::str::contains("web-tls.yaml: is a symbolic link"))
+            .stderr(predicates::str::contains("hint: remove it"));
+        assert_eq!(fs::read_to_string(outside.join("victim")).unwrap(), "untouched");
+        fs::remove_file(&secret).unwrap();
+        let phase = out_dir.join("05-certificates");
+        fs::remove_dir_all(&phase).unwrap();
+        std::os::unix::fs::symlink(&outside, &phase).unwrap();
+        unpack(&["--force"])
+            .code(1)
+            .stderr(predicates::str::contains("05-certificates: is a symbolic link"));
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1, "nothing written outside");
+        fs::remove_file(&phase).unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&secret)
+                .status()
+                .unwrap()
+                .success()
+        );
+        unpack_command(&["--force"])
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("web-tls.yaml: is a FIFO"));
+    }
 }
 
 #[test]
@@ -732,6 +787,11 @@ fn completions_and_kubectl_plugin_name() {
         .stdout(predicates::str::contains("cmarchive"));
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("kubectl-cmarchive");
+    // A link, not a copy: a copy just written can be "busy" when run while another test forks a child, which
+    // holds the copy's file descriptor until it execs.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("cmarchive"), &plugin).unwrap();
+    #[cfg(not(unix))]
     fs::copy(assert_cmd::cargo::cargo_bin("cmarchive"), &plugin).unwrap();
     let out = std::process::Command::new(&plugin).arg("--help").output().unwrap();
     assert!(out.status.success());
@@ -742,15 +802,7 @@ fn completions_and_kubectl_plugin_name() {
 #[test]
 fn opens_by_hand_with_age_zstd_and_tar() {
     for tool in ["age", "zstd", "tar"] {
-        assert!(
-            std::process::Command::new(tool)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok(),
-            "`{tool}` is not installed: run scripts/install-deps"
-        );
+        assert_installed(tool, "--version");
     }
     let ws = Workspace::new();
     let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
@@ -805,18 +857,14 @@ fn opens_by_hand_with_age_zstd_and_tar() {
 #[test]
 fn passphrase_from_a_file_and_from_the_environment() {
     let ws = Workspace::new();
-    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let dump = kubectl_dump().to_string();
+    let input = ws.write("dump.json", &dump);
     let passphrase = ws.write("pass.txt", "correct horse battery staple\n");
-    let archive = ws.path("pass.cmar");
-    cmarchive()
-        .arg("pack")
-        .arg(&archive)
-        .arg("--from-file")
-        .arg(&input)
-        .arg("--passphrase-file")
-        .arg(&passphrase)
-        .assert()
-        .success();
+    let archive = ws.pack_with(
+        "pass.cmar",
+        &dump,
+        &["--passphrase-file".as_ref(), passphrase.as_os_str()],
+    );
     cmarchive()
         .arg("inspect")
         .arg(&archive)
@@ -886,4 +934,383 @@ fn passphrase_from_a_file_and_from_the_environment() {
         assert!(run.stdout.is_empty(), "{command} printed something");
     }
     assert!(!ws.path("typed.cmar").exists());
+}
+
+/// An archive written through the library with whatever strings a hostile writer chooses (age gives secrecy, not
+/// authorship: anyone with the public key can write one).
+fn crafted_archive(ws: &Workspace, name: &str, plan: &cmarchive_archive::plan::Plan) -> PathBuf {
+    let mut recipients = cmarchive_archive::Recipients::new(cmarchive_archive::Interaction::none());
+    recipients.add(&ws.recipient).unwrap();
+    let meta = cmarchive_archive::ManifestMeta {
+        tool_version: "0.1.0\u{1b}[2J".into(),
+        created: jiff::Timestamp::UNIX_EPOCH,
+        source: cmarchive_archive::manifest::Source {
+            kind: "file".into(),
+            cluster_resource_namespace: "cert-manager".into(),
+            ..Default::default()
+        },
+        options: Default::default(),
+    };
+    let mut bytes = Vec::new();
+    cmarchive_archive::write_archive(&mut bytes, &recipients, &Default::default(), meta, plan).unwrap();
+    let path = ws.path(name);
+    fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Strings from an archive reach the terminal with their control characters escaped: no escape sequence clears
+/// the screen, no line feed draws a line that cmarchive never printed.
+#[test]
+fn archive_strings_are_shown_escaped() {
+    use cmarchive_archive::manifest::{Exclusion, PhaseName, Warning};
+    use cmarchive_archive::object::ObjectKey;
+    use cmarchive_archive::plan::{Plan, PlannedObject, PlannedPhase};
+    let ws = Workspace::new();
+    let evil = "evil\u{1b}[2J\u{1b}]0;owned\u{7}";
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": evil}});
+    let plan = Plan {
+        phases: vec![PlannedPhase {
+            name: PhaseName::Namespaces,
+            objects: vec![PlannedObject::new(&namespace, vec!["held\u{1b}[31m".into()]).unwrap()],
+        }],
+        excluded: vec![Exclusion {
+            key: ObjectKey::new("v1".into(), "Secret".into(), Some("ns".into()), "x".into()),
+            reason: "skipped\nall checks passed\u{9b}2J".into(),
+        }],
+        warnings: vec![Warning {
+            code: "Code\u{1b}[1m".into(),
+            object: Some(ObjectKey::of(&namespace).unwrap()),
+            message: "look\r\u{1b}[Kall checks passed".into(),
+        }],
+        certificates: Vec::new(),
+    };
+    let archive = crafted_archive(&ws, "evil.cmar", &plan);
+    let table = ws.inspect(&archive, &[]);
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{9b}') && !table.contains('\r'),
+        "{table:?}"
+    );
+    assert!(table.contains("evil\\u{1b}[2J"), "{table}");
+    assert!(table.contains("skipped\\nall checks passed"), "{table}");
+    assert!(!table.lines().any(|l| l.starts_with("all checks passed")), "{table}");
+    // The machine-readable forms keep the data as it is (JSON escapes it).
+    let json: Value = serde_json::from_str(&ws.inspect(&archive, &["-o", "json"])).unwrap();
+    assert_eq!(json["warnings"][0]["code"], "Code\u{1b}[1m");
+}
+
+/// Errors in a dump name the file, line and column, and never quote it: the lines around a YAML error are
+/// usually Secret data, and stderr ends up in CI logs. A YAML bomb is refused in one short line.
+#[test]
+fn input_errors_name_the_place_and_never_quote_the_input() {
+    let ws = Workspace::new();
+    let pack = |name: &str, contents: &str| {
+        let input = ws.write(name, contents);
+        let out = cmarchive()
+            .arg("pack")
+            .arg(ws.path("x.cmar"))
+            .arg("--from-file")
+            .arg(&input)
+            .args(["-r", &ws.recipient])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let yaml =
+        "apiVersion: v1\nkind: Secret\ndata:\n  tls.key: SECRETVALUE123\n  bad: [unclosed\nmetadata:\n  name: x\n";
+    let stderr = pack("broken.yaml", yaml);
+    assert!(!stderr.contains("SECRETVALUE"), "{stderr}");
+    assert!(
+        stderr.contains("broken.yaml: invalid YAML at line 6 column 9"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // Leading blank lines count: the place is the file's, not the parser's.
+    let stderr = pack("late.yaml", &format!("\n\n{yaml}"));
+    assert!(stderr.contains("at line 8 column 9"), "{stderr}");
+
+    let mut bomb = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for (name, previous) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    {
+        let alias = format!("*{previous},").repeat(9);
+        bomb.push_str(&format!("{name}: &{name} [{}]\n", alias.trim_end_matches(',')));
+    }
+    let stderr = pack("bomb.yaml", &bomb);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.len() < 300 && stderr.contains("billion laughs"), "{stderr}");
+
+    let json = "{\"kind\": \"List\", \"items\": [\n  {\"apiVersion\": \"v1\", \"kind\": \"Secret\",\n   \"data\": {\"k\": \"SECRETVALUE\"}, \"n\": 1e999}]}";
+    let stderr = pack("broken.json", json);
+    assert!(!stderr.contains("SECRETVALUE"), "{stderr}");
+    assert!(
+        stderr.contains("broken.json: invalid JSON in item 0 of the List at line 3 column 43: number out of range"),
+        "{stderr}"
+    );
+}
+
+/// A 0-byte dump is an error (what a failed `kubectl get > dump.json` leaves) unless asked for; a Secret whose
+/// data is not base64 is packed with a warning, or refused with --strict.
+#[test]
+fn empty_dumps_and_undecodable_secret_data() {
+    let ws = Workspace::new();
+    let empty = ws.write("empty.json", "\n");
+    let pack = |extra: &[&str], input: &Path| {
+        cmarchive()
+            .arg("pack")
+            .arg(ws.path("out.cmar"))
+            .arg("--from-file")
+            .arg(input)
+            .args(["-r", &ws.recipient, "--force"])
+            .args(extra)
+            .assert()
+    };
+    pack(&[], &empty)
+        .code(1)
+        .stderr(predicates::str::contains("empty.json: the input is empty"))
+        .stderr(predicates::str::contains("--allow-empty"));
+    pack(&["--allow-empty"], &empty).success();
+
+    let mut dump = kubectl_dump();
+    dump["items"][5]["data"]["extra"] = json!("not base64!!");
+    let input = ws.write("dump.json", &dump.to_string());
+    pack(&[], &input).success().stderr(predicates::str::contains(
+        "warning: Secret/prod/web-tls: data \"extra\" is not base64",
+    ));
+    let manifest = stdout_json(
+        cmarchive()
+            .arg("inspect")
+            .arg(ws.path("out.cmar"))
+            .arg("-i")
+            .arg(ws.key())
+            .args(["-o", "json"]),
+    );
+    let codes: Vec<&Value> = manifest["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["code"])
+        .collect();
+    assert!(codes.contains(&&json!("InvalidSecretData")), "{codes:?}");
+    pack(&["--strict"], &input).code(1).stderr(predicates::str::contains(
+        "--strict: 1 Secret(s) with data that is not base64",
+    ));
+}
+
+/// `unpack | head`: a reader that goes away ends the command quietly with exit 0, as with other tools.
+#[test]
+fn a_closed_stdout_ends_unpack_quietly() {
+    let ws = Workspace::new();
+    let archive = ws.pack("backup.cmar", &kubectl_dump().to_string());
+    for format in ["yaml", "json"] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("cmarchive"))
+            .arg("unpack")
+            .arg(&archive)
+            .arg("-i")
+            .arg(ws.key())
+            .args(["-o", format])
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+const SIGNING_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../archive/tests/testkeys/ed25519");
+const SIGNING_PUBLIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../archive/tests/testkeys/ed25519.pub");
+
+/// `pack --sign` writes a detached sshsig signature that `ssh-keygen -Y verify` accepts, and one `ssh-keygen -Y sign`
+/// makes is accepted too; with `--signers`, an unsigned archive, one signed by a key the file does not allow, or one
+/// changed after signing is refused before anything is printed, written or applied.
+#[test]
+fn signed_archives() {
+    assert_installed("ssh-keygen", "-?");
+    let ws = Workspace::new();
+    // ssh-keygen refuses keys others may read.
+    let key = ws.path("signing_key");
+    fs::copy(SIGNING_KEY, &key).unwrap();
+    #[cfg(unix)]
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let public = fs::read_to_string(SIGNING_PUBLIC).unwrap();
+    let signers = ws.write(
+        "allowed_signers",
+        &format!("alice@example.com namespaces=\"cmarchive\" {public}"),
+    );
+    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let archive = ws.path("backup.cmar");
+    let pack = |archive: &Path, key: &str| {
+        cmarchive()
+            .arg("pack")
+            .arg(archive)
+            .arg("--from-file")
+            .arg(&input)
+            .args(["-r", &ws.recipient, "--force", "--sign", key])
+            .assert()
+            .success();
+    };
+    pack(&archive, key.to_str().unwrap());
+    let signature = ws.path("backup.cmar.sig");
+    assert!(
+        fs::read_to_string(&signature)
+            .unwrap()
+            .starts_with("-----BEGIN SSH SIGNATURE-----")
+    );
+
+    let ssh_verify = |archive: &Path, signature: &Path| {
+        std::process::Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-n", "cmarchive", "-I", "alice@example.com", "-f"])
+            .arg(&signers)
+            .arg("-s")
+            .arg(signature)
+            .stdin(fs::File::open(archive).unwrap())
+            .output()
+            .unwrap()
+    };
+    let verified = ssh_verify(&archive, &signature);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    let read = |command: &[&str], archive: &Path| {
+        cmarchive()
+            .args(command)
+            .arg(archive)
+            .arg("-i")
+            .arg(ws.key())
+            .arg("--signers")
+            .arg(&signers)
+            .output()
+            .unwrap()
+    };
+    for command in [&["inspect"][..], &["unpack", "-o", "json"]] {
+        let out = read(command, &archive);
+        assert!(
+            out.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // ssh-keygen's own signature of the same file.
+    fs::remove_file(&signature).unwrap();
+    let signed = std::process::Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", "cmarchive", "-f"])
+        .arg(&key)
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    assert!(read(&["inspect"], &archive).status.success());
+
+    let refused = |archive: &Path, expect: &str| {
+        for command in [&["inspect"][..], &["unpack"], &["unpack", "-o", "json"]] {
+            let out = read(command, archive);
+            assert_eq!(out.status.code(), Some(1), "{command:?}");
+            assert!(out.stdout.is_empty(), "{command:?} printed something");
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert!(stderr.contains(expect), "{command:?}: {stderr}");
+        }
+        let dir = ws.path("never");
+        let out = cmarchive()
+            .arg("unpack")
+            .arg(archive)
+            .arg("-i")
+            .arg(ws.key())
+            .arg("--signers")
+            .arg(&signers)
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            !dir.exists(),
+            "nothing may be written from an archive whose signature failed"
+        );
+        // restore stops before it looks for a cluster.
+        let out = cmarchive()
+            .arg("restore")
+            .arg(archive)
+            .arg("-i")
+            .arg(ws.key())
+            .arg("--signers")
+            .arg(&signers)
+            .arg("--kubeconfig")
+            .arg(ws.path("no-such-kubeconfig"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(expect), "restore");
+    };
+    // Unsigned.
+    let unsigned = ws.path("unsigned.cmar");
+    fs::copy(&archive, &unsigned).unwrap();
+    refused(&unsigned, "unsigned.cmar is not signed");
+    // Signed by a key the file does not allow.
+    let other_key = ws.path("other_key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let other = ws.path("other.cmar");
+    pack(&other, other_key.to_str().unwrap());
+    refused(&other, "which the allowed signers do not allow");
+    // Changed after signing (here: another archive under the signed one's signature).
+    let swapped = ws.path("swapped.cmar");
+    fs::copy(&other, &swapped).unwrap();
+    fs::copy(ws.path("backup.cmar.sig"), ws.path("swapped.cmar.sig")).unwrap();
+    refused(&swapped, "does not match the archive");
+    let not_verified = ssh_verify(&swapped, &ws.path("swapped.cmar.sig"));
+    assert!(!not_verified.status.success());
+}
+
+/// A passphrase archive whose scrypt work factor needs more memory than the process may have ends with a message,
+/// not an abort inside scrypt (a container's memory limit, here `ulimit -v`).
+#[cfg(unix)]
+#[test]
+fn scrypt_beyond_the_memory_limit_is_a_message_not_an_abort() {
+    let ws = Workspace::new();
+    let passphrase = ws.write("pw", "correct horse\n");
+    let dump = kubectl_dump().to_string();
+    let archive = ws.pack_with("p.cmar", &dump, &["--passphrase-file".as_ref(), passphrase.as_os_str()]);
+    // The same archive asking for 2^20 (1G): within the cap, beyond the limit below. Its header MAC no longer
+    // matches, which would only show after the work.
+    let bytes = fs::read(&archive).unwrap();
+    let end = bytes.windows(4).position(|w| w == b"\n---").unwrap();
+    let header = String::from_utf8(bytes[..end].to_vec()).unwrap();
+    let stanza = header.lines().find(|l| l.starts_with("-> scrypt ")).unwrap();
+    let (start, _) = stanza.rsplit_once(' ').unwrap();
+    let asking = header.replacen(stanza, &format!("{start} 20"), 1);
+    let mut crafted = asking.into_bytes();
+    crafted.extend_from_slice(&bytes[end..]);
+    fs::write(&archive, crafted).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 700000 && exec \"$0\" inspect \"$1\" --passphrase-file \"$2\"")
+        .arg(assert_cmd::cargo::cargo_bin("cmarchive"))
+        .arg(&archive)
+        .arg(&passphrase)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs 1G of memory for scrypt"), "{stderr}");
 }

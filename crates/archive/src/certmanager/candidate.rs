@@ -26,6 +26,8 @@ pub struct Candidate {
     /// For a Secret: its `tls.crt`'s first certificate, or why there is none (boxed: most candidates have none,
     /// and a pack holds one candidate per input object).
     pub(crate) leaf: Option<Box<Result<LeafCertificate, String>>>,
+    /// For a Secret: the keys of `data` whose values are not base64 strings (the API server refuses them).
+    pub(crate) undecodable: Vec<String>,
 }
 
 impl Candidate {
@@ -35,16 +37,26 @@ impl Candidate {
         let stored = ObjectKey::of(&object).map(|key| (key, without_status(&mut object, crate::object::to_json_exact)));
         if kinds::classify(&object) == Kind::Secret {
             let leaf = certinfo::tls_leaf(&object);
+            let undecodable = match object.get(DATA) {
+                Some(Value::Object(data)) => data
+                    .iter()
+                    .filter(|(_, value)| !value.as_str().is_some_and(is_base64))
+                    .map(|(key, _)| key.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
             return Candidate {
                 view: secret_view(object),
                 stored,
                 leaf: Some(Box::new(leaf)),
+                undecodable,
             };
         }
         Candidate {
             view: object,
             stored,
             leaf: None,
+            undecodable: Vec::new(),
         }
     }
 
@@ -114,44 +126,6 @@ impl<'a> JsonObject<'a> {
 /// serde_json's limit. It costs one copy of the text (to wrap it, below, in a buffer reused per thread) and a parse
 /// that borrows strings without escapes instead of copying them.
 fn accepts(text: &RawValue) -> serde_json::Result<()> {
-    struct Check;
-    impl<'de> serde::Deserialize<'de> for Check {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_any(Check)
-        }
-    }
-    impl<'de> serde::de::Visitor<'de> for Check {
-        type Value = Check;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_unit<E>(self) -> Result<Check, E> {
-            Ok(Check)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Check, A::Error> {
-            while seq.next_element::<Check>()?.is_some() {}
-            Ok(Check)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Check, A::Error> {
-            while map.next_entry::<Check, Check>()?.is_some() {}
-            Ok(Check)
-        }
-    }
     // Inside one array, so the nesting limit counts the enclosing object as the full parse does.
     // The copy goes to a buffer each thread keeps: a fresh one per Secret was an eighth of a pack's page faults.
     thread_local! {
@@ -162,7 +136,7 @@ fn accepts(text: &RawValue) -> serde_json::Result<()> {
         wrapped.push('[');
         wrapped.push_str(text.get());
         wrapped.push(']');
-        let checked = serde_json::from_str::<Check>(wrapped).map(|_| ());
+        let checked = serde_json::from_str::<crate::object::AnyJson>(wrapped).map(|_| ());
         if wrapped.capacity() > SCRATCH_KEPT {
             *wrapped = String::new();
         }
@@ -237,11 +211,112 @@ impl Candidate {
             data.and_then(|d| text_value(d, certinfo::TLS_CRT)).as_deref(),
             string_data.and_then(|d| text_value(d, certinfo::TLS_CRT)).as_deref(),
         );
+        let undecodable = data
+            .and_then(|data| serde_json::from_str::<Undecodable>(data.get()).ok())
+            .map_or_else(Vec::new, |found| found.0);
         Candidate {
             view: secret_view(view),
             stored,
             leaf: Some(Box::new(leaf)),
+            undecodable,
         }
+    }
+}
+
+/// Whether a Secret's `data` value decodes the way the API server decodes it (Go's padded standard base64, line
+/// breaks skipped, trailing bits not checked).
+fn is_base64(text: &str) -> bool {
+    use base64::Engine;
+    const LIKE_GO: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
+    );
+    thread_local! {
+        static DECODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let cleaned;
+    let text = if text.contains(['\r', '\n']) {
+        cleaned = text.replace(['\r', '\n'], "");
+        cleaned.as_str()
+    } else {
+        text
+    };
+    DECODED.with_borrow_mut(|decoded| {
+        decoded.clear();
+        let ok = LIKE_GO.decode_vec(text, decoded).is_ok();
+        if decoded.capacity() > SCRATCH_KEPT {
+            *decoded = Vec::new();
+        }
+        ok
+    })
+}
+
+/// The keys of a `data` object given as text whose values are not base64 strings, read without copying the values.
+struct Undecodable(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Undecodable {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = Undecodable;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Undecodable, A::Error> {
+                let mut found = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !map.next_value::<Decodes>()?.0 {
+                        found.push(key);
+                    }
+                }
+                Ok(Undecodable(found))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
+}
+
+/// Whether one value is a base64 string.
+struct Decodes(bool);
+
+impl<'de> serde::Deserialize<'de> for Decodes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Visitor;
+        struct Value;
+        impl<'de> Visitor<'de> for Value {
+            type Value = Decodes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            // A string is checked where it lies; anything else is no base64 (and is read to its end).
+            fn visit_str<E>(self, text: &str) -> Result<Decodes, E> {
+                Ok(Decodes(is_base64(text)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Decodes, E> {
+                Ok(Decodes(false))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Decodes, E> {
+                Ok(Decodes(false))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Decodes, E> {
+                Ok(Decodes(false))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Decodes, E> {
+                Ok(Decodes(false))
+            }
+            fn visit_unit<E>(self) -> Result<Decodes, E> {
+                Ok(Decodes(false))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Decodes, A::Error> {
+                crate::object::AnyJson.visit_seq(seq).map(|_| Decodes(false))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Decodes, A::Error> {
+                crate::object::AnyJson.visit_map(map).map(|_| Decodes(false))
+            }
+        }
+        deserializer.deserialize_any(Value)
     }
 }
 

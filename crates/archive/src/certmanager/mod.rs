@@ -20,7 +20,7 @@ pub mod select;
 pub use candidate::{Candidate, JsonObject};
 pub use certinfo::{LeafCertificate, certificate_facts, find_secret};
 pub use kinds::{DEFAULT_CLUSTER_RESOURCE_NAMESPACE, Kind, classify};
-pub use phases::{phase_of, plan, plan_candidates};
+pub use phases::{phase_of, phase_of_key, plan, plan_candidates};
 pub use predict::{Outcome, Prediction, predict, predict_plan, predict_stored};
 pub use sanitize::{RestoreOptions, prepare_for_restore, sanitize, sanitize_in_place, trim_collected};
 pub use secret_refs::{

@@ -29,8 +29,24 @@ pub fn plan_candidates(candidates: Vec<Candidate>, options: &SelectOptions) -> P
         .collect();
     for (candidate, phase, reasons) in chosen {
         // The selection keeps only objects with an identity.
-        if candidate.stored.is_none() {
+        let Some((key, _)) = &candidate.stored else {
             continue;
+        };
+        if !candidate.undecodable.is_empty() {
+            let keys: Vec<String> = candidate.undecodable.iter().map(|k| format!("{k:?}")).collect();
+            warnings.push(Warning {
+                code: codes::INVALID_SECRET_DATA.to_owned(),
+                object: Some(key.clone()),
+                message: format!(
+                    "{key}: data {} not base64: the API server will refuse this Secret on restore; fix it in the \
+                     input (pack --strict refuses it)",
+                    if keys.len() == 1 {
+                        format!("{} is", keys[0])
+                    } else {
+                        format!("{} are", keys.join(", "))
+                    }
+                ),
+            });
         }
         let index = PhaseName::ALL
             .iter()
@@ -131,6 +147,22 @@ pub fn phase_of(object: &Value) -> Option<PhaseName> {
         Kind::Certificate => Some(PhaseName::Certificates),
         Kind::CertificateRequest => Some(PhaseName::Certificaterequests),
         _ => None,
+    }
+}
+
+/// The one phase an archived object may be restored in, judged from its identity alone: what a reader holds an
+/// archive's manifest to, so that the restore order comes from the objects and never from the archive. Kinds the
+/// selection keeps only as external issuers (any kind it does not know) belong to the issuers; kinds never archived
+/// (Orders, Challenges, ServiceAccounts) to none.
+pub fn phase_of_key(key: &ObjectKey) -> Option<PhaseName> {
+    match kinds::classify_key(key) {
+        Kind::CustomResourceDefinition => Some(PhaseName::Crds),
+        Kind::Namespace => Some(PhaseName::Namespaces),
+        Kind::Secret => Some(PhaseName::Secrets),
+        Kind::Issuer | Kind::ClusterIssuer | Kind::Other => Some(PhaseName::Issuers),
+        Kind::Certificate => Some(PhaseName::Certificates),
+        Kind::CertificateRequest => Some(PhaseName::Certificaterequests),
+        Kind::Order | Kind::Challenge | Kind::ServiceAccount => None,
     }
 }
 

@@ -42,6 +42,8 @@ pub mod codes {
     pub const SHARED_SECRET_NAME: &str = "SharedSecretName";
     /// A Certificate's Secret could not be read as a certificate.
     pub const UNREADABLE_CERTIFICATE: &str = "UnreadableCertificate";
+    /// A Secret's `data` holds a value that is not base64: the API server will refuse the Secret on restore.
+    pub const INVALID_SECRET_DATA: &str = "InvalidSecretData";
 }
 
 /// What the selection is told.

@@ -184,7 +184,7 @@ pub async fn pause(client: &kube::Client, deployment: &ControllerDeployment, tim
         .with_context(|| {
             format!("cannot scale Deployment {namespace}/{name} to 0 (needs `patch` on deployments.apps)")
         })?;
-    eprintln!("paused the cert-manager controller ({namespace}/{name}: {replicas} → 0 replicas)");
+    note!("paused the cert-manager controller ({namespace}/{name}: {replicas} → 0 replicas)");
     let selector = deployment
         .object
         .pointer("/spec/selector/matchLabels")
@@ -222,7 +222,7 @@ pub async fn resume(client: &kube::Client, deployment: &ControllerDeployment, re
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .with_context(|| format!("cannot scale Deployment {namespace}/{name} back to {replicas}: do it by hand"))?;
-    eprintln!("resumed the cert-manager controller ({namespace}/{name}: {replicas} replicas)");
+    note!("resumed the cert-manager controller ({namespace}/{name}: {replicas} replicas)");
     Ok(())
 }
 

@@ -132,7 +132,7 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
         .into());
     }
     for line in &missing {
-        eprintln!("warning: {line} does not exist");
+        note!("warning: {line} does not exist");
     }
     objects.extend(secrets);
 
@@ -174,7 +174,7 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
         );
     }
     for warning in &warnings {
-        eprintln!("warning: {warning}");
+        note!("warning: {warning}");
     }
     Ok(ClusterContent {
         objects,

@@ -206,10 +206,10 @@ fn print_phase(name: PhaseName, applied: &[Applied], dry_run: bool) {
     }
     let summary: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
     let prefix = if dry_run { "dry run: " } else { "" };
-    eprintln!("{prefix}{name}: {}", summary.join(", "));
+    note!("{prefix}{name}: {}", summary.join(", "));
     for a in applied {
         if dry_run || !matches!(a.outcome, Outcome::Unchanged | Outcome::Created) {
-            eprintln!("  {a}");
+            note!("  {a}");
         }
     }
 }
@@ -230,13 +230,13 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
                     Some(ClusterError::CertManagerMissing { .. })
                 ) =>
         {
-            eprintln!("cert-manager CRDs missing in {cluster}: they will be created from the archive");
+            note!("cert-manager CRDs missing in {cluster}: they will be created from the archive");
             (CertManagerApis::v1(), false)
         }
         Err(e) => return Err(e),
     };
     for warning in &apis.warnings {
-        eprintln!("warning: {warning}");
+        note!("warning: {warning}");
     }
     let deployment = controller::find(&client).await;
     if options.pause_controller && deployment.is_none() {
@@ -248,7 +248,7 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
     let source_crn = archive.manifest.source.cluster_resource_namespace.clone();
     let target_crn = controller::effective_crn(options.cluster_resource_namespace.as_deref(), deployment.as_ref());
     if source_crn != target_crn {
-        eprintln!("cluster resource namespace: {source_crn} (archive) → {target_crn} (target)");
+        note!("cluster resource namespace: {source_crn} (archive) → {target_crn} (target)");
     }
     let remap = Remap {
         same_cluster: options.same_cluster,
@@ -278,7 +278,7 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
         .collect();
     for p in &predicted {
         if let Predicted::Reissued { reason, message } = &p.outcome {
-            eprintln!(
+            note!(
                 "prediction: cert-manager will reissue {} ({reason}: {message})",
                 p.certificate
             );
@@ -314,7 +314,7 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
                 PhaseName::Issuers | PhaseName::Certificates | PhaseName::Certificaterequests
             )
         {
-            eprintln!("preflight: {phase} not dry-run: their CRDs do not exist yet");
+            note!("preflight: {phase} not dry-run: their CRDs do not exist yet");
             continue;
         }
         let applied = preview.apply_all(objects, &|_| {}).await?;
@@ -329,7 +329,7 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
                 continue;
             }
             if !options.dry_run && !matches!(a.outcome, Outcome::Unchanged | Outcome::Created) {
-                eprintln!("preflight: {a}");
+                note!("preflight: {a}");
             }
             if !a.outcome.is_ok() {
                 if *phase == PhaseName::Secrets {
@@ -365,7 +365,7 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
         );
     }
     if options.dry_run {
-        eprintln!("dry run: nothing was changed ({would_change} existing objects would change)");
+        note!("dry run: nothing was changed ({would_change} existing objects would change)");
         return Ok(report);
     }
 
@@ -488,7 +488,7 @@ async fn wait_issuers(
             .collect();
         let not_ready = wait::until_ready(client, resource, &names, timeout).await?;
         for n in &not_ready {
-            eprintln!("not ready: {}: {}", n.object, n.message);
+            note!("not ready: {}: {}", n.object, n.message);
         }
         report.not_ready.extend(not_ready);
     }
@@ -509,7 +509,7 @@ async fn wait_certificates(
         .collect();
     let not_ready = wait::until_ready(client, &apis.certificates, &names, timeout).await?;
     for n in &not_ready {
-        eprintln!("not ready: {}: {}", n.object, n.message);
+        note!("not ready: {}: {}", n.object, n.message);
     }
     report.not_ready.extend(not_ready);
     Ok(())

@@ -6,6 +6,7 @@ use crate::cluster::collect::CONCURRENT_GETS;
 use crate::cluster::raw::Resource;
 use anyhow::Result;
 use cmarchive_archive::manifest::CertificateFacts;
+use cmarchive_archive::text::escape_controls as shown;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -26,8 +27,8 @@ pub fn table(report: &Report) -> String {
                 None => "absent".to_owned(),
             };
             [
-                c.namespace.clone(),
-                c.name.clone(),
+                shown(&c.namespace).into_owned(),
+                shown(&c.name).into_owned(),
                 if c.ready.starts_with("Ready=True") {
                     "True".into()
                 } else {
@@ -65,7 +66,7 @@ pub fn table(report: &Report) -> String {
     }
     for c in &report.certificates {
         if let Some(reason) = &c.reason {
-            let _ = writeln!(out, "{}/{}: {reason}", c.namespace, c.name);
+            let _ = writeln!(out, "{}/{}: {}", shown(&c.namespace), shown(&c.name), shown(reason));
         }
     }
     let _ = writeln!(

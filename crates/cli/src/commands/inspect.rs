@@ -6,6 +6,7 @@ use crate::error::{CliError, Result};
 use cmarchive_archive::VerifiedArchive;
 use cmarchive_archive::certmanager::{Outcome, Prediction, predict_stored};
 use cmarchive_archive::manifest::Manifest;
+use cmarchive_archive::text::escape_controls as shown;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -28,21 +29,27 @@ pub fn run(args: &InspectArgs, archive: &VerifiedArchive) -> Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(&output)
         .and_then(|()| out.flush())
-        .map_err(CliError::io("writing to stdout"))
+        .map_err(CliError::stdout)
 }
 
-/// The human summary: source, creation, phases with counts, warnings, exclusions, then the prediction.
+/// The human summary: source, creation, phases with counts, warnings, exclusions, then the prediction. Every
+/// string from the archive is shown with its control characters escaped ([`shown`]), one line each.
 pub fn summary(name: &str, archive: &VerifiedArchive, at: jiff::Timestamp) -> String {
     let m = &archive.manifest;
     let mut s = String::new();
     let _ = writeln!(
         s,
         "archive:  {name} (format {}, written by cmarchive {})",
-        m.format_version, m.tool_version
+        shown(&m.format_version),
+        shown(&m.tool_version)
     );
     let _ = writeln!(s, "created:  {}", m.created);
     let _ = writeln!(s, "source:   {}", describe_source(m));
-    let _ = writeln!(s, "cluster resource namespace: {}", m.source.cluster_resource_namespace);
+    let _ = writeln!(
+        s,
+        "cluster resource namespace: {}",
+        shown(&m.source.cluster_resource_namespace)
+    );
     let total: usize = m.phases.iter().map(|p| p.entries.len()).sum();
     let _ = writeln!(s, "\nphases (restore order), {total} objects:");
     for phase in &m.phases {
@@ -66,16 +73,16 @@ pub fn summary(name: &str, archive: &VerifiedArchive, at: jiff::Timestamp) -> St
     for w in &m.warnings {
         match &w.object {
             Some(object) => {
-                let _ = writeln!(s, "  {} {object}: {}", w.code, w.message);
+                let _ = writeln!(s, "  {} {object}: {}", shown(&w.code), shown(&w.message));
             }
             None => {
-                let _ = writeln!(s, "  {}: {}", w.code, w.message);
+                let _ = writeln!(s, "  {}: {}", shown(&w.code), shown(&w.message));
             }
         }
     }
     let _ = writeln!(s, "\nexcluded: {}", m.excluded.len());
     for e in &m.excluded {
-        let _ = writeln!(s, "  {}: {}", e.key, e.reason);
+        let _ = writeln!(s, "  {}: {}", e.key, shown(&e.reason));
     }
     if let Some(prediction) = reissuance_prediction(archive, at) {
         let _ = write!(s, "\n{prediction}");
@@ -125,7 +132,7 @@ fn reissuance_prediction(archive: &VerifiedArchive, at: jiff::Timestamp) -> Opti
         reissued.len()
     );
     for (p, reason, message) in reissued {
-        let _ = writeln!(s, "  {}  {reason}: {message}", p.certificate);
+        let _ = writeln!(s, "  {}  {}: {}", p.certificate, shown(reason), shown(message));
     }
     Some(s)
 }
@@ -148,5 +155,5 @@ fn describe_source(m: &Manifest) -> String {
     if !src.inputs.is_empty() {
         parts.push(src.inputs.join(", "));
     }
-    parts.join(", ")
+    shown(&parts.join(", ")).into_owned()
 }

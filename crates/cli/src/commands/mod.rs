@@ -61,6 +61,12 @@ pub fn check_archive_named(archive: &str, identity: &IdentityArgs) -> Result<Che
         max_decompressed: identity.max_size,
         ..ReadLimits::default()
     };
+    if let Some(bytes) = crate::signing::verified_archive(archive, identity)? {
+        return check_archive(bytes.as_slice(), &identities, &limits).map_err(|source| CliError::Archive {
+            path: archive.to_owned(),
+            source,
+        });
+    }
     let result = if archive == "-" {
         if io::stdin().is_terminal() {
             return Err(CliError::Usage(

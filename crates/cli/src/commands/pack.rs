@@ -6,8 +6,9 @@ use crate::cli::PackArgs;
 use crate::commands::pack_cluster;
 use crate::error::{CliError, Result};
 use crate::planning::{PlanOptions, plan_objects};
-use crate::{input, keys};
+use crate::{input, keys, signing};
 use cmarchive_archive::certmanager::Candidate;
+use cmarchive_archive::certmanager::select::codes;
 use cmarchive_archive::manifest::{Exclusion, Source, Warning};
 use cmarchive_archive::writer::{ManifestMeta, WriteOptions, WriteProgress, write_archive_with_progress};
 use rayon::prelude::*;
@@ -49,6 +50,20 @@ pub fn run(args: &PackArgs) -> Result<()> {
         return Err(CliError::OutputExists(archive_path));
     }
     let recipients = keys::recipients(&args.recipients)?;
+    let signing = match &args.sign {
+        Some(key) => {
+            let path = signing::signature_path(&args.archive, args.signature.as_deref())?;
+            if !args.force && path.exists() {
+                return Err(CliError::OutputExists(path));
+            }
+            Some((signing::signing_key(key)?, path))
+        }
+        None => None,
+    };
+    let sign = |copy: Option<Vec<u8>>| match (&signing, copy) {
+        (Some((key, path)), Some(bytes)) => signing::write_signature(key, &bytes, path, args.force),
+        _ => Ok(()),
+    };
 
     let collected = if args.is_offline() {
         collect_files(args)?
@@ -68,6 +83,21 @@ pub fn run(args: &PackArgs) -> Result<()> {
             include_certificaterequests: args.include_certificaterequests,
         },
     );
+    let undecodable: Vec<&Warning> = plan
+        .warnings
+        .iter()
+        .filter(|w| w.code == codes::INVALID_SECRET_DATA)
+        .collect();
+    if args.strict && !undecodable.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--strict: {} Secret(s) with data that is not base64, first {}",
+            undecodable.len(),
+            undecodable[0].message
+        )));
+    }
+    for warning in undecodable {
+        note!("warning: {}", warning.message);
+    }
     let options = WriteOptions {
         zstd_level: args.compression_level,
         armor: args.armor,
@@ -79,28 +109,26 @@ pub fn run(args: &PackArgs) -> Result<()> {
             bar.set_position(p.written as u64);
         }
     };
+    // With --sign, the bytes written are kept and signed; the signature is in place before the archive is.
     let manifest = if to_stdout {
-        let stdout = io::stdout().lock();
-        write_archive_with_progress(stdout, &recipients, &options, meta, &plan, &mut on_progress).map_err(|source| {
-            CliError::Archive {
-                path: "-".into(),
-                source,
-            }
-        })?
+        let mut stdout = signing::Copying::new(io::stdout().lock(), signing.is_some());
+        let manifest = write_archive_with_progress(&mut stdout, &recipients, &options, meta, &plan, &mut on_progress)
+            .map_err(|source| CliError::Archive {
+            path: "-".into(),
+            source,
+        })?;
+        sign(stdout.copy)?;
+        manifest
     } else {
         write_file_atomically(&archive_path, args.force, |file| {
-            write_archive_with_progress(
-                io::BufWriter::new(file),
-                &recipients,
-                &options,
-                meta,
-                &plan,
-                &mut on_progress,
-            )
-            .map_err(|source| CliError::Archive {
-                path: args.archive.clone(),
-                source,
-            })
+            let mut out = signing::Copying::new(io::BufWriter::new(file), signing.is_some());
+            let manifest = write_archive_with_progress(&mut out, &recipients, &options, meta, &plan, &mut on_progress)
+                .map_err(|source| CliError::Archive {
+                    path: args.archive.clone(),
+                    source,
+                })?;
+            sign(out.copy)?;
+            Ok(manifest)
         })?
     };
     if let Some(bar) = bar {
@@ -149,6 +177,7 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
         } else {
             input::read_dump(Path::new(name)).map_err(CliError::io(format!("reading {name}")))?
         };
+        refuse_empty(name, &bytes, args.allow_empty)?;
         objects.extend(input::parse_dump_into(name, &bytes, &input::Candidates)?);
         inputs.push(name.clone());
     }
@@ -160,6 +189,7 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
             .par_iter()
             .map(|file| {
                 let bytes = input::read_dump(file).map_err(CliError::io(format!("reading {}", file.display())))?;
+                refuse_empty(&file.display().to_string(), &bytes, args.allow_empty)?;
                 input::parse_dump_into(&file.display().to_string(), &bytes, &input::Candidates)
             })
             .collect();
@@ -181,6 +211,20 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
             ..Source::default()
         },
         ..Collected::default()
+    })
+}
+
+/// An input with nothing in it is refused unless `--allow-empty`: it is what a failed `kubectl get … > FILE` leaves,
+/// and packed it would be a backup of nothing that looks like a backup.
+fn refuse_empty(name: &str, bytes: &[u8], allow_empty: bool) -> Result<()> {
+    if allow_empty || bytes.iter().any(|b| !b.is_ascii_whitespace()) {
+        return Ok(());
+    }
+    Err(CliError::Input {
+        path: name.to_owned(),
+        reason: "the input is empty (a failed `kubectl get … > FILE` leaves an empty file); pass --allow-empty to \
+                 pack it anyway"
+            .into(),
     })
 }
 

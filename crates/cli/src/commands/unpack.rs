@@ -4,11 +4,12 @@
 use crate::cli::{UnpackArgs, UnpackFormat};
 use crate::commands;
 use crate::error::{CliError, Result};
+use cmarchive_archive::folder::FolderWriter;
+use cmarchive_archive::manifest::MANIFEST_PATH;
 use cmarchive_archive::{CheckedArchive, ObjectRef, paths};
 use serde_json::Value;
-use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Prints or writes the objects of an already verified archive, in restore order.
 pub fn run(args: &UnpackArgs, archive: &CheckedArchive) -> Result<()> {
@@ -37,7 +38,7 @@ fn to_yaml(object: &Value) -> Result<String> {
 
 /// What a failed write to stdout says.
 fn stdout() -> impl FnOnce(io::Error) -> CliError {
-    CliError::io("writing to stdout")
+    CliError::stdout
 }
 
 /// A verified object, parsed (it parsed when the archive was verified, so this does not fail in practice).
@@ -74,67 +75,35 @@ fn write_json_list(out: &mut impl Write, name: &str, archive: &CheckedArchive) -
     out.write_all(b"\n]}\n").map_err(stdout())
 }
 
+/// One file per object under `dir` (phase folders as in the archive, without `objects/`), then `manifest.json`.
+/// Written through [`FolderWriter`]: nothing in `dir` is followed or opened but files it creates, and the files
+/// take their names only once all are written.
 fn write_dir(dir: &Path, format: UnpackFormat, force: bool, name: &str, archive: &CheckedArchive) -> Result<()> {
-    match fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() && !force {
-                return Err(CliError::DirNotEmpty(dir.to_owned()));
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => make_dir(dir)?,
-        Err(e) => {
-            return Err(CliError::Io {
-                context: format!("reading {}", dir.display()),
-                source: e,
-            });
-        }
-    }
-    let mut written = 0usize;
+    let mut folder = FolderWriter::open(dir, force).map_err(CliError::Folder)?;
     commands::for_each_object(name, archive, |object| {
-        // The reader already proved the path safe (relative, no `..`, under objects/).
-        let relative = object
-            .entry
-            .path
-            .strip_prefix(&format!("{}/", paths::OBJECTS_DIR))
-            .unwrap_or(&object.entry.path);
-        let mut path: PathBuf = dir.join(relative);
-        let text = match format {
+        // The reader proved the path to be the one cmarchive derives from the object's identity.
+        let relative = paths::unpacked_path(&object.entry.path);
+        let (relative, text) = match format {
             UnpackFormat::Yaml => {
-                path.set_extension("yaml");
-                to_yaml(&parsed(&object)?)?
+                let stem = relative.strip_suffix(".json").unwrap_or(relative);
+                (format!("{stem}.yaml"), to_yaml(&parsed(&object)?)?)
             }
             UnpackFormat::Json => {
                 let mut text =
                     serde_json::to_string_pretty(&parsed(&object)?).map_err(|e| CliError::Usage(e.to_string()))?;
                 text.push('\n');
-                text
+                (relative.to_owned(), text)
             }
         };
-        if let Some(parent) = path.parent() {
-            make_dir(parent)?;
-        }
         let secret = object.entry.key.kind == "Secret" && object.entry.key.api_version == "v1";
-        write_file(&path, text.as_bytes(), if secret { 0o600 } else { 0o644 }, force)?;
-        written += 1;
-        Ok(())
+        folder
+            .write(&relative, text.as_bytes(), if secret { 0o600 } else { 0o644 })
+            .map_err(CliError::Folder)
     })?;
-    write_file(&dir.join("manifest.json"), &archive.manifest_json, 0o644, force)?;
+    folder
+        .write(MANIFEST_PATH, &archive.manifest_json, 0o644)
+        .map_err(CliError::Folder)?;
+    let written = folder.commit().map_err(CliError::Folder)? - 1;
     eprintln!("wrote {written} objects to {}", dir.display());
     Ok(())
-}
-
-fn make_dir(dir: &Path) -> Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(CliError::io(format!("creating {}", dir.display())))
-}
-
-fn write_file(path: &Path, data: &[u8], mode: u32, overwrite: bool) -> Result<()> {
-    commands::create_file(path, mode, overwrite)?
-        .write_all(data)
-        .map_err(CliError::io(format!("writing {}", path.display())))
 }

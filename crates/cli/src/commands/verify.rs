@@ -54,10 +54,11 @@ pub fn print_report<T: Serialize + ReportTable>(report: &T, format: ReportFormat
         ReportFormat::Json => serde_json::to_string_pretty(report).map_err(|e| CliError::Usage(e.to_string()))? + "\n",
         ReportFormat::Yaml => serde_saphyr::to_string(report).map_err(|e| CliError::Usage(e.to_string()))?,
     };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(CliError::io("writing the report"))
+    // A reader that went away (`| head`) does not change the exit code the verification decided.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::io("writing the report")(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Reports that have a table form for people.
