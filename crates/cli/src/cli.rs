@@ -19,7 +19,7 @@ pub const EXIT_REISSUED: i32 = 2;
 #[derive(Debug, Parser)]
 #[command(
     name = "cmarchive",
-    version,
+    version = env!("CMARCHIVE_VERSION"),
     about,
     propagate_version = true,
     after_help = "Exit codes: 0 success, 1 error, 2 a certificate was (or would be) reissued.\n\

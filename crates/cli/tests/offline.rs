@@ -726,6 +726,27 @@ fn completions_and_kubectl_plugin_name() {
     assert!(String::from_utf8(out.stdout).unwrap().contains("kubectl cmarchive"));
 }
 
+/// `--version` names the commit the binary was built from: the one the build was told, else this checkout's.
+#[test]
+fn version_names_the_commit() {
+    let version = cmarchive().arg("--version").output().unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    let commit = option_env!("CMARCHIVE_BUILD_COMMIT")
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let head = std::process::Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .expect("git: the tests run in a clone");
+            String::from_utf8(head.stdout).unwrap().trim().to_owned()
+        });
+    assert_eq!(
+        version.trim(),
+        format!("cmarchive {} (commit {})", env!("CARGO_PKG_VERSION"), &commit[..12])
+    );
+}
+
 /// The promise of docs/FORMAT.md: an archive opens with stock tools, manifest.json first.
 #[test]
 fn opens_by_hand_with_age_zstd_and_tar() {
