@@ -215,6 +215,18 @@ fn rbac_objects(account: &str, secrets: bool) -> Vec<Value> {
     ]
 }
 
+/// The manifest `cmarchive inspect -o json` prints, with the reissuance prediction.
+fn inspect_json(archive: &Path, key: &Path) -> Result<Value> {
+    let (code, manifest, _) = run(cmarchive()
+        .arg("inspect")
+        .arg(archive)
+        .arg("-i")
+        .arg(key)
+        .args(["-o", "json"]));
+    assert_eq!(code, 0, "inspect {}", archive.display());
+    Ok(serde_json::from_str(&manifest)?)
+}
+
 /// `kubectl apply ARGS…` of the repository's `deploy/` manifests: it must succeed without a warning (the API
 /// server warns about Pod templates that break the namespace's Pod Security Standard, "restricted" for cmarchive's).
 fn kubectl_apply(kubeconfig: &Path, args: &[&str]) {
@@ -396,15 +408,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg(source.kubeconfig()));
     assert_eq!(code, 0, "pack failed");
     assert!(stderr.contains("packed"), "summary line: {stderr}");
-    let (code, manifest, _) = run(cmarchive()
-        .arg("inspect")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
-        .arg("-o")
-        .arg("json"));
-    assert_eq!(code, 0);
-    let manifest: Value = serde_json::from_str(&manifest)?;
+    let manifest = inspect_json(&archive, &key)?;
     assert_eq!(manifest["source"]["kind"], "cluster");
     assert!(
         manifest["source"]["kubernetesVersion"]
@@ -427,15 +431,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
 
     // --- deploy/cronjob: its ServiceAccount packs everything without being able to list a Secret
     let scheduled = cronjob_backup(&source, work.path(), &recipient).await?;
-    let (code, scheduled, _) = run(cmarchive()
-        .arg("inspect")
-        .arg(&scheduled)
-        .arg("-i")
-        .arg(&key)
-        .arg("-o")
-        .arg("json"));
-    assert_eq!(code, 0);
-    let scheduled: Value = serde_json::from_str(&scheduled)?;
+    let scheduled = inspect_json(&scheduled, &key)?;
     assert_eq!(
         scheduled["certificates"], manifest["certificates"],
         "the scheduled backup holds what the admin's did"
@@ -457,14 +453,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg("--kubeconfig")
         .arg(source.kubeconfig()));
     assert_eq!(code, 0, "{stderr}");
-    let (_, crd_manifest, _) = run(cmarchive()
-        .arg("inspect")
-        .arg(&with_crds)
-        .arg("-i")
-        .arg(&key)
-        .arg("-o")
-        .arg("json"));
-    let crd_manifest: Value = serde_json::from_str(&crd_manifest)?;
+    let crd_manifest = inspect_json(&with_crds, &key)?;
     let crds = crd_manifest["phases"]
         .as_array()
         .and_then(|p| p.iter().find(|p| p["name"] == "crds"))
