@@ -19,7 +19,7 @@ pub const EXIT_REISSUED: i32 = 2;
 #[derive(Debug, Parser)]
 #[command(
     name = "cmarchive",
-    version,
+    version = env!("CMARCHIVE_VERSION"),
     about,
     propagate_version = true,
     after_help = "Exit codes: 0 success, 1 error, 2 a certificate was (or would be) reissued.\n\
@@ -75,6 +75,9 @@ pub enum Command {
 
     /// Print a shell completion script to stdout.
     Completions(CompletionsArgs),
+
+    /// Write the man pages: cmarchive(1) to stdout, or a page per command into a folder.
+    Man(ManArgs),
 }
 
 /// `cmarchive keygen`.
@@ -430,6 +433,17 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `cmarchive man`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    cmarchive man | man -l -\n  \
+    cmarchive man ~/.local/share/man/man1")]
+pub struct ManArgs {
+    /// Write cmarchive.1 and cmarchive-COMMAND.1 for every command into this folder (created when missing).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

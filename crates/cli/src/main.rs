@@ -94,7 +94,7 @@ fn parse(args: &[OsString]) -> Result<Cli, i32> {
         .unwrap_or_default();
     let mut command = Cli::command();
     if invoked_as.starts_with("kubectl-cmarchive") {
-        command = command.bin_name("kubectl cmarchive").display_name("kubectl cmarchive");
+        command = as_kubectl_plugin(command);
     }
     let matches = command
         .try_get_matches_from(args)
@@ -112,6 +112,21 @@ fn parse(args: &[OsString]) -> Result<Cli, i32> {
             Err(EXIT_ERROR)
         }
     }
+}
+
+/// The command as krew installs it: usage lines and examples say `kubectl cmarchive`.
+fn as_kubectl_plugin(command: clap::Command) -> clap::Command {
+    const NAME: &str = "kubectl cmarchive";
+    command
+        .bin_name(NAME)
+        .display_name(NAME)
+        .mut_subcommands(|sub| match sub.get_after_help() {
+            Some(examples) => {
+                let examples = examples.to_string().replace("cmarchive ", &format!("{NAME} "));
+                sub.after_help(examples)
+            }
+            None => sub,
+        })
 }
 
 /// "did you mean -i?": the age flags for the other direction.
@@ -201,6 +216,7 @@ fn run(command: Command) -> Result<i32, CliError> {
             let archive = commands::open_archive(&args.archive, &args.identity)?;
             commands::verify::run(&args, &archive)
         }
+        Command::Man(args) => commands::man::run(&args).map(|()| EXIT_OK),
         Command::Completions(args) => {
             let mut command = Cli::command();
             clap_complete::generate(args.shell, &mut command, "cmarchive", &mut std::io::stdout());

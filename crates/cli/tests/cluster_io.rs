@@ -3,7 +3,9 @@
 //!
 //! One test drives every case so the source cluster is started once: round trip into a fresh cluster (with a
 //! dry run first that must change nothing), the negative control (a restore without the TLS Secrets must make
-//! `verify` exit 2), and RBAC (a read-only ServiceAccount packs; without `get secrets` it fails clearly).
+//! `verify` exit 2), and RBAC (a read-only ServiceAccount packs; without `get secrets` it fails clearly; the
+//! manifests under `deploy/` are applied with kubectl, the CronJob's account packs without being able to list
+//! Secrets, and the restores run as an account bound to `deploy/rbac/restore-role.yaml`).
 
 mod support;
 
@@ -13,16 +15,17 @@ use cmarchive_e2e::local::LocalCluster;
 use cmarchive_e2e::provider::{Cluster, ClusterSpec};
 use futures::TryStreamExt as _;
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, ServiceAccount};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{against, cmarchive, keygen, run};
+use support::{against, cmarchive, keygen, kubectl, repository, run};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -155,10 +158,11 @@ fn source_objects() -> Vec<Value> {
 
 const LEAVES: [(&str, &str); 3] = [("team-a", "web"), ("team-a", "api"), ("team-b", "db")];
 
-/// A kubeconfig for a ServiceAccount token, using the cluster's server and CA from the admin kubeconfig.
-async fn service_account_kubeconfig(cluster: &dyn Cluster, account: &str, path: &Path) -> Result<()> {
+/// A kubeconfig for a token of ServiceAccount `namespace/account` (TokenRequest API), using the cluster's server
+/// and CA from the admin kubeconfig.
+async fn service_account_kubeconfig(cluster: &dyn Cluster, namespace: &str, account: &str, path: &Path) -> Result<()> {
     let client = cluster.client();
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let request = TokenRequest {
         spec: Some(k8s_openapi::api::authentication::v1::TokenRequestSpec {
             expiration_seconds: Some(3600),
@@ -211,6 +215,157 @@ fn rbac_objects(account: &str, secrets: bool) -> Vec<Value> {
     ]
 }
 
+/// The manifest `cmarchive inspect -o json` prints, with the reissuance prediction.
+fn inspect_json(archive: &Path, key: &Path) -> Result<Value> {
+    let (code, manifest, _) = run(cmarchive()
+        .arg("inspect")
+        .arg(archive)
+        .arg("-i")
+        .arg(key)
+        .args(["-o", "json"]));
+    assert_eq!(code, 0, "inspect {}", archive.display());
+    Ok(serde_json::from_str(&manifest)?)
+}
+
+/// `kubectl apply ARGS…` of the repository's `deploy/` manifests: it must succeed without a warning (the API
+/// server warns about Pod templates that break the namespace's Pod Security Standard, "restricted" for cmarchive's).
+fn kubectl_apply(kubeconfig: &Path, args: &[&str]) {
+    let (code, _, stderr) = run(kubectl(kubeconfig).current_dir(repository()).arg("apply").args(args));
+    assert_eq!(code, 0, "kubectl apply {args:?}: {stderr}");
+    assert!(!stderr.contains("Warning"), "kubectl apply {args:?}: {stderr}");
+}
+
+/// What `kubectl auth can-i VERB secrets --all-namespaces` answers for this kubeconfig's identity.
+fn can_i(kubeconfig: &Path, verb: &str) -> String {
+    let (_, stdout, _) = run(kubectl(kubeconfig).args(["auth", "can-i", verb, "secrets", "--all-namespaces"]));
+    stdout.trim().to_owned()
+}
+
+/// deploy/cronjob on a real API server (`kubectl apply -k`), then its Pod's two steps run here the way the Pod
+/// would run them, since the local provider has no kubelet: the `pack` init container's arguments with a token of
+/// the CronJob's ServiceAccount, then the `rotate` container's script, each with the volumes' mount paths replaced
+/// by local folders. Returns the archive that the run kept.
+async fn cronjob_backup(source: &LocalCluster, work: &Path, recipient: &str) -> Result<PathBuf> {
+    kubectl_apply(source.kubeconfig(), &["-k", "deploy/cronjob"]);
+    kubectl_apply(
+        source.kubeconfig(),
+        &["-k", "deploy/cronjob-object-storage", "--dry-run=server"],
+    );
+    let account = work.join("cronjob.kubeconfig");
+    service_account_kubeconfig(source, "cmarchive", "cmarchive", &account).await?;
+    assert_eq!(
+        can_i(&account, "get"),
+        "yes",
+        "the CronJob's account reads Secrets by name"
+    );
+    for verb in ["list", "watch"] {
+        assert_eq!(can_i(&account, verb), "no", "the CronJob's account may {verb} Secrets");
+    }
+
+    let client = source.client();
+    let cronjob: CronJob = Api::namespaced(client.clone(), "cmarchive").get("cmarchive").await?;
+    let pod = cronjob
+        .spec
+        .job_template
+        .spec
+        .and_then(|s| s.template.spec)
+        .context("the CronJob's Pod template")?;
+    let container = |containers: &[Container], name: &str| {
+        containers
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .with_context(|| format!("container {name}"))
+    };
+    let pack = container(pod.init_containers.as_deref().unwrap_or_default(), "pack")?;
+    let rotate = container(&pod.containers, "rotate")?;
+    let image = pack.image.clone().unwrap_or_default();
+    assert!(
+        image.ends_with(&format!(":v{}", env!("CARGO_PKG_VERSION"))),
+        "the kustomization's image tag is this version's: {image}"
+    );
+
+    // Each volume becomes a folder: the PersistentVolumeClaim an empty one, the ConfigMap one holding its keys
+    // (recipients.txt, comments only in the repository; this test's recipient added).
+    let mut folders: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for volume in pod.volumes.iter().flatten() {
+        let folder = work.join("cronjob").join(&volume.name);
+        std::fs::create_dir_all(&folder)?;
+        if let Some(config_map) = &volume.config_map {
+            let found: ConfigMap = Api::namespaced(client.clone(), "cmarchive")
+                .get(&config_map.name)
+                .await?;
+            for (key, value) in found.data.unwrap_or_default() {
+                std::fs::write(folder.join(key), format!("{value}{recipient}\n"))?;
+            }
+        }
+        folders.insert(volume.name.clone(), folder);
+    }
+    let local = |container: &Container, text: &str| {
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .fold(text.to_owned(), |text, mount| {
+                text.replace(&mount.mount_path, &folders[&mount.name].to_string_lossy())
+            })
+    };
+    let backups = &folders["backups"];
+    let keep: usize = rotate
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "KEEP")
+        .and_then(|e| e.value.as_deref()?.parse().ok())
+        .context("KEEP in the rotate container")?;
+    // KEEP archives of earlier runs (with this run's, one too many: the oldest goes) and a killed pack's leftover.
+    for day in 1..=keep {
+        std::fs::write(backups.join(format!("cmarchive-202001{day:02}T031700Z.cmar")), "")?;
+    }
+    std::fs::write(backups.join(".incoming.cmar.partial-7"), "a pack killed half-way")?;
+
+    let args: Vec<String> = pack.args.iter().flatten().map(|a| local(&pack, a)).collect();
+    let (code, _, stderr) = run(cmarchive().args(&args).arg("--kubeconfig").arg(&account));
+    assert_eq!(code, 0, "the CronJob's pack: {stderr}");
+    assert!(
+        !stderr.contains("warning"),
+        "the ServiceAccount reads all it needs: {stderr}"
+    );
+
+    let command: Vec<String> = rotate.command.iter().flatten().cloned().collect();
+    let script: Vec<String> = rotate.args.iter().flatten().map(|a| local(&rotate, a)).collect();
+    let (code, stdout, stderr) = run(assert_cmd::Command::new(&command[0])
+        .args(&command[1..])
+        .args(&script)
+        .env("KEEP", keep.to_string()));
+    assert_eq!(code, 0, "the CronJob's rotate: {stderr}");
+    let mut left: Vec<String> = std::fs::read_dir(backups)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    left.sort();
+    let newest = left.last().cloned().unwrap_or_default();
+    assert!(stdout.contains(&format!("wrote {newest}")), "{stdout}");
+    assert_eq!(left.len(), keep, "the newest {keep} archives are kept: {left:?}");
+    assert!(stdout.contains("removed cmarchive-20200101T031700Z.cmar"), "{stdout}");
+    assert!(left.iter().all(|name| name.starts_with("cmarchive-")), "{left:?}");
+    Ok(backups.join(newest))
+}
+
+/// A ServiceAccount `default/restorer` bound to deploy/rbac/restore-role.yaml's roles the way its header says:
+/// the restore role cluster-wide, the pause role in cert-manager's namespace only.
+fn restorer_objects() -> Vec<Value> {
+    let subject = json!([{"kind": "ServiceAccount", "name": "restorer", "namespace": "default"}]);
+    let role = |name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name});
+    vec![
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "restorer", "namespace": "default"}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "restorer"}, "roleRef": role("cmarchive-restore"), "subjects": subject}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "restorer", "namespace": "cert-manager"},
+               "roleRef": role("cmarchive-restore-pause-controller"), "subjects": subject}),
+    ]
+}
+
 async fn count_objects(client: &kube::Client, namespaces: &[&str]) -> Result<usize> {
     let mut count = 0;
     for ns in namespaces {
@@ -253,15 +408,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg(source.kubeconfig()));
     assert_eq!(code, 0, "pack failed");
     assert!(stderr.contains("packed"), "summary line: {stderr}");
-    let (code, manifest, _) = run(cmarchive()
-        .arg("inspect")
-        .arg(&archive)
-        .arg("-i")
-        .arg(&key)
-        .arg("-o")
-        .arg("json"));
-    assert_eq!(code, 0);
-    let manifest: Value = serde_json::from_str(&manifest)?;
+    let manifest = inspect_json(&archive, &key)?;
     assert_eq!(manifest["source"]["kind"], "cluster");
     assert!(
         manifest["source"]["kubernetesVersion"]
@@ -282,6 +429,19 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         "facts for every Certificate"
     );
 
+    // --- deploy/cronjob: its ServiceAccount packs everything without being able to list a Secret
+    let scheduled = cronjob_backup(&source, work.path(), &recipient).await?;
+    let scheduled = inspect_json(&scheduled, &key)?;
+    assert_eq!(
+        scheduled["certificates"], manifest["certificates"],
+        "the scheduled backup holds what the admin's did"
+    );
+    assert_eq!(
+        scheduled["source"]["certManagerVersion"],
+        manifest["source"]["certManagerVersion"]
+    );
+    assert_eq!(scheduled["warnings"], json!([]), "{}", scheduled["warnings"]);
+
     // --- --include-crds archives cert-manager's CRDs (GET by name)
     let with_crds = work.path().join("with-crds.cmar");
     let (code, _, stderr) = run(cmarchive()
@@ -293,14 +453,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         .arg("--kubeconfig")
         .arg(source.kubeconfig()));
     assert_eq!(code, 0, "{stderr}");
-    let (_, crd_manifest, _) = run(cmarchive()
-        .arg("inspect")
-        .arg(&with_crds)
-        .arg("-i")
-        .arg(&key)
-        .arg("-o")
-        .arg("json"));
-    let crd_manifest: Value = serde_json::from_str(&crd_manifest)?;
+    let crd_manifest = inspect_json(&with_crds, &key)?;
     let crds = crd_manifest["phases"]
         .as_array()
         .and_then(|p| p.iter().find(|p| p["name"] == "crds"))
@@ -352,7 +505,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     apply(&source_client, &rbac_objects("backup-reader", true)).await?;
     apply(&source_client, &rbac_objects("no-secrets", false)).await?;
     let reader_config = work.path().join("reader.kubeconfig");
-    service_account_kubeconfig(&source, "backup-reader", &reader_config).await?;
+    service_account_kubeconfig(&source, "default", "backup-reader", &reader_config).await?;
     let (code, _, stderr) = run(cmarchive()
         .arg("pack")
         .arg(work.path().join("reader.cmar"))
@@ -380,7 +533,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     assert!(stderr.contains("--strict: 2 object(s) could not be read"), "{stderr}");
     assert!(stderr.contains("Namespace team-a"), "{stderr}");
     let limited_config = work.path().join("limited.kubeconfig");
-    service_account_kubeconfig(&source, "no-secrets", &limited_config).await?;
+    service_account_kubeconfig(&source, "default", "no-secrets", &limited_config).await?;
     let (code, _, stderr) = run(cmarchive()
         .arg("pack")
         .arg(work.path().join("limited.cmar"))
@@ -415,7 +568,7 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
     // is refused with the list of what it lacks, and nothing is created.
     apply(&target_client, &rbac_objects("backup-reader", true)).await?;
     let target_reader = work.path().join("target-reader.kubeconfig");
-    service_account_kubeconfig(&target, "backup-reader", &target_reader).await?;
+    service_account_kubeconfig(&target, "default", "backup-reader", &target_reader).await?;
     let (code, _, stderr) = run(cmarchive()
         .arg("restore")
         .arg(&archive)
@@ -440,9 +593,14 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
         "dry run changed something"
     );
 
-    let (code, stdout, stderr) = run(against("restore", &archive, &key, target.kubeconfig())
-        .arg("--timeout")
-        .arg("3m"));
+    // The restore itself runs as a ServiceAccount bound to deploy/rbac/restore-role.yaml: its preflight asks the
+    // API server for every permission it will use, so a rule missing there fails here.
+    kubectl_apply(target.kubeconfig(), &["-f", "deploy/rbac/restore-role.yaml"]);
+    apply(&target_client, &restorer_objects()).await?;
+    let restorer = work.path().join("restorer.kubeconfig");
+    service_account_kubeconfig(&target, "default", "restorer", &restorer).await?;
+    assert_eq!(can_i(&restorer, "list"), "no", "the restore role may list Secrets");
+    let (code, stdout, stderr) = run(against("restore", &archive, &key, &restorer).arg("--timeout").arg("3m"));
     assert_eq!(code, 0, "restore: {stderr}");
     assert!(stdout.contains("0 reissued"), "{stdout}");
 
@@ -514,11 +672,11 @@ async fn pack_restore_verify_against_local_clusters() -> Result<()> {
 
     // Re-running the restore is idempotent: nothing created, nothing reissued. With --pause-controller the
     // controller Deployment is scaled to 0 for the writes and back afterwards (the local provider stops and
-    // starts the controller process with it).
+    // starts the controller process with it); the restorer may do that through the pause role.
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(target_client.clone(), "cert-manager");
     let replicas_before = deployments.get("cert-manager").await?.spec.and_then(|s| s.replicas);
-    let (code, stdout, stderr) = run(against("restore", &archive, &key, target.kubeconfig())
+    let (code, stdout, stderr) = run(against("restore", &archive, &key, &restorer)
         .arg("--pause-controller")
         .arg("-o")
         .arg("json"));

@@ -793,9 +793,72 @@ fn completions_and_kubectl_plugin_name() {
     std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("cmarchive"), &plugin).unwrap();
     #[cfg(not(unix))]
     fs::copy(assert_cmd::cargo::cargo_bin("cmarchive"), &plugin).unwrap();
-    let out = std::process::Command::new(&plugin).arg("--help").output().unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8(out.stdout).unwrap().contains("kubectl cmarchive"));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&plugin).args(args).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap();
+        (out.status.code(), text)
+    };
+    let (code, help) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(help.contains("Usage: kubectl cmarchive [OPTIONS] <COMMAND>"), "{help}");
+    let (code, help) = run(&["pack", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(help.contains("Usage: kubectl cmarchive pack [OPTIONS]"), "{help}");
+    assert!(
+        help.contains("\n  kubectl cmarchive pack backup.cmar -r age1…"),
+        "examples: {help}"
+    );
+    assert!(!help.contains("  cmarchive pack"), "examples: {help}");
+    let (code, error) = run(&["pack"]);
+    assert_eq!(code, Some(1));
+    assert!(error.contains("Usage: kubectl cmarchive pack <ARCHIVE>"), "{error}");
+}
+
+/// `--version` names the commit the binary was built from: the one the build was told, else this checkout's.
+#[test]
+fn version_names_the_commit() {
+    let version = cmarchive().arg("--version").output().unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    let commit = option_env!("CMARCHIVE_BUILD_COMMIT")
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let head = std::process::Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .expect("git: the tests run in a clone");
+            String::from_utf8(head.stdout).unwrap().trim().to_owned()
+        });
+    assert_eq!(
+        version.trim(),
+        format!("cmarchive {} (commit {})", env!("CARGO_PKG_VERSION"), &commit[..12])
+    );
+}
+
+/// The man pages come from the same definition as --help: one per command, each naming its flags.
+#[test]
+fn man_pages() {
+    let page = cmarchive().arg("man").output().unwrap();
+    assert!(page.status.success());
+    let page = String::from_utf8(page.stdout).unwrap();
+    assert!(page.starts_with(".ie") && page.contains(".SH SUBCOMMANDS"), "{page}");
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("man1");
+    cmarchive().arg("man").arg(&pages).assert().success();
+    let pack = fs::read_to_string(pages.join("cmarchive-pack.1")).unwrap();
+    assert!(pack.contains("\\-\\-include\\-crds"), "{pack}");
+    for command in [
+        "keygen",
+        "pack",
+        "unpack",
+        "inspect",
+        "restore",
+        "verify",
+        "completions",
+        "man",
+    ] {
+        assert!(pages.join(format!("cmarchive-{command}.1")).exists(), "{command}");
+    }
 }
 
 /// The promise of docs/FORMAT.md: an archive opens with stock tools, manifest.json first.

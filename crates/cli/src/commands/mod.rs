@@ -3,6 +3,7 @@
 
 pub mod inspect;
 pub mod keygen;
+pub mod man;
 pub mod pack;
 pub mod pack_cluster;
 pub mod restore;

@@ -16,11 +16,16 @@ pub fn cmarchive() -> Command {
 
 /// Runs a command to its end: exit code, stdout, stderr (also printed, for the test log).
 pub fn run(command: &mut Command) -> (i32, String, String) {
-    let out = command.output().expect("running cmarchive");
+    let program = Path::new(command.get_program())
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let out = command.output().unwrap_or_else(|e| panic!("running {program}: {e}"));
     let code = out.status.code().unwrap_or(-1);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!("--- cmarchive exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    eprintln!("--- {program} exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
     (code, stdout, stderr)
 }
 
@@ -34,6 +39,28 @@ pub fn keygen(dir: &Path) -> Result<(String, PathBuf)> {
         .find_map(|l| l.strip_prefix("Public key: "))
         .context("public key on stderr")?;
     Ok((recipient.to_owned(), key))
+}
+
+/// The repository's root, where `deploy/` lives.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `kubectl --kubeconfig KUBECONFIG`: `KUBECTL`, else the one on PATH (scripts/test builds one where there is
+/// none).
+pub fn kubectl(kubeconfig: &Path) -> Command {
+    let program = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let found = std::process::Command::new(&program)
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        found,
+        "no kubectl: set KUBECTL, or run scripts/test (it builds one with scripts/build-kubectl)"
+    );
+    let mut command = Command::new(program);
+    command.arg("--kubeconfig").arg(kubeconfig);
+    command
 }
 
 /// `cmarchive SUBCOMMAND ARCHIVE -i KEY --kubeconfig KUBECONFIG`, ready for more arguments.
