@@ -1,7 +1,7 @@
 //! The whole command-line surface of `cmarchive`, and nothing else: every flag is defined and documented here so
 //! that `--help`, the shell completions and the docs cannot drift apart.
 //!
-//! Conventions (DESIGN §7): the archive is always a positional argument (`-` = stdin/stdout) and `-o` always
+//! Conventions: the archive is always a positional argument (`-` = stdin/stdout) and `-o` always
 //! means an output format. Key flags follow age and rage: `-r`, `-R`, `-p`, `-a`, `-i`, `-j`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

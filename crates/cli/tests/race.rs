@@ -1,4 +1,4 @@
-//! The race of DESIGN §6, on real clusters: cert-manager reissues a Certificate it sees before its Secret.
+//! The race between Secrets and Certificates (docs/CLUSTER.md), on real clusters: cert-manager reissues a Certificate it sees before its Secret.
 //!
 //! One archive of many Certificates with their issued Secrets goes into two fresh local clusters:
 //! - `cmarchive restore` (Secrets phase, the watch barrier, then issuers and Certificates): nothing is reissued;

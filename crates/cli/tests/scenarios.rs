@@ -1,4 +1,4 @@
-//! The scenario matrix (issue 6) against real clusters: every scenario packed from a source cluster with the real
+//! The scenario matrix against real clusters: every scenario packed from a source cluster with the real
 //! `cmarchive` binary, restored into a fresh target, and checked for zero unexpected reissuance — and every
 //! negative control restored by hand with its one mistake, which must show reissuance.
 //!

@@ -1,5 +1,5 @@
 //! Selection: from everything a dump or cluster holds, what an archive must hold (each with the reasons), what is
-//! left out on purpose (each with the reason) and what a person must know (warnings). DESIGN §4.
+//! left out on purpose (each with the reason) and what a person must know (warnings).
 //!
 //! Filtering the cluster LIST by namespace or label selector happens before this, in the cluster code; selection
 //! works on whatever it is given.

@@ -1,5 +1,5 @@
 //! `restore`: preflight (CRDs, permissions, a server-side dry run that shows what exists and would change), then
-//! the phases of DESIGN §6 — Namespaces, Secrets, the race barrier, issuers, Certificates — with readiness waits,
+//! the phases (docs/CLUSTER.md) — Namespaces, Secrets, the race barrier, issuers, Certificates — with readiness waits,
 //! and finally `verify`. Every write is server-side apply, so running it again after a failure resumes.
 
 use crate::cluster::access::{self, Permission};

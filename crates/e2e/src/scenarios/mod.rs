@@ -226,7 +226,7 @@ pub enum Check {
 /// One scenario of the matrix.
 #[derive(Clone, Debug)]
 pub struct Scenario {
-    /// Number in issue 6's list.
+    /// Number in the scenario list (`cmarchive_e2e::scenarios::all`).
     pub number: u8,
     /// Short unique name, used for namespaces, selection and tables.
     pub name: &'static str,
