@@ -6,6 +6,7 @@ mod cluster;
 mod commands;
 mod error;
 mod input;
+mod interrupt;
 mod keys;
 mod planning;
 
@@ -58,6 +59,10 @@ fn main() {
     };
     tune_allocator(&cli.command);
     init_logging(cli.verbose, cli.log_format);
+    // The commands that write: a signal must not leave a partial archive or a paused controller behind.
+    if matches!(cli.command, Command::Pack(_) | Command::Restore(_)) {
+        interrupt::install();
+    }
     let code = match run(cli.command) {
         Ok(code) => code,
         Err(e) => {

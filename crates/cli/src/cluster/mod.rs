@@ -12,6 +12,7 @@ pub mod controller;
 pub mod discovery;
 pub mod error;
 pub mod pack;
+pub mod progress;
 pub mod raw;
 pub mod restore;
 pub mod verify;

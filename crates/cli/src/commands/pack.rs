@@ -221,17 +221,27 @@ pub fn write_file_atomically<T>(path: &Path, overwrite: bool, write: impl FnOnce
     let file = options
         .open(&partial)
         .map_err(CliError::io(format!("creating {}", partial.display())))?;
-    let result = write(&file).and_then(|value| {
-        (&file)
-            .flush()
-            .and_then(|()| file.sync_all())
-            .map_err(CliError::io(format!("writing {}", partial.display())))?;
-        if !overwrite && path.exists() {
-            return Err(CliError::OutputExists(path.to_owned()));
-        }
-        fs::rename(&partial, path).map_err(CliError::io(format!("renaming to {}", path.display())))?;
-        Ok(value)
-    });
+    // A signal while writing removes the partial file; it never lands between the last write and the rename.
+    let result = crate::interrupt::with_partial_file(
+        &partial,
+        || {
+            write(&file).and_then(|value| {
+                (&file)
+                    .flush()
+                    .and_then(|()| file.sync_all())
+                    .map_err(CliError::io(format!("writing {}", partial.display())))?;
+                Ok(value)
+            })
+        },
+        |written| {
+            let value = written?;
+            if !overwrite && path.exists() {
+                return Err(CliError::OutputExists(path.to_owned()));
+            }
+            fs::rename(&partial, path).map_err(CliError::io(format!("renaming to {}", path.display())))?;
+            Ok(value)
+        },
+    );
     if result.is_err() {
         let _ = fs::remove_file(&partial);
     }
