@@ -244,3 +244,84 @@ async fn sigkill_while_paused_is_undone_by_the_next_restore() -> Result<()> {
     assert_controller_runs(&target).await?;
     packed.assert_restored(&target).await
 }
+
+/// Waits until `count` objects of `kind` exist in `namespace`, watching them.
+async fn until_written(cluster: &LocalCluster, kind: &'static Kind, namespace: &str, count: usize) -> Result<()> {
+    objects::watch_until(
+        &cluster.client(),
+        kind,
+        WAIT,
+        &format!("{count} {} exist in {namespace}", kind.plural),
+        |_, state| (state.keys().filter(|(ns, _)| ns == namespace).count() >= count).then_some(()),
+    )
+    .await
+}
+
+/// SIGKILL (nothing to clean up, no message) right after the first Secrets are written, right after the issuer,
+/// and half-way through the Certificates: each time the same command, run again, finishes with nothing lost and
+/// nothing reissued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_any_phase_then_the_same_restore_finishes() -> Result<()> {
+    const CERTIFICATES: usize = 200;
+    let target = LocalCluster::start(&ClusterSpec::named("sigkill-phases")).await?;
+    for (namespace, kind, count) in [
+        ("killed-in-secrets", kinds::SECRET, 1),
+        ("killed-after-issuers", kinds::ISSUER, 1),
+        ("killed-in-certificates", kinds::CERTIFICATE, CERTIFICATES / 2),
+    ] {
+        let packed = pack(namespace, CERTIFICATES)?;
+        let mut child = packed.spawn_restore(target.kubeconfig(), &[])?;
+        until_written(&target, kind, namespace, count).await?;
+        child.kill()?;
+        let (code, ..) = finish(child)?;
+        assert_eq!(code, -1, "{namespace}: the restore was killed before it ended");
+        let certificates = objects::list(&target.client(), kinds::CERTIFICATE, Some(namespace)).await?;
+        assert!(
+            certificates.len() < CERTIFICATES,
+            "{namespace}: the kill came after the last Certificate"
+        );
+        packed.rerun(target.kubeconfig(), &[])?;
+        packed.assert_restored(&target).await?;
+    }
+    Ok(())
+}
+
+/// kube-apiserver killed and started again while the Certificates are being written: the restore retries what
+/// the outage refused, finishes in the same run and says how many requests it retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiserver_restart_during_the_certificates_is_retried() -> Result<()> {
+    const CERTIFICATES: usize = 300;
+    let packed = pack("apiserver-restart", CERTIFICATES)?;
+    let target = LocalCluster::start(&ClusterSpec::named("apiserver-restart")).await?;
+    let child = packed.spawn_restore(target.kubeconfig(), &["-v"])?;
+    until_written(&target, kinds::CERTIFICATE, "apiserver-restart", 1).await?;
+    target.restart_apiserver().await?;
+    let (code, stdout, stderr) = finish(child)?;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("0 reissued"), "{stdout}");
+    let retried = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("retried ")?.split_once(' ')?.0.parse::<u64>().ok())
+        .with_context(|| format!("no retry reported: {stderr}"))?;
+    assert!(retried > 0);
+    assert!(stderr.contains("transient error, retrying"), "-v logs each retry");
+    packed.assert_restored(&target).await
+}
+
+/// The cert-manager controller stopped and started again by its replica driver while the restore writes the
+/// Certificates: it comes back to Certificates whose Secrets are all there, and reissues none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_restart_during_the_restore_reissues_nothing() -> Result<()> {
+    const CERTIFICATES: usize = 200;
+    let packed = pack("controller-restart", CERTIFICATES)?;
+    let target = LocalCluster::start(&ClusterSpec::named("controller-restart")).await?;
+    let child = packed.spawn_restore(target.kubeconfig(), &[])?;
+    until_written(&target, kinds::CERTIFICATE, "controller-restart", 1).await?;
+    target.stop_component(Component::Controller).await?;
+    target.start_component(Component::Controller).await?;
+    let (code, stdout, stderr) = finish(child)?;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("0 reissued"), "{stdout}");
+    packed.rerun(target.kubeconfig(), &[])?;
+    packed.assert_restored(&target).await
+}

@@ -2,6 +2,7 @@
 //! what `--pause-controller` scales to zero and back.
 
 use crate::cluster::raw::Resource;
+use crate::cluster::retry;
 use anyhow::{Context as _, Result, bail};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -217,11 +218,9 @@ pub async fn pause(
         "metadata": {"annotations": {PAUSED_REPLICAS_ANNOTATION: replicas.to_string()}},
         "spec": {"replicas": 0}
     });
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| {
-            format!("cannot scale Deployment {namespace}/{name} to 0 (needs `patch` on deployments.apps)")
-        })?;
+    patch_deployment(&api, name, &patch).await.with_context(|| {
+        format!("cannot scale Deployment {namespace}/{name} to 0 (needs `patch` on deployments.apps)")
+    })?;
     eprintln!("paused the cert-manager controller ({namespace}/{name}: {replicas} → 0 replicas)");
     let selector = deployment
         .object
@@ -238,7 +237,9 @@ pub async fn pause(
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let remaining = pods.list_metadata(&ListParams::default().labels(&selector)).await?;
+        let params = ListParams::default().labels(&selector);
+        let remaining =
+            retry::transient(&format!("Pods of {namespace}/{name}"), || pods.list_metadata(&params)).await?;
         if remaining.items.is_empty() {
             return Ok(());
         }
@@ -249,6 +250,17 @@ pub async fn pause(
     }
 }
 
+/// One merge patch of the Deployment (its replicas and the annotation), retried while the API server is away.
+async fn patch_deployment(
+    api: &Api<k8s_openapi::api::apps::v1::Deployment>,
+    name: &str,
+    patch: &Value,
+) -> Result<k8s_openapi::api::apps::v1::Deployment, kube::Error> {
+    let params = PatchParams::default();
+    let patch = Patch::Merge(patch);
+    retry::transient(&format!("Deployment {name}"), || api.patch(name, &params, &patch)).await
+}
+
 /// Scales the controller back to the remembered replica count and forgets it.
 pub async fn resume(client: &kube::Client, deployment: &ControllerDeployment, replicas: i64) -> Result<()> {
     let (namespace, name) = (deployment.namespace(), deployment.name());
@@ -257,14 +269,12 @@ pub async fn resume(client: &kube::Client, deployment: &ControllerDeployment, re
         "metadata": {"annotations": {PAUSED_REPLICAS_ANNOTATION: null}},
         "spec": {"replicas": replicas}
     });
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot scale Deployment {namespace}/{name} back to {replicas}: do it by hand: {}",
-                deployment.scale_command(replicas)
-            )
-        })?;
+    patch_deployment(&api, name, &patch).await.with_context(|| {
+        format!(
+            "cannot scale Deployment {namespace}/{name} back to {replicas}: do it by hand: {}",
+            deployment.scale_command(replicas)
+        )
+    })?;
     eprintln!("resumed the cert-manager controller ({namespace}/{name}: {replicas} replicas)");
     Ok(())
 }

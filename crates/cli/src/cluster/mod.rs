@@ -15,6 +15,7 @@ pub mod pack;
 pub mod progress;
 pub mod raw;
 pub mod restore;
+pub mod retry;
 pub mod verify;
 pub mod wait;
 

@@ -10,6 +10,7 @@ use crate::cluster::controller::{self, ControllerDeployment};
 use crate::cluster::discovery::{self, CertManagerApis};
 use crate::cluster::error::ClusterError;
 use crate::cluster::progress::{Paused, Progress};
+use crate::cluster::retry;
 use crate::cluster::verify::{self, Report};
 use crate::cluster::wait::{self, NotReady, SecretBarrier};
 use anyhow::{Context as _, Result, bail};
@@ -59,6 +60,8 @@ pub struct RestoreReport {
     pub phases: BTreeMap<String, Vec<Applied>>,
     /// Issuers and Certificates that did not become Ready in time.
     pub not_ready: Vec<NotReady>,
+    /// Requests sent again after a transient API error (a leader change, a refused connection, …).
+    pub retries: u64,
     /// The verification, unless `--no-verify` or `--dry-run`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<Report>,
@@ -430,6 +433,13 @@ pub async fn restore(
         let verification =
             verify::verify(&client, &apis.certificates, &apis.certificate_requests, &facts, started).await?;
         report.verify = Some(verification);
+    }
+    report.retries = retry::count();
+    if report.retries > 0 {
+        eprintln!(
+            "retried {} request(s) after transient API errors (-v shows each)",
+            report.retries
+        );
     }
     Ok(report)
 }
