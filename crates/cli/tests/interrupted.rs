@@ -110,6 +110,11 @@ impl Packed {
     /// `verify` exits 0; every archived object exists; every archived Secret holds the archived data (the
     /// certificates byte for byte); cert-manager created no CertificateRequest.
     async fn assert_restored(&self, cluster: &LocalCluster) -> Result<()> {
+        self.assert_restored_except(cluster, &[]).await
+    }
+
+    /// [`Packed::assert_restored`], with Secret data keys cert-manager writes itself left out of the comparison.
+    async fn assert_restored_except(&self, cluster: &LocalCluster, owned_by_cert_manager: &[&str]) -> Result<()> {
         let client = cluster.client();
         let (code, stdout, stderr) = run(&mut against("verify", &self.archive, &self.key, cluster.kubeconfig()));
         anyhow::ensure!(code == 0, "verify exited {code}: {stdout}{stderr}");
@@ -121,7 +126,14 @@ impl Packed {
                 .await?
                 .with_context(|| format!("{} {name} was lost", kind.kind))?;
             if kind.kind == "Secret" {
-                assert_eq!(live["data"], archived["data"], "Secret {name} differs from the archive");
+                let data = |secret: &Value| {
+                    let mut data = secret["data"].clone();
+                    if let Some(map) = data.as_object_mut() {
+                        map.retain(|k, _| !owned_by_cert_manager.contains(&k.as_str()));
+                    }
+                    data
+                };
+                assert_eq!(data(&live), data(archived), "Secret {name} differs from the archive");
             }
         }
         reissuance::barrier(&client, WAIT).await?;
@@ -324,4 +336,82 @@ async fn controller_restart_during_the_restore_reissues_nothing() -> Result<()> 
     assert!(stdout.contains("0 reissued"), "{stdout}");
     packed.rerun(target.kubeconfig(), &[])?;
     packed.assert_restored(&target).await
+}
+
+/// A restore run again after cert-manager has re-encoded a Certificate's keystores (PKCS#12 carries a fresh salt
+/// each time) is not stopped by a conflict on them: they hold the archived certificate and key, and are left to
+/// cert-manager.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keystores_re_encoded_by_cert_manager_are_not_a_conflict() -> Result<()> {
+    use base64::Engine as _;
+    const NAMESPACE: &str = "keystores";
+    let work = tempfile::tempdir()?;
+    let (recipient, key) = keygen(work.path())?;
+    let ca = Ca::new("cmarchive keystore test CA")?;
+    let not_before = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let crt = Certificate::new(
+        NAMESPACE,
+        "keystore",
+        IssuerRef::issuer("ca"),
+        "keystore.keystores.test",
+    )
+    .duration("2160h")
+    .with(
+        "keystores",
+        json!({"pkcs12": {"create": true, "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+    );
+    let leaf = ca.issue(&crt.leaf_spec(not_before, not_before + jiff::SignedDuration::from_hours(2160)))?;
+    let mut secret = crt.issued_secret(&ca, &leaf);
+    // What the source cluster's cert-manager encoded; its bytes are never the target's.
+    let archived_keystore = base64::engine::general_purpose::STANDARD.encode(b"keystore encoded in the source");
+    fixtures::set_path(&mut secret, &["data", "keystore.p12"], json!(archived_keystore));
+    fixtures::set_path(&mut secret, &["data", "truststore.p12"], json!(archived_keystore));
+    let items = vec![
+        fixtures::namespace(NAMESPACE),
+        ca.secret(NAMESPACE, "ca"),
+        fixtures::ca_issuer(Some(NAMESPACE), "ca", "ca"),
+        fixtures::opaque_secret(NAMESPACE, "keystore-password", &[("password", "changeit")]),
+        secret,
+        crt.to_json(),
+    ];
+    let dump = work.path().join("dump.json");
+    std::fs::write(
+        &dump,
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": items}))?,
+    )?;
+    let archive = work.path().join("backup.cmar");
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("--from-file")
+        .arg(&dump)
+        .arg("-r")
+        .arg(&recipient));
+    anyhow::ensure!(code == 0, "pack: {stderr}");
+    let packed = Packed {
+        _work: work,
+        key,
+        archive,
+        namespace: NAMESPACE.to_owned(),
+        objects: items,
+    };
+
+    let target = LocalCluster::start(&ClusterSpec::named("keystores")).await?;
+    packed.rerun(target.kubeconfig(), &[])?;
+    objects::watch_until(
+        &target.client(),
+        kinds::SECRET,
+        WAIT,
+        "cert-manager has re-encoded the keystore",
+        |_, state| {
+            let stored = state.get(&(NAMESPACE.to_owned(), "keystore-tls".to_owned()))?;
+            (stored["data"]["keystore.p12"].as_str()? != archived_keystore).then_some(())
+        },
+    )
+    .await?;
+    let stderr = packed.rerun(target.kubeconfig(), &[])?;
+    assert!(!stderr.contains("CONFLICT"), "{stderr}");
+    packed
+        .assert_restored_except(&target, &["keystore.p12", "truststore.p12"])
+        .await
 }
