@@ -22,7 +22,7 @@ pub const EXIT_REISSUED: i32 = 2;
     version = env!("CMARCHIVE_VERSION"),
     about,
     propagate_version = true,
-    after_help = "Exit codes: 0 success, 1 error, 2 a certificate was (or would be) reissued.\n\
+    after_help = "Exit codes: 0 success, 1 error, 2 a certificate was (or would be) reissued, 130/143 stopped by SIGINT/SIGTERM (restore: run it again to finish).\n\
                   Installed as `kubectl-cmarchive` on PATH it also runs as `kubectl cmarchive`."
 )]
 pub struct Cli {

@@ -14,6 +14,7 @@ mod cluster;
 mod commands;
 mod error;
 mod input;
+mod interrupt;
 mod keys;
 mod planning;
 mod signing;
@@ -68,6 +69,10 @@ fn main() {
     };
     tune_allocator(&cli.command);
     init_logging(cli.verbose, cli.log_format);
+    // The commands that write: a signal must not leave a partial archive or a paused controller behind.
+    if matches!(cli.command, Command::Pack(_) | Command::Restore(_)) {
+        interrupt::install();
+    }
     let code = match run(cli.command) {
         Ok(code) => code,
         Err(CliError::StdoutClosed) => EXIT_OK,

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod kinds;
 pub mod phases;
 pub mod predict;
+pub mod regenerated;
 pub mod sanitize;
 pub mod secret_refs;
 pub mod select;

@@ -4,9 +4,10 @@
 //! and left alone unless the person asks for `--force-conflicts`.
 
 use crate::cluster::discovery::CertManagerApis;
-use crate::cluster::error::{api_message, is_code};
+use crate::cluster::error::{api_message, conflict_fields, is_code};
 use crate::cluster::raw::{Resource, resource_version};
 use anyhow::{Context as _, Result, bail};
+use cmarchive_archive::certmanager::regenerated::left_to_cert_manager;
 use cmarchive_archive::object::ObjectKey;
 use futures::{StreamExt as _, stream};
 use serde_json::Value;
@@ -281,41 +282,61 @@ impl Applier {
                 }
             }
         }
-        match resource.apply(&self.client, object, self.dry_run, self.force).await {
-            Ok(stored) if stored.created => {
-                self.remember(&id, None);
-                applied.resource_version = resource_version(&stored.object);
-                applied.outcome = Outcome::Created;
-            }
-            Ok(stored) => {
-                applied.resource_version = resource_version(&stored.object);
-                applied.outcome = if self.dry_run {
-                    // A dry run bumps nothing, so compare with what is stored now.
-                    let before = resource.get(&self.client, namespace.as_deref(), &name).await?;
-                    let before = before.as_ref().map(comparable);
-                    let unchanged = before.as_ref() == Some(&comparable(&stored.object));
-                    self.remember(&id, before);
-                    if unchanged {
-                        Outcome::Unchanged
+        // A Secret whose only conflicts are fields cert-manager re-encoded from the same certificate and key is
+        // applied again without them (see `regenerated`); this loops at most once, as those keys are then gone.
+        let mut object = std::borrow::Cow::Borrowed(object);
+        loop {
+            match resource.apply(&self.client, &object, self.dry_run, self.force).await {
+                Ok(stored) if stored.created => {
+                    self.remember(&id, None);
+                    applied.resource_version = resource_version(&stored.object);
+                    applied.outcome = Outcome::Created;
+                }
+                Ok(stored) => {
+                    applied.resource_version = resource_version(&stored.object);
+                    applied.outcome = if self.dry_run {
+                        // A dry run bumps nothing, so compare with what is stored now.
+                        let before = resource.get(&self.client, namespace.as_deref(), &name).await?;
+                        let before = before.as_ref().map(comparable);
+                        let unchanged = before.as_ref() == Some(&comparable(&stored.object));
+                        self.remember(&id, before);
+                        if unchanged {
+                            Outcome::Unchanged
+                        } else {
+                            Outcome::Changed
+                        }
                     } else {
-                        Outcome::Changed
+                        // Taking over field ownership is not a change a person cares about; content is.
+                        if self.same_as_before(&id, &stored.object) {
+                            Outcome::Unchanged
+                        } else {
+                            Outcome::Changed
+                        }
+                    };
+                }
+                Err(e) if is_code(&e, 409) => {
+                    if resource.api.kind == "Secret"
+                        && let Some(stored) = resource.get(&self.client, namespace.as_deref(), &name).await?
+                        && let Some(keys) = left_to_cert_manager(&conflict_fields(&e), &object, &stored)
+                    {
+                        tracing::info!(object = %applied.object, ?keys, "left to cert-manager: re-encoded from the same certificate and key");
+                        let mut reduced = object.into_owned();
+                        if let Some(data) = reduced.get_mut("data").and_then(Value::as_object_mut) {
+                            for key in &keys {
+                                data.remove(key);
+                            }
+                        }
+                        object = std::borrow::Cow::Owned(reduced);
+                        continue;
                     }
-                } else {
-                    // Taking over field ownership is not a change a person cares about; content is.
-                    if self.same_as_before(&id, &stored.object) {
-                        Outcome::Unchanged
-                    } else {
-                        Outcome::Changed
-                    }
-                };
+                    applied.outcome = Outcome::Conflict(format!(
+                        "{} (rerun with --force-conflicts to take over)",
+                        api_message(&e)
+                    ));
+                }
+                Err(e) => applied.outcome = Outcome::Failed(api_message(&e)),
             }
-            Err(e) if is_code(&e, 409) => {
-                applied.outcome = Outcome::Conflict(format!(
-                    "{} (rerun with --force-conflicts to take over)",
-                    api_message(&e)
-                ));
-            }
-            Err(e) => applied.outcome = Outcome::Failed(api_message(&e)),
+            break;
         }
         Ok(applied)
     }

@@ -2,6 +2,7 @@
 //! what `--pause-controller` scales to zero and back.
 
 use crate::cluster::raw::Resource;
+use crate::cluster::retry;
 use anyhow::{Context as _, Result, bail};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -156,34 +157,70 @@ pub async fn find(client: &kube::Client) -> Option<ControllerDeployment> {
     }
 }
 
-/// Scales the controller to zero, remembering the replica count in an annotation (kept from an earlier,
-/// interrupted run), and waits until its Pods are gone.
-pub async fn pause(client: &kube::Client, deployment: &ControllerDeployment, timeout: Duration) -> Result<i64> {
+impl ControllerDeployment {
+    /// The replica count an earlier `--pause-controller` recorded and did not get to restore (the run was killed).
+    pub fn left_paused(&self) -> Option<i64> {
+        self.object
+            .pointer(&format!(
+                "/metadata/annotations/{}",
+                PAUSED_REPLICAS_ANNOTATION.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<i64>().ok())
+    }
+
+    /// The replica count to scale back to after a pause: the recorded one if an earlier run left it paused, else
+    /// the current one.
+    pub fn replicas_to_restore(&self) -> i64 {
+        self.left_paused().unwrap_or_else(|| {
+            self.object
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+        })
+    }
+
+    /// One line saying that an earlier restore left this controller paused, for `restore` and `verify` to say
+    /// before anything else.
+    pub fn left_paused_warning(&self) -> Option<String> {
+        let replicas = self.left_paused()?;
+        Some(format!(
+            "the cert-manager controller Deployment {}/{} was left paused by an interrupted restore ({replicas} replica(s) recorded in its annotation {PAUSED_REPLICAS_ANNOTATION}); no certificate renews until it runs again",
+            self.namespace(),
+            self.name()
+        ))
+    }
+
+    /// The command that scales it back by hand.
+    pub fn scale_command(&self, replicas: i64) -> String {
+        format!(
+            "kubectl -n {} scale deployment {} --replicas={replicas} && kubectl -n {} annotate deployment {} {PAUSED_REPLICAS_ANNOTATION}-",
+            self.namespace(),
+            self.name(),
+            self.namespace(),
+            self.name()
+        )
+    }
+}
+
+/// Scales the controller to zero, recording `replicas` (from [`ControllerDeployment::replicas_to_restore`]) in an
+/// annotation in the same write, so that a run killed from here on is found out and undone by the next one; then
+/// waits until its Pods are gone.
+pub async fn pause(
+    client: &kube::Client,
+    deployment: &ControllerDeployment,
+    replicas: i64,
+    timeout: Duration,
+) -> Result<()> {
     let (namespace, name) = (deployment.namespace(), deployment.name());
     let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), namespace);
-    let remembered = deployment
-        .object
-        .pointer(&format!(
-            "/metadata/annotations/{}",
-            PAUSED_REPLICAS_ANNOTATION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str)
-        .and_then(|v| v.parse::<i64>().ok());
-    let current = deployment
-        .object
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let replicas = remembered.unwrap_or(current);
     let patch = json!({
         "metadata": {"annotations": {PAUSED_REPLICAS_ANNOTATION: replicas.to_string()}},
         "spec": {"replicas": 0}
     });
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| {
-            format!("cannot scale Deployment {namespace}/{name} to 0 (needs `patch` on deployments.apps)")
-        })?;
+    patch_deployment(&api, name, &patch).await.with_context(|| {
+        format!("cannot scale Deployment {namespace}/{name} to 0 (needs `patch` on deployments.apps)")
+    })?;
     note!("paused the cert-manager controller ({namespace}/{name}: {replicas} → 0 replicas)");
     let selector = deployment
         .object
@@ -200,15 +237,28 @@ pub async fn pause(client: &kube::Client, deployment: &ControllerDeployment, tim
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let remaining = pods.list_metadata(&ListParams::default().labels(&selector)).await?;
+        let params = ListParams::default().labels(&selector);
+        let remaining =
+            retry::transient(&format!("Pods of {namespace}/{name}"), || pods.list_metadata(&params)).await?;
         if remaining.items.is_empty() {
-            return Ok(replicas);
+            return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             bail!("the cert-manager controller Pods in {namespace} did not stop within {timeout:?}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// One merge patch of the Deployment (its replicas and the annotation), retried while the API server is away.
+async fn patch_deployment(
+    api: &Api<k8s_openapi::api::apps::v1::Deployment>,
+    name: &str,
+    patch: &Value,
+) -> Result<k8s_openapi::api::apps::v1::Deployment, kube::Error> {
+    let params = PatchParams::default();
+    let patch = Patch::Merge(patch);
+    retry::transient(&format!("Deployment {name}"), || api.patch(name, &params, &patch)).await
 }
 
 /// Scales the controller back to the remembered replica count and forgets it.
@@ -219,9 +269,12 @@ pub async fn resume(client: &kube::Client, deployment: &ControllerDeployment, re
         "metadata": {"annotations": {PAUSED_REPLICAS_ANNOTATION: null}},
         "spec": {"replicas": replicas}
     });
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| format!("cannot scale Deployment {namespace}/{name} back to {replicas}: do it by hand"))?;
+    patch_deployment(&api, name, &patch).await.with_context(|| {
+        format!(
+            "cannot scale Deployment {namespace}/{name} back to {replicas}: do it by hand: {}",
+            deployment.scale_command(replicas)
+        )
+    })?;
     note!("resumed the cert-manager controller ({namespace}/{name}: {replicas} replicas)");
     Ok(())
 }
@@ -240,6 +293,22 @@ mod tests {
                     "args": args, "env": env}]}}}
             }),
         }
+    }
+
+    #[test]
+    fn a_recorded_replica_count_wins_over_the_current_one() {
+        let mut d = deployment(json!([]), json!([]));
+        d.object["spec"]["replicas"] = json!(3);
+        assert_eq!(d.left_paused(), None);
+        assert_eq!(d.left_paused_warning(), None);
+        assert_eq!(d.replicas_to_restore(), 3);
+        d.object["spec"]["replicas"] = json!(0);
+        d.object["metadata"]["annotations"] = json!({PAUSED_REPLICAS_ANNOTATION: "2"});
+        assert_eq!(d.left_paused(), Some(2));
+        assert_eq!(d.replicas_to_restore(), 2);
+        let warning = d.left_paused_warning().unwrap();
+        assert!(warning.contains("cm/cert-manager was left paused"), "{warning}");
+        assert!(warning.contains("2 replica(s)"), "{warning}");
     }
 
     #[test]

@@ -86,3 +86,17 @@ pub fn api_message(error: &kube::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// The fields a server-side apply conflicted on (`.data.keystore.p12`, …), as the API server lists them.
+pub fn conflict_fields(error: &kube::Error) -> Vec<String> {
+    match error {
+        kube::Error::Api(status) => status
+            .details
+            .iter()
+            .flat_map(|d| &d.causes)
+            .filter(|c| !c.field.is_empty())
+            .map(|c| c.field.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}

@@ -12,8 +12,10 @@ pub mod controller;
 pub mod discovery;
 pub mod error;
 pub mod pack;
+pub mod progress;
 pub mod raw;
 pub mod restore;
+pub mod retry;
 pub mod verify;
 pub mod wait;
 

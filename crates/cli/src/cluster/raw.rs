@@ -3,6 +3,7 @@
 //! field a newer cert-manager or Kubernetes adds.
 
 use crate::cluster::error::{ClusterError, api_message, is_code};
+use crate::cluster::retry;
 use anyhow::{Context as _, Result};
 use kube::api::{ApiResource, GetParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::Request;
@@ -120,8 +121,15 @@ impl Resource {
 
     /// GET one object by name; `None` when it does not exist. A 403 becomes [`ClusterError::Forbidden`].
     pub async fn get(&self, client: &kube::Client, namespace: Option<&str>, name: &str) -> Result<Option<Value>> {
-        let request = self.request(namespace).get(name, &GetParams::default())?;
-        match client.request::<Value>(request).await {
+        let answer = retry::transient(&self.describe(namespace, name), || async {
+            let request = self
+                .request(namespace)
+                .get(name, &GetParams::default())
+                .map_err(kube::Error::BuildRequest)?;
+            client.request::<Value>(request).await
+        })
+        .await;
+        match answer {
             Ok(mut object) => {
                 self.fill_type(&mut object);
                 Ok(Some(object))
@@ -152,8 +160,15 @@ impl Resource {
             if let Some(token) = &continue_token {
                 params = params.continue_token(token);
             }
-            let request = self.request(namespace).list(&params)?;
-            let page = match client.request::<Value>(request).await {
+            let answer = retry::transient(&self.qualified(), || async {
+                let request = self
+                    .request(namespace)
+                    .list(&params)
+                    .map_err(kube::Error::BuildRequest)?;
+                client.request::<Value>(request).await
+            })
+            .await;
+            let page = match answer {
                 Ok(page) => page,
                 Err(e) if is_code(&e, 403) => {
                     let what = match namespace {
@@ -188,8 +203,22 @@ impl Resource {
     }
 
     /// Server-side apply of one object; returns the object as the server stored (or, with `dry_run`, would store) it
-    /// and whether that created it, which spares a GET per object to find out.
+    /// and whether that created it, which spares a GET per object to find out. Transient errors are retried: the
+    /// same apply sent twice stores the same object.
     pub async fn apply(
+        &self,
+        client: &kube::Client,
+        object: &Value,
+        dry_run: bool,
+        force: bool,
+    ) -> std::result::Result<Stored, kube::Error> {
+        retry::transient(&describe_object(object), || {
+            self.apply_once(client, object, dry_run, force)
+        })
+        .await
+    }
+
+    async fn apply_once(
         &self,
         client: &kube::Client,
         object: &Value,
@@ -241,11 +270,15 @@ impl Resource {
             field_manager: Some(crate::cluster::apply::FIELD_MANAGER.to_owned()),
         };
         let body = serde_json::to_vec(object).map_err(kube::Error::SerdeError)?;
-        let request = self
-            .request(namespace)
-            .create(&params, body)
-            .map_err(kube::Error::BuildRequest)?;
-        let mut stored = client.request::<Value>(request).await?;
+        // A create whose answer was lost is sent again and meets 409, which the caller turns into an apply.
+        let mut stored = retry::transient(&describe_object(object), || async {
+            let request = self
+                .request(namespace)
+                .create(&params, body.clone())
+                .map_err(kube::Error::BuildRequest)?;
+            client.request::<Value>(request).await
+        })
+        .await?;
         self.fill_type(&mut stored);
         Ok(stored)
     }
@@ -265,6 +298,15 @@ impl Resource {
                 map.insert("kind".into(), Value::String(self.api.kind.clone()));
             }
         }
+    }
+}
+
+/// `Kind ns/name` of an object to be written, for retry logs.
+fn describe_object(object: &Value) -> String {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+    match text("/metadata/namespace") {
+        "" => format!("{} {}", text("/kind"), text("/metadata/name")),
+        ns => format!("{} {ns}/{}", text("/kind"), text("/metadata/name")),
     }
 }
 

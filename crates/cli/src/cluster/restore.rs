@@ -6,9 +6,11 @@ use crate::cluster::access::{self, Permission};
 use crate::cluster::api_ready::{self, WebhookUnavailable};
 use crate::cluster::apply::{Applied, Applier, Outcome, Prepared};
 use crate::cluster::client::{self, ConnectOptions};
-use crate::cluster::controller;
+use crate::cluster::controller::{self, ControllerDeployment};
 use crate::cluster::discovery::{self, CertManagerApis};
 use crate::cluster::error::ClusterError;
+use crate::cluster::progress::{Paused, Progress};
+use crate::cluster::retry;
 use crate::cluster::verify::{self, Report};
 use crate::cluster::wait::{self, NotReady, SecretBarrier};
 use anyhow::{Context as _, Result, bail};
@@ -58,6 +60,8 @@ pub struct RestoreReport {
     pub phases: BTreeMap<String, Vec<Applied>>,
     /// Issuers and Certificates that did not become Ready in time.
     pub not_ready: Vec<NotReady>,
+    /// Requests sent again after a transient API error (a leader change, a refused connection, …).
+    pub retries: u64,
     /// The verification, unless `--no-verify` or `--dry-run`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<Report>,
@@ -214,9 +218,15 @@ fn print_phase(name: PhaseName, applied: &[Applied], dry_run: bool) {
     }
 }
 
-/// Runs a restore. `archive` has already been decrypted and verified as a whole.
-pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> Result<RestoreReport> {
+/// Runs a restore. `archive` has already been decrypted and verified as a whole. `progress` tells, should the
+/// restore be dropped half-way (a signal), what it had applied and which controller it had paused.
+pub async fn restore(
+    archive: ArchiveContent<'_>,
+    options: &RestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
     let started = jiff::Timestamp::now();
+    progress.stage("preflight");
     let connection = client::connect(&options.connect).await?;
     let client = connection.client.clone();
     let cluster = connection.display_name().to_owned();
@@ -239,6 +249,10 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
         note!("warning: {warning}");
     }
     let deployment = controller::find(&client).await;
+    // Said first: an earlier run was killed while the controller was paused. This one scales it back at its end.
+    if let Some(warning) = deployment.as_ref().and_then(ControllerDeployment::left_paused_warning) {
+        eprintln!("warning: {warning}; this restore scales it back when it ends");
+    }
     if options.pause_controller && deployment.is_none() {
         bail!(
             "--pause-controller: no cert-manager controller Deployment found in {cluster} (looked for labels {} and cert-manager/cert-manager)",
@@ -267,6 +281,8 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
             _ => phases.push((verified.phase, vec![prepared])),
         }
     }
+
+    progress.plan(phases.iter().map(|(p, objects)| (*p, objects.len())));
 
     // Preflight 0: what cert-manager will reissue no matter how carefully we restore, said before we start.
     let everything = phases
@@ -369,27 +385,61 @@ pub async fn restore(archive: ArchiveContent<'_>, options: &RestoreOptions) -> R
         return Ok(report);
     }
 
-    let paused = if options.pause_controller {
-        let d = deployment.as_ref().expect("checked above");
-        Some(controller::pause(&client, d, options.timeout).await?)
-    } else {
-        None
+    // Paused by this run, or left paused by an earlier one that was killed: either way scaled back at the end.
+    let paused = match &deployment {
+        Some(d) if options.pause_controller || d.left_paused().is_some() => Some(Paused {
+            client: client.clone(),
+            deployment: d.clone(),
+            replicas: d.replicas_to_restore(),
+        }),
+        _ => None,
     };
+    progress.set_paused(paused.clone());
     let applier = Applier::new(client.clone(), apis.clone(), false, options.force_conflicts);
     preview.carry_over_to(&applier);
-    let outcome = apply_phases(&applier, &apis, &phases, options, paused.is_some(), &mut report).await;
-    if let (Some(replicas), Some(d)) = (paused, deployment.as_ref()) {
-        controller::resume(&client, d, replicas).await?;
+    let outcome = async {
+        if let Some(p) = &paused
+            && options.pause_controller
+        {
+            progress.stage("pausing the controller");
+            controller::pause(&client, &p.deployment, p.replicas, options.timeout).await?;
+        }
+        apply_phases(
+            &applier,
+            &apis,
+            &phases,
+            options,
+            paused.is_some(),
+            progress,
+            &mut report,
+        )
+        .await
+    }
+    .await;
+    if paused.is_some() {
+        progress.stage("scaling the controller back");
+        if let Some(Err(message)) = progress.resume_paused().await {
+            bail!("{message}");
+        }
     }
     outcome?;
     if paused.is_some() {
+        progress.stage("waiting for readiness");
         wait_for_ready(&client, &apis, &phases, options, &mut report).await?;
     }
     if !options.no_verify {
+        progress.stage("verify");
         let facts = remap_facts(&archive.manifest.certificates, &source_crn, &target_crn);
         let verification =
             verify::verify(&client, &apis.certificates, &apis.certificate_requests, &facts, started).await?;
         report.verify = Some(verification);
+    }
+    report.retries = retry::count();
+    if report.retries > 0 {
+        eprintln!(
+            "retried {} request(s) after transient API errors (-v shows each)",
+            report.retries
+        );
     }
     Ok(report)
 }
@@ -400,11 +450,13 @@ async fn apply_phases(
     phases: &[(PhaseName, Vec<Prepared>)],
     options: &RestoreOptions,
     paused: bool,
+    progress: &Progress,
     report: &mut RestoreReport,
 ) -> Result<()> {
     let client = &applier.client;
     let mut api_checked = false;
     for (phase, objects) in phases {
+        progress.stage(phase.to_string());
         if !api_checked
             && matches!(
                 phase,
@@ -421,7 +473,14 @@ async fn apply_phases(
             let namespaces: BTreeSet<String> = objects.iter().filter_map(|o| key(o).0).collect();
             barrier = Some(SecretBarrier::open(client, &namespaces).await?);
         }
-        let applied = applier.apply_all(objects, &|a| tracing::info!(%a, "applied")).await?;
+        let applied = applier
+            .apply_all(objects, &|a| {
+                tracing::info!(%a, "applied");
+                if a.outcome.is_ok() {
+                    progress.applied(*phase);
+                }
+            })
+            .await?;
         print_phase(*phase, &applied, false);
         let failed = applied.iter().filter(|a| !a.outcome.is_ok()).count();
         let done: Vec<Applied> = applied.clone();

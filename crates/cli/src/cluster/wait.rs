@@ -3,10 +3,10 @@
 
 use anyhow::{Context as _, Result, bail};
 use cmarchive_archive::certmanager::evidence::{is_ready, readiness_message};
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -197,10 +197,16 @@ pub async fn until_ready(
         };
         let latest = latest.clone();
         async move {
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            // The watcher's own backoff re-opens the watch when the API server goes away for a moment.
+            let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
             while !pending.is_empty() {
-                let Some(event) = stream.try_next().await? else {
-                    break;
+                let event = match stream.next().await {
+                    None => break,
+                    Some(Ok(event)) => event,
+                    Some(Err(e)) => {
+                        tracing::info!(error = %e, kind = %resource.api.kind, "watch interrupted, re-opening");
+                        continue;
+                    }
                 };
                 let objects = match event {
                     watcher::Event::Apply(o) | watcher::Event::InitApply(o) => vec![o],

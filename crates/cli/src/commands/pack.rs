@@ -270,23 +270,40 @@ pub fn write_file_atomically<T>(path: &Path, overwrite: bool, write: impl FnOnce
     let file = builder
         .tempfile_in(dir)
         .map_err(CliError::io(format!("creating a temporary file in {}", dir.display())))?;
-    let value = write(file.as_file())?;
-    file.as_file()
-        .flush()
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(CliError::io(format!("writing {}", file.path().display())))?;
-    let persisted = if overwrite {
-        file.persist(path)
-    } else {
-        file.persist_noclobber(path)
-    };
-    match persisted {
-        Ok(_) => Ok(value),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Err(CliError::OutputExists(path.to_owned())),
-        Err(e) => Err(CliError::io(format!("moving the archive to {}", path.display()))(
-            e.error,
-        )),
-    }
+    let partial = file.path().to_owned();
+    let file = std::cell::RefCell::new(Some(file));
+    // A signal while writing removes the temporary file; it never lands between the last write and the move.
+    crate::interrupt::with_partial_file(
+        &partial,
+        || {
+            let slot = file.borrow();
+            let file = slot.as_ref().expect("the file stays until it is moved").as_file();
+            let value = write(file)?;
+            (&*file)
+                .flush()
+                .and_then(|()| file.sync_all())
+                .map_err(CliError::io(format!("writing {}", partial.display())))?;
+            Ok(value)
+        },
+        |written| {
+            let value = written?;
+            let file = file.borrow_mut().take().expect("moved once");
+            let persisted = if overwrite {
+                file.persist(path)
+            } else {
+                file.persist_noclobber(path)
+            };
+            match persisted {
+                Ok(_) => Ok(value),
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(CliError::OutputExists(path.to_owned()))
+                }
+                Err(e) => Err(CliError::io(format!("moving the archive to {}", path.display()))(
+                    e.error,
+                )),
+            }
+        },
+    )
 }
 
 /// A bar on stderr when a person watches; nothing in pipes and CI logs.

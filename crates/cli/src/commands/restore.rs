@@ -6,11 +6,14 @@
 
 use crate::cli::{ReportFormat, RestoreArgs};
 use crate::cluster::client::ConnectOptions;
+use crate::cluster::progress::Progress;
 use crate::cluster::restore::{ArchiveContent, RestoreOptions, parse_duration, restore};
 use crate::cluster::{self};
 use crate::commands::verify::print_report;
 use crate::error::{CliError, Result};
+use crate::interrupt;
 use cmarchive_archive::VerifiedArchive;
+use std::sync::Arc;
 
 /// Restores `archive` into the cluster chosen by `args.cluster`.
 /// Takes the archive by value: its objects move into the restore, so a large archive is held once, not twice.
@@ -34,9 +37,50 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
         manifest: &manifest,
         objects,
     };
-    let report = cluster::block_on(restore(content, &options))
-        .map_err(CliError::Cluster)?
-        .map_err(CliError::Cluster)?;
+    let progress = Arc::new(Progress::default());
+    // A second signal exits at once, and still scales a paused controller back on its way out.
+    let _last_words = interrupt::on_exit({
+        let progress = progress.clone();
+        move || {
+            let progress = progress.clone();
+            Box::pin(async move {
+                if let Some(Ok(message) | Err(message)) = progress.resume_paused().await {
+                    eprintln!("cmarchive: {message}");
+                }
+            })
+        }
+    });
+    let _cooperation = interrupt::cooperate();
+    let finished = cluster::block_on(async {
+        tokio::select! {
+            report = restore(content, &options, &progress) => Ok(report),
+            // The restore is dropped here: its requests in flight are abandoned, which server-side apply makes
+            // safe to send again.
+            signal = interrupt::first() => Err((signal, progress.resume_paused().await)),
+        }
+    })
+    .map_err(CliError::Cluster)?;
+    let report = match finished {
+        Ok(report) => report.map_err(CliError::Cluster)?,
+        Err((signal, resumed)) => {
+            let mut message = format!(
+                "cmarchive: restore interrupted by {}\n{}",
+                signal.name(),
+                progress.summary()
+            );
+            match resumed {
+                Some(Ok(line)) => message.push_str(&format!("  {line}\n")),
+                Some(Err(line)) => message.push_str(&format!("  LEFT PAUSED: {line}\n")),
+                None => {}
+            }
+            message.push_str(&format!(
+                "to finish, run the same command again; it resumes where this one stopped:\n  {}",
+                interrupt::command_line()
+            ));
+            eprintln!("{message}");
+            return Ok(signal.exit_code());
+        }
+    };
     match args.output {
         ReportFormat::Table => {
             if let Some(verification) = &report.verify {

@@ -28,10 +28,15 @@ pub fn run(args: &VerifyArgs, archive: &VerifiedArchive) -> Result<i32> {
         let client = &connection.client;
         let apis = discovery::cert_manager(client, connection.display_name()).await?;
         let given = args.cluster_resource_namespace.as_deref();
-        let deployment = match given {
-            Some(_) => None,
-            None => controller::find(client).await,
-        };
+        let deployment = controller::find(client).await;
+        if let Some(d) = &deployment
+            && let Some(warning) = d.left_paused_warning()
+        {
+            eprintln!(
+                "warning: {warning}: run the restore again to finish it, or scale it back by hand: {}",
+                d.scale_command(d.replicas_to_restore())
+            );
+        }
         let target_crn = controller::effective_crn(given, deployment.as_ref());
         let facts = remap_facts(
             &archive.manifest.certificates,

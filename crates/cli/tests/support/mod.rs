@@ -93,3 +93,32 @@ pub fn pack_dump(dir: &Path, name: &str, dump: &serde_json::Value) -> Result<(Pa
     anyhow::ensure!(code == 0, "pack --from-file exited {code}: {stderr}");
     Ok((archive, key))
 }
+
+/// `cmarchive ARGS…` started in the background (same isolation as [`cmarchive`]), its output piped.
+pub fn spawn(args: &[&std::ffi::OsStr]) -> Result<std::process::Child> {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cmarchive"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env("HOME", "/nonexistent")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting cmarchive")
+}
+
+/// Sends `signal` to a background `cmarchive`.
+pub fn signal(child: &std::process::Child, signal: rustix::process::Signal) -> Result<()> {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id())?).context("a child's pid")?;
+    rustix::process::kill_process(pid, signal)?;
+    Ok(())
+}
+
+/// Waits for a background `cmarchive`: exit code (`-1` when killed by a signal), stdout, stderr (also printed).
+pub fn finish(child: std::process::Child) -> Result<(i32, String, String)> {
+    let out = child.wait_with_output()?;
+    let code = out.status.code().unwrap_or(-1);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("--- background cmarchive exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    Ok((code, stdout, stderr))
+}

@@ -117,6 +117,8 @@ pub struct LocalCluster {
     client: kube::Client,
     /// etcd, kube-apiserver, kube-controller-manager, in start order.
     core: Mutex<Vec<ManagedProcess>>,
+    /// What kube-apiserver was started with, to start it again the same way.
+    apiserver_args: Vec<String>,
     /// cert-manager's controller, webhook and cainjector, in start order.
     components: Vec<Arc<Process>>,
     reconciler: tokio::task::JoinHandle<()>,
@@ -192,6 +194,7 @@ impl LocalCluster {
                         ports: started.ports,
                         client: started.client,
                         core: Mutex::new(std::mem::take(&mut starter.procs)),
+                        apiserver_args: started.apiserver_args,
                         reconciler: tokio::spawn(components::reconcile_replicas(started.components.clone())),
                         components: started.components,
                     });
@@ -303,6 +306,33 @@ impl LocalCluster {
             }
         }
         Ok(())
+    }
+
+    /// Kills kube-apiserver and starts it again with the same flags and port, as a crash and its restart by a
+    /// supervisor would; returns once `/readyz` says ok. Clients see refused connections meanwhile.
+    pub async fn restart_apiserver(&self) -> anyhow::Result<()> {
+        {
+            let mut core = lock(&self.core);
+            let apiserver = core
+                .iter_mut()
+                .find(|p| p.name() == "kube-apiserver")
+                .context("kube-apiserver is part of every local cluster")?;
+            apiserver.stop(Duration::ZERO);
+            *apiserver = ManagedProcess::spawn(
+                "kube-apiserver",
+                &self.plane.binary("kube-apiserver"),
+                &self.apiserver_args,
+                &self.log_dir.join("kube-apiserver.log"),
+            )?;
+        }
+        let timeout = self.process(Component::Controller).timeout;
+        wait_until(
+            "kube-apiserver /readyz after its restart",
+            timeout,
+            || self.check_running(),
+            || apiserver_ready(&self.client),
+        )
+        .await
     }
 
     /// Pauses the cert-manager controller the way `cmarchive restore --pause-controller` does on a real cluster.
@@ -437,6 +467,7 @@ struct Started {
     ports: Ports,
     client: kube::Client,
     components: Vec<Arc<Process>>,
+    apiserver_args: Vec<String>,
 }
 
 /// Holds the processes started so far, so a failed start stops them (via their Drop) and reports their logs.
@@ -539,16 +570,7 @@ impl Starter {
         ];
         self.spawn("kube-apiserver", plane, log_dir, &apiserver_args)?;
         let client = client_for(&kubeconfig).await?;
-        let c = client.clone();
-        self.wait("kube-apiserver /readyz", move || {
-            let c = c.clone();
-            async move {
-                let req = ::http::Request::get("/readyz").body(Vec::new())?;
-                let body = c.request_text(req).await?;
-                Ok((body.trim() == "ok").then_some(()))
-            }
-        })
-        .await?;
+        self.wait("kube-apiserver /readyz", || apiserver_ready(&client)).await?;
 
         // kube-controller-manager
         let kcm_args = vec![
@@ -679,6 +701,7 @@ impl Starter {
             ports,
             client,
             components: started,
+            apiserver_args,
         })
     }
 
@@ -741,6 +764,13 @@ impl Starter {
         })
         .await
     }
+}
+
+/// `Some` once kube-apiserver's `/readyz` says ok.
+async fn apiserver_ready(client: &kube::Client) -> anyhow::Result<Option<()>> {
+    let req = ::http::Request::get("/readyz").body(Vec::new())?;
+    let body = client.request_text(req).await?;
+    Ok((body.trim() == "ok").then_some(()))
 }
 
 /// A kube client from a kubeconfig file.

@@ -1,0 +1,144 @@
+//! Transient API errors are retried, beyond the 429/503/504 that kube-client's own layer covers: a 500 that says
+//! etcd changed leader or timed out, a request timeout, and a connection refused or reset while the API server
+//! restarts. Every request cmarchive retries is idempotent (GET, LIST, server-side apply, a merge patch) or turns
+//! into one (a create whose answer was lost meets 409 and is applied instead). Validation errors, conflicts,
+//! forbidden and not found are never retried: waiting does not change them.
+
+use backon::{ExponentialBuilder, Retryable as _};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Retries in this process, for the final report. One command runs per process, so a process-wide count is
+/// that command's count.
+static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// Retries so far.
+pub fn count() -> u64 {
+    RETRIES.load(Ordering::Relaxed)
+}
+
+/// client-go's shape (exponential, jittered, capped), with bounds long enough to ride out an API server restart.
+fn policy() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_factor(2.0)
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .with_max_times(12)
+        .with_total_delay(Some(Duration::from_secs(90)))
+}
+
+/// Whether waiting and sending the same request again may succeed.
+pub fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => match status.code {
+            429 | 503 | 504 => true,
+            500 => {
+                let message = status.message.to_ascii_lowercase();
+                [
+                    "etcdserver: leader changed",
+                    "etcdserver: request timed out",
+                    "etcdserver: too many requests",
+                    "context deadline exceeded",
+                    "timeout",
+                    "connection refused",
+                ]
+                .iter()
+                .any(|m| message.contains(m))
+            }
+            _ => false,
+        },
+        other => connection_lost(other),
+    }
+}
+
+/// A connection refused, reset or cut short somewhere in the error's chain.
+fn connection_lost(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::*;
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | TimedOut
+            )
+        {
+            return true;
+        }
+        // hyper says so in words only ("connection closed before message completed").
+        let text = e.to_string();
+        if text.contains("connection closed before message completed") || text.contains("error trying to connect") {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Runs `request` until it succeeds, fails for good, or the bounds run out; each retry is counted and logged
+/// at `-v` with `what`.
+pub async fn transient<T, F, Fut>(what: &str, request: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    request
+        .retry(policy())
+        .when(is_transient)
+        .notify(|error, after| {
+            RETRIES.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%error, retry_in = ?after, "{what}: transient error, retrying");
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(kube::core::Status::failure(message, "").with_code(code).boxed())
+    }
+
+    #[test]
+    fn transient_and_permanent_errors() {
+        assert!(is_transient(&api(500, "etcdserver: leader changed")));
+        assert!(is_transient(&api(500, "Timeout: request did not complete within 1m0s")));
+        assert!(is_transient(&api(429, "too many requests")));
+        assert!(is_transient(&api(504, "")));
+        assert!(!is_transient(&api(
+            500,
+            "Internal error occurred: admission webhook denied"
+        )));
+        for permanent in [400, 403, 404, 409, 422] {
+            assert!(!is_transient(&api(permanent, "timeout")), "{permanent}");
+        }
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(is_transient(&kube::Error::Service(Box::new(refused))));
+        let other = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no");
+        assert!(!is_transient(&kube::Error::Service(Box::new(other))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_are_counted_and_bounded() {
+        let before = count();
+        let mut calls = 0;
+        let result: Result<(), _> = transient("test", || {
+            calls += 1;
+            async { Err(api(500, "etcdserver: leader changed")) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert!((2..=13).contains(&calls), "{calls}");
+        assert!(count() - before >= u64::try_from(calls - 1).unwrap());
+        let mut calls = 0;
+        let result: Result<(), _> = transient("test", || {
+            calls += 1;
+            async { Err(api(409, "conflict")) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "a conflict is never retried");
+    }
+}

@@ -1,0 +1,417 @@
+//! Interrupted and disturbed restores on local clusters (issue 23): a restore stopped by a signal, killed, or
+//! running while the API server or cert-manager is restarted. Each moment is chosen by watching the cluster, never
+//! by sleeping, and each case ends the way an operator would end it: the same `restore` run again, then `verify`
+//! exits 0, every archived certificate is byte-identical, no CertificateRequest was created, nothing is missing.
+
+mod support;
+
+use anyhow::{Context as _, Result};
+use cmarchive_e2e::fixtures::{self, Ca, Certificate, IssuerRef};
+use cmarchive_e2e::local::LocalCluster;
+use cmarchive_e2e::local::components::{self, Component};
+use cmarchive_e2e::provider::{Cluster, ClusterSpec};
+use cmarchive_e2e::reissuance;
+use cmarchive_e2e::scenarios::objects::{self, Kind, kinds};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+use kube::runtime::wait::await_condition;
+use rustix::process::Signal;
+use serde_json::{Value, json};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::{against, cmarchive, finish, keygen, run, signal, spawn};
+
+const WAIT: Duration = Duration::from_secs(180);
+
+/// An archive of a CA Issuer and `certificates` Certificates with their issued Secrets in `namespace`, packed
+/// offline, and the objects it holds.
+struct Packed {
+    _work: tempfile::TempDir,
+    key: PathBuf,
+    archive: PathBuf,
+    namespace: String,
+    objects: Vec<Value>,
+}
+
+fn pack(namespace: &str, certificates: usize) -> Result<Packed> {
+    let work = tempfile::tempdir()?;
+    let (recipient, key) = keygen(work.path())?;
+    let ca = Ca::new("cmarchive interruption test CA")?;
+    let mut items = vec![
+        fixtures::namespace(namespace),
+        ca.secret(namespace, "ca"),
+        fixtures::ca_issuer(Some(namespace), "ca", "ca"),
+    ];
+    let not_before = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    for i in 0..certificates {
+        let name = format!("app-{i:03}");
+        let crt = Certificate::new(
+            namespace,
+            &name,
+            IssuerRef::issuer("ca"),
+            &format!("{name}.{namespace}.test"),
+        )
+        .duration("2160h");
+        let leaf = ca.issue(&crt.leaf_spec(not_before, not_before + jiff::SignedDuration::from_hours(2160)))?;
+        items.push(crt.issued_secret(&ca, &leaf));
+        items.push(crt.to_json());
+    }
+    let dump = work.path().join("dump.json");
+    std::fs::write(
+        &dump,
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": items}))?,
+    )?;
+    let archive = work.path().join("backup.cmar");
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("--from-file")
+        .arg(&dump)
+        .arg("-r")
+        .arg(&recipient));
+    anyhow::ensure!(code == 0, "pack --from-file: {stderr}");
+    Ok(Packed {
+        _work: work,
+        key,
+        archive,
+        namespace: namespace.to_owned(),
+        objects: items,
+    })
+}
+
+impl Packed {
+    /// `restore ARCHIVE -i KEY --kubeconfig …` plus `extra`, as arguments for a background run.
+    fn restore_args(&self, kubeconfig: &Path, extra: &[&str]) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "restore".into(),
+            self.archive.clone().into(),
+            "-i".into(),
+            self.key.clone().into(),
+            "--kubeconfig".into(),
+            kubeconfig.into(),
+        ];
+        args.extend(extra.iter().map(OsString::from));
+        args
+    }
+
+    fn spawn_restore(&self, kubeconfig: &Path, extra: &[&str]) -> Result<std::process::Child> {
+        let args = self.restore_args(kubeconfig, extra);
+        spawn(&args.iter().map(OsString::as_os_str).collect::<Vec<_>>())
+    }
+
+    /// Runs the same restore again to its end; it must finish cleanly.
+    fn rerun(&self, kubeconfig: &Path, extra: &[&str]) -> Result<String> {
+        let (code, _, stderr) = run(cmarchive().args(self.restore_args(kubeconfig, extra)));
+        anyhow::ensure!(code == 0, "the re-run exited {code}: {stderr}");
+        Ok(stderr)
+    }
+
+    /// `verify` exits 0; every archived object exists; every archived Secret holds the archived data (the
+    /// certificates byte for byte); cert-manager created no CertificateRequest.
+    async fn assert_restored(&self, cluster: &LocalCluster) -> Result<()> {
+        self.assert_restored_except(cluster, &[]).await
+    }
+
+    /// [`Packed::assert_restored`], with Secret data keys cert-manager writes itself left out of the comparison.
+    async fn assert_restored_except(&self, cluster: &LocalCluster, owned_by_cert_manager: &[&str]) -> Result<()> {
+        let client = cluster.client();
+        let (code, stdout, stderr) = run(&mut against("verify", &self.archive, &self.key, cluster.kubeconfig()));
+        anyhow::ensure!(code == 0, "verify exited {code}: {stdout}{stderr}");
+        for archived in &self.objects {
+            let kind = Kind::of(archived)?;
+            let name = archived["metadata"]["name"].as_str().context("a name")?;
+            let namespace = archived["metadata"]["namespace"].as_str();
+            let live = objects::get(&client, kind, namespace, name)
+                .await?
+                .with_context(|| format!("{} {name} was lost", kind.kind))?;
+            if kind.kind == "Secret" {
+                let data = |secret: &Value| {
+                    let mut data = secret["data"].clone();
+                    if let Some(map) = data.as_object_mut() {
+                        map.retain(|k, _| !owned_by_cert_manager.contains(&k.as_str()));
+                    }
+                    data
+                };
+                assert_eq!(data(&live), data(archived), "Secret {name} differs from the archive");
+            }
+        }
+        reissuance::barrier(&client, WAIT).await?;
+        let requests = objects::list(&client, kinds::CERTIFICATE_REQUEST, Some(&self.namespace)).await?;
+        anyhow::ensure!(
+            requests.is_empty(),
+            "{} CertificateRequest(s) were created",
+            requests.len()
+        );
+        Ok(())
+    }
+}
+
+fn deployments(cluster: &LocalCluster) -> Api<Deployment> {
+    Api::namespaced(cluster.client(), components::NAMESPACE)
+}
+
+/// Waits until the controller Deployment satisfies `condition`, watching it.
+async fn controller_deployment(cluster: &LocalCluster, what: &str, condition: fn(&Deployment) -> bool) -> Result<()> {
+    let name = Component::Controller.deployment();
+    tokio::time::timeout(
+        WAIT,
+        await_condition(deployments(cluster), name, move |d: Option<&Deployment>| {
+            d.is_some_and(condition)
+        }),
+    )
+    .await
+    .with_context(|| format!("waiting until the controller Deployment {what}"))??;
+    Ok(())
+}
+
+fn replicas(d: &Deployment) -> Option<i32> {
+    d.spec.as_ref()?.replicas
+}
+
+fn recorded(d: &Deployment) -> Option<&str> {
+    d.metadata
+        .annotations
+        .as_ref()?
+        .get("cmarchive.io/paused-replicas")
+        .map(String::as_str)
+}
+
+/// Running again: one replica, nothing recorded, and its process up.
+async fn assert_controller_runs(cluster: &LocalCluster) -> Result<()> {
+    controller_deployment(cluster, "is scaled back and ready", |d| {
+        replicas(d) == Some(1) && recorded(d).is_none() && d.status.as_ref().and_then(|s| s.ready_replicas) == Some(1)
+    })
+    .await?;
+    anyhow::ensure!(
+        cluster.component_pid(Component::Controller).is_some(),
+        "the controller process is not running"
+    );
+    Ok(())
+}
+
+/// SIGINT while `--pause-controller` has the controller at zero: the restore scales it back before it exits, says
+/// what it applied and how to finish, and exits 130; the same command then finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_while_paused_scales_the_controller_back() -> Result<()> {
+    let packed = pack("sigint", 40)?;
+    let target = LocalCluster::start(&ClusterSpec::named("sigint-paused")).await?;
+    let child = packed.spawn_restore(target.kubeconfig(), &["--pause-controller"])?;
+    controller_deployment(&target, "is paused", |d| replicas(d) == Some(0)).await?;
+    signal(&child, Signal::INT)?;
+    let (code, _, stderr) = finish(child)?;
+    assert_eq!(code, 130, "{stderr}");
+    assert!(
+        stderr.contains("restore interrupted by SIGINT")
+            && stderr.contains("the cert-manager controller was scaled back to 1 replica(s)")
+            && stderr.contains("not applied: ")
+            && stderr.contains("to finish, run the same command again"),
+        "{stderr}"
+    );
+    let command = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("to finish"))
+        .nth(1)
+        .context("the command to finish")?;
+    assert!(
+        command.contains("restore") && command.ends_with("--pause-controller"),
+        "{command}"
+    );
+    assert_controller_runs(&target).await?;
+
+    packed.rerun(target.kubeconfig(), &["--pause-controller"])?;
+    assert_controller_runs(&target).await?;
+    packed.assert_restored(&target).await
+}
+
+/// SIGKILL while paused leaves the controller at zero with its replica count recorded on the Deployment: `verify`
+/// says so first, and the next `restore` (even one without `--pause-controller`) says so and scales it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_paused_is_undone_by_the_next_restore() -> Result<()> {
+    let packed = pack("sigkill", 40)?;
+    let target = LocalCluster::start(&ClusterSpec::named("sigkill-paused")).await?;
+    let mut child = packed.spawn_restore(target.kubeconfig(), &["--pause-controller"])?;
+    controller_deployment(&target, "is paused", |d| replicas(d) == Some(0)).await?;
+    child.kill()?;
+    let _ = finish(child)?;
+    let paused = deployments(&target).get(Component::Controller.deployment()).await?;
+    assert_eq!((replicas(&paused), recorded(&paused)), (Some(0), Some("1")));
+
+    let (_, _, stderr) = run(&mut against(
+        "verify",
+        &packed.archive,
+        &packed.key,
+        target.kubeconfig(),
+    ));
+    assert!(
+        stderr.starts_with("warning: the cert-manager controller Deployment cert-manager/cert-manager was left paused"),
+        "{stderr}"
+    );
+    let stderr = packed.rerun(target.kubeconfig(), &[])?;
+    assert!(
+        stderr.contains("was left paused by an interrupted restore")
+            && stderr.contains("this restore scales it back when it ends"),
+        "{stderr}"
+    );
+    assert_controller_runs(&target).await?;
+    packed.assert_restored(&target).await
+}
+
+/// Waits until `count` objects of `kind` exist in `namespace`, watching them.
+async fn until_written(cluster: &LocalCluster, kind: &'static Kind, namespace: &str, count: usize) -> Result<()> {
+    objects::watch_until(
+        &cluster.client(),
+        kind,
+        WAIT,
+        &format!("{count} {} exist in {namespace}", kind.plural),
+        |_, state| (state.keys().filter(|(ns, _)| ns == namespace).count() >= count).then_some(()),
+    )
+    .await
+}
+
+/// SIGKILL (nothing to clean up, no message) right after the first Secrets are written, right after the issuer,
+/// and half-way through the Certificates: each time the same command, run again, finishes with nothing lost and
+/// nothing reissued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_any_phase_then_the_same_restore_finishes() -> Result<()> {
+    const CERTIFICATES: usize = 200;
+    let target = LocalCluster::start(&ClusterSpec::named("sigkill-phases")).await?;
+    for (namespace, kind, count) in [
+        ("killed-in-secrets", kinds::SECRET, 1),
+        ("killed-after-issuers", kinds::ISSUER, 1),
+        ("killed-in-certificates", kinds::CERTIFICATE, CERTIFICATES / 2),
+    ] {
+        let packed = pack(namespace, CERTIFICATES)?;
+        let mut child = packed.spawn_restore(target.kubeconfig(), &[])?;
+        until_written(&target, kind, namespace, count).await?;
+        child.kill()?;
+        let (code, ..) = finish(child)?;
+        assert_eq!(code, -1, "{namespace}: the restore was killed before it ended");
+        let certificates = objects::list(&target.client(), kinds::CERTIFICATE, Some(namespace)).await?;
+        assert!(
+            certificates.len() < CERTIFICATES,
+            "{namespace}: the kill came after the last Certificate"
+        );
+        packed.rerun(target.kubeconfig(), &[])?;
+        packed.assert_restored(&target).await?;
+    }
+    Ok(())
+}
+
+/// kube-apiserver killed and started again while the Certificates are being written: the restore retries what
+/// the outage refused, finishes in the same run and says how many requests it retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiserver_restart_during_the_certificates_is_retried() -> Result<()> {
+    const CERTIFICATES: usize = 300;
+    let packed = pack("apiserver-restart", CERTIFICATES)?;
+    let target = LocalCluster::start(&ClusterSpec::named("apiserver-restart")).await?;
+    let child = packed.spawn_restore(target.kubeconfig(), &["-v"])?;
+    until_written(&target, kinds::CERTIFICATE, "apiserver-restart", 1).await?;
+    target.restart_apiserver().await?;
+    let (code, stdout, stderr) = finish(child)?;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("0 reissued"), "{stdout}");
+    let retried = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("retried ")?.split_once(' ')?.0.parse::<u64>().ok())
+        .with_context(|| format!("no retry reported: {stderr}"))?;
+    assert!(retried > 0);
+    assert!(stderr.contains("transient error, retrying"), "-v logs each retry");
+    packed.assert_restored(&target).await
+}
+
+/// The cert-manager controller stopped and started again by its replica driver while the restore writes the
+/// Certificates: it comes back to Certificates whose Secrets are all there, and reissues none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_restart_during_the_restore_reissues_nothing() -> Result<()> {
+    const CERTIFICATES: usize = 200;
+    let packed = pack("controller-restart", CERTIFICATES)?;
+    let target = LocalCluster::start(&ClusterSpec::named("controller-restart")).await?;
+    let child = packed.spawn_restore(target.kubeconfig(), &[])?;
+    until_written(&target, kinds::CERTIFICATE, "controller-restart", 1).await?;
+    target.stop_component(Component::Controller).await?;
+    target.start_component(Component::Controller).await?;
+    let (code, stdout, stderr) = finish(child)?;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("0 reissued"), "{stdout}");
+    packed.rerun(target.kubeconfig(), &[])?;
+    packed.assert_restored(&target).await
+}
+
+/// A restore run again after cert-manager has re-encoded a Certificate's keystores (PKCS#12 carries a fresh salt
+/// each time) is not stopped by a conflict on them: they hold the archived certificate and key, and are left to
+/// cert-manager.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keystores_re_encoded_by_cert_manager_are_not_a_conflict() -> Result<()> {
+    use base64::Engine as _;
+    const NAMESPACE: &str = "keystores";
+    let work = tempfile::tempdir()?;
+    let (recipient, key) = keygen(work.path())?;
+    let ca = Ca::new("cmarchive keystore test CA")?;
+    let not_before = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let crt = Certificate::new(
+        NAMESPACE,
+        "keystore",
+        IssuerRef::issuer("ca"),
+        "keystore.keystores.test",
+    )
+    .duration("2160h")
+    .with(
+        "keystores",
+        json!({"pkcs12": {"create": true, "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+    );
+    let leaf = ca.issue(&crt.leaf_spec(not_before, not_before + jiff::SignedDuration::from_hours(2160)))?;
+    let mut secret = crt.issued_secret(&ca, &leaf);
+    // What the source cluster's cert-manager encoded; its bytes are never the target's.
+    let archived_keystore = base64::engine::general_purpose::STANDARD.encode(b"keystore encoded in the source");
+    fixtures::set_path(&mut secret, &["data", "keystore.p12"], json!(archived_keystore));
+    fixtures::set_path(&mut secret, &["data", "truststore.p12"], json!(archived_keystore));
+    let items = vec![
+        fixtures::namespace(NAMESPACE),
+        ca.secret(NAMESPACE, "ca"),
+        fixtures::ca_issuer(Some(NAMESPACE), "ca", "ca"),
+        fixtures::opaque_secret(NAMESPACE, "keystore-password", &[("password", "changeit")]),
+        secret,
+        crt.to_json(),
+    ];
+    let dump = work.path().join("dump.json");
+    std::fs::write(
+        &dump,
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": items}))?,
+    )?;
+    let archive = work.path().join("backup.cmar");
+    let (code, _, stderr) = run(cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("--from-file")
+        .arg(&dump)
+        .arg("-r")
+        .arg(&recipient));
+    anyhow::ensure!(code == 0, "pack: {stderr}");
+    let packed = Packed {
+        _work: work,
+        key,
+        archive,
+        namespace: NAMESPACE.to_owned(),
+        objects: items,
+    };
+
+    let target = LocalCluster::start(&ClusterSpec::named("keystores")).await?;
+    packed.rerun(target.kubeconfig(), &[])?;
+    objects::watch_until(
+        &target.client(),
+        kinds::SECRET,
+        WAIT,
+        "cert-manager has re-encoded the keystore",
+        |_, state| {
+            let stored = state.get(&(NAMESPACE.to_owned(), "keystore-tls".to_owned()))?;
+            (stored["data"]["keystore.p12"].as_str()? != archived_keystore).then_some(())
+        },
+    )
+    .await?;
+    let stderr = packed.rerun(target.kubeconfig(), &[])?;
+    assert!(!stderr.contains("CONFLICT"), "{stderr}");
+    packed
+        .assert_restored_except(&target, &["keystore.p12", "truststore.p12"])
+        .await
+}
