@@ -275,7 +275,9 @@ pub async fn resume(client: &kube::Client, deployment: &ControllerDeployment, re
             deployment.scale_command(replicas)
         )
     })?;
-    eprintln!("resumed the cert-manager controller ({namespace}/{name}: {replicas} replicas)");
+    crate::interrupt::say(&format!(
+        "resumed the cert-manager controller ({namespace}/{name}: {replicas} replicas)"
+    ));
     Ok(())
 }
 
