@@ -104,18 +104,25 @@ async fn listen(ready: std::sync::mpsc::Sender<()>) {
         let state = state();
         let first = state.first.borrow().is_none();
         if first && state.cooperative.load(Ordering::SeqCst) {
-            eprintln!(
+            say(&format!(
                 "cmarchive: {}: stopping at the next safe point (again to stop at once)",
                 signal.name()
-            );
+            ));
             state.first.send_replace(Some(signal));
             continue;
         }
         state.first.send_replace(Some(signal));
-        eprintln!("cmarchive: {}: stopping now", signal.name());
+        say(&format!("cmarchive: {}: stopping now", signal.name()));
         last_words().await;
         std::process::exit(signal.exit_code());
     }
+}
+
+/// One line on stderr that cannot panic: `eprintln!` does when stderr is a pipe whose reader is gone (a cancelled
+/// CI job), and a panic here would kill this thread and leave every later signal caught and ignored.
+pub fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Runs every registered last word (bounded) and removes the partial files still registered.
@@ -126,17 +133,17 @@ async fn last_words() {
         .await
         .is_err()
     {
-        eprintln!(
+        say(&format!(
             "cmarchive: gave up on cleaning up after {}s",
             LAST_WORDS_BOUND.as_secs()
-        );
+        ));
     }
     for path in lock(&state.partial_files).drain(..) {
         if std::fs::remove_file(&path).is_ok() {
-            eprintln!(
+            say(&format!(
                 "cmarchive: removed the unfinished {}; no archive was written",
                 path.display()
-            );
+            ));
         }
     }
 }

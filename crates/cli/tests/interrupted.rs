@@ -27,7 +27,7 @@ const WAIT: Duration = Duration::from_secs(180);
 /// An archive of a CA Issuer and `certificates` Certificates with their issued Secrets in `namespace`, packed
 /// offline, and the objects it holds.
 struct Packed {
-    _work: tempfile::TempDir,
+    work: tempfile::TempDir,
     key: PathBuf,
     archive: PathBuf,
     namespace: String,
@@ -35,8 +35,6 @@ struct Packed {
 }
 
 fn pack(namespace: &str, certificates: usize) -> Result<Packed> {
-    let work = tempfile::tempdir()?;
-    let (recipient, key) = keygen(work.path())?;
     let ca = Ca::new("cmarchive interruption test CA")?;
     let mut items = vec![
         fixtures::namespace(namespace),
@@ -57,6 +55,13 @@ fn pack(namespace: &str, certificates: usize) -> Result<Packed> {
         items.push(crt.issued_secret(&ca, &leaf));
         items.push(crt.to_json());
     }
+    pack_objects(namespace, items)
+}
+
+/// `items` packed offline (`pack --from-file`) with a fresh key.
+fn pack_objects(namespace: &str, items: Vec<Value>) -> Result<Packed> {
+    let work = tempfile::tempdir()?;
+    let (recipient, key) = keygen(work.path())?;
     let dump = work.path().join("dump.json");
     std::fs::write(
         &dump,
@@ -72,7 +77,7 @@ fn pack(namespace: &str, certificates: usize) -> Result<Packed> {
         .arg(&recipient));
     anyhow::ensure!(code == 0, "pack --from-file: {stderr}");
     Ok(Packed {
-        _work: work,
+        work,
         key,
         archive,
         namespace: namespace.to_owned(),
@@ -345,8 +350,6 @@ async fn controller_restart_during_the_restore_reissues_nothing() -> Result<()> 
 async fn keystores_re_encoded_by_cert_manager_are_not_a_conflict() -> Result<()> {
     use base64::Engine as _;
     const NAMESPACE: &str = "keystores";
-    let work = tempfile::tempdir()?;
-    let (recipient, key) = keygen(work.path())?;
     let ca = Ca::new("cmarchive keystore test CA")?;
     let not_before = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
     let crt = Certificate::new(
@@ -374,27 +377,7 @@ async fn keystores_re_encoded_by_cert_manager_are_not_a_conflict() -> Result<()>
         secret,
         crt.to_json(),
     ];
-    let dump = work.path().join("dump.json");
-    std::fs::write(
-        &dump,
-        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": items}))?,
-    )?;
-    let archive = work.path().join("backup.cmar");
-    let (code, _, stderr) = run(cmarchive()
-        .arg("pack")
-        .arg(&archive)
-        .arg("--from-file")
-        .arg(&dump)
-        .arg("-r")
-        .arg(&recipient));
-    anyhow::ensure!(code == 0, "pack: {stderr}");
-    let packed = Packed {
-        _work: work,
-        key,
-        archive,
-        namespace: NAMESPACE.to_owned(),
-        objects: items,
-    };
+    let packed = pack_objects(NAMESPACE, items)?;
 
     let target = LocalCluster::start(&ClusterSpec::named("keystores")).await?;
     packed.rerun(target.kubeconfig(), &[])?;
@@ -414,4 +397,133 @@ async fn keystores_re_encoded_by_cert_manager_are_not_a_conflict() -> Result<()>
     packed
         .assert_restored_except(&target, &["keystore.p12", "truststore.p12"])
         .await
+}
+
+/// A kubeconfig for the ServiceAccount `default/restorer` with cluster-admin: the admin kubeconfig's group
+/// `system:masters` is exempt from API Priority and Fairness, a ServiceAccount is not.
+async fn restorer_kubeconfig(cluster: &LocalCluster, path: &Path) -> Result<()> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let client = cluster.client();
+    objects::apply(
+        &client,
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "restorer", "namespace": "default"}}),
+    )
+    .await?;
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "restorer-cluster-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "restorer", "namespace": "default"}]
+    });
+    apply_cluster_scoped(&client, "rbac.authorization.k8s.io", "clusterrolebindings", &binding).await?;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client, "default");
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let token = accounts
+        .create_token_request("restorer", &kube::api::PostParams::default(), &request)
+        .await?
+        .status
+        .and_then(|s| s.token)
+        .context("a token")?;
+    let admin = kube::config::Kubeconfig::read_from(cluster.kubeconfig())?;
+    let named = admin.clusters.first().context("a cluster")?;
+    let c = named.cluster.as_ref().context("a cluster")?;
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: \"{}\"\n    certificate-authority: \"{}\"\n\
+         users:\n- name: restorer\n  user:\n    token: \"{token}\"\ncontexts:\n- name: local\n  context:\n    cluster: local\n    user: restorer\n\
+         current-context: local\n",
+        c.server.as_deref().unwrap_or_default(),
+        c.certificate_authority.as_deref().unwrap_or_default(),
+    );
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// Server-side applies one cluster-scoped object of `group/v1`.
+async fn apply_cluster_scoped(client: &kube::Client, group: &str, plural: &str, object: &Value) -> Result<()> {
+    let resource = kube::api::ApiResource {
+        group: group.into(),
+        version: "v1".into(),
+        api_version: format!("{group}/v1"),
+        kind: object["kind"].as_str().unwrap_or_default().into(),
+        plural: plural.into(),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
+    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    api.patch(
+        &name,
+        &kube::api::PatchParams::apply("cmarchive-test").force(),
+        &kube::api::Patch::Apply(object),
+    )
+    .await?;
+    Ok(())
+}
+
+/// API Priority and Fairness with a priority level of a few seats (5 of about 250 shares) that rejects what does not fit, for every request
+/// of the ServiceAccount `default/restorer` into `namespace`.
+async fn throttle(client: &kube::Client, namespace: &str) -> Result<()> {
+    let level = json!({
+        "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "PriorityLevelConfiguration",
+        "metadata": {"name": "cmarchive-tiny"},
+        "spec": {"type": "Limited", "limited": {
+            "nominalConcurrencyShares": 5, "lendablePercent": 0, "limitResponse": {"type": "Reject"}}}
+    });
+    let schema = json!({
+        "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+        "metadata": {"name": "cmarchive-throttled"},
+        "spec": {
+            "matchingPrecedence": 100,
+            "priorityLevelConfiguration": {"name": "cmarchive-tiny"},
+            "distinguisherMethod": {"type": "ByUser"},
+            "rules": [{
+                "subjects": [{"kind": "ServiceAccount", "serviceAccount": {"name": "restorer", "namespace": "default"}}],
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "namespaces": [namespace]}]
+            }]
+        }
+    });
+    for (object, plural) in [(level, "prioritylevelconfigurations"), (schema, "flowschemas")] {
+        apply_cluster_scoped(client, "flowcontrol.apiserver.k8s.io", plural, &object).await?;
+    }
+    Ok(())
+}
+/// How many requests API Priority and Fairness rejected at the `cmarchive-tiny` level so far.
+async fn rejected(client: &kube::Client) -> Result<u64> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let metrics = client.request_text(request).await?;
+    Ok(metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("apiserver_flowcontrol_rejected_requests_total{")
+                && l.contains("priority_level=\"cmarchive-tiny\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
+
+/// An API server that answers 429 to whatever does not fit a tiny concurrency share: a restore of a few hundred
+/// Certificates still completes, nothing reissued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_writes_are_retried_until_the_restore_completes() -> Result<()> {
+    const CERTIFICATES: usize = 200;
+    let packed = pack("throttled", CERTIFICATES)?;
+    let target = LocalCluster::start(&ClusterSpec::named("throttled")).await?;
+    let kubeconfig = packed.work.path().join("restorer.kubeconfig");
+    restorer_kubeconfig(&target, &kubeconfig).await?;
+    throttle(&target.client(), "throttled").await?;
+    let (code, stdout, stderr) = run(cmarchive().args(packed.restore_args(&kubeconfig, &[])));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("verified {CERTIFICATES} certificates: 0 reissued")),
+        "{stdout}"
+    );
+    let rejected = rejected(&target.client()).await?;
+    eprintln!("API Priority and Fairness rejected {rejected} request(s)");
+    assert!(rejected > 0, "nothing was throttled: this test can no longer fail");
+    packed.assert_restored(&target).await
 }

@@ -275,7 +275,9 @@ pub async fn resume(client: &kube::Client, deployment: &ControllerDeployment, re
             deployment.scale_command(replicas)
         )
     })?;
-    note!("resumed the cert-manager controller ({namespace}/{name}: {replicas} replicas)");
+    crate::interrupt::say(&cmarchive_archive::text::escape_controls(&format!(
+        "resumed the cert-manager controller ({namespace}/{name}: {replicas} replicas)"
+    )));
     Ok(())
 }
 

@@ -120,25 +120,28 @@ mod tests {
         assert!(!is_transient(&kube::Error::Service(Box::new(other))));
     }
 
+    /// How many times `transient` sends a request that always fails with `error`.
+    async fn calls_until_given_up(code: u16, message: &'static str) -> usize {
+        let mut calls = 0;
+        let result: Result<(), _> = transient("test", || {
+            calls += 1;
+            async move { Err(api(code, message)) }
+        })
+        .await;
+        assert!(result.is_err());
+        calls
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retries_are_counted_and_bounded() {
         let before = count();
-        let mut calls = 0;
-        let result: Result<(), _> = transient("test", || {
-            calls += 1;
-            async { Err(api(500, "etcdserver: leader changed")) }
-        })
-        .await;
-        assert!(result.is_err());
+        let calls = calls_until_given_up(500, "etcdserver: leader changed").await;
         assert!((2..=13).contains(&calls), "{calls}");
         assert!(count() - before >= u64::try_from(calls - 1).unwrap());
-        let mut calls = 0;
-        let result: Result<(), _> = transient("test", || {
-            calls += 1;
-            async { Err(api(409, "conflict")) }
-        })
-        .await;
-        assert!(result.is_err());
-        assert_eq!(calls, 1, "a conflict is never retried");
+        assert_eq!(
+            calls_until_given_up(409, "conflict").await,
+            1,
+            "a conflict is never retried"
+        );
     }
 }

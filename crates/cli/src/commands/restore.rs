@@ -45,7 +45,7 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
             let progress = progress.clone();
             Box::pin(async move {
                 if let Some(Ok(message) | Err(message)) = progress.resume_paused().await {
-                    eprintln!("cmarchive: {message}");
+                    interrupt::say(&format!("cmarchive: {message}"));
                 }
             })
         }
@@ -77,7 +77,7 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
                 "to finish, run the same command again; it resumes where this one stopped:\n  {}",
                 interrupt::command_line()
             ));
-            eprintln!("{message}");
+            interrupt::say(&message);
             return Ok(signal.exit_code());
         }
     };
