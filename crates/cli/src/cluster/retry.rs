@@ -36,6 +36,12 @@ pub fn is_transient(error: &kube::Error) -> bool {
             429 | 503 | 504 => true,
             500 => {
                 let message = status.message.to_ascii_lowercase();
+                // A webhook that cannot be called is waited for once, with its own bound and status line, before
+                // the first cert-manager object (api_ready); retried here, every object of a preflight would
+                // wait on its own (its URL's `?timeout=` and "connection refused" match the words below).
+                if message.contains("failed calling webhook") {
+                    return false;
+                }
                 [
                     "etcdserver: leader changed",
                     "etcdserver: request timed out",
@@ -110,6 +116,11 @@ mod tests {
         assert!(!is_transient(&api(
             500,
             "Internal error occurred: admission webhook denied"
+        )));
+        assert!(!is_transient(&api(
+            500,
+            "Internal error occurred: failed calling webhook \"webhook.cert-manager.io\": failed to call webhook: \
+             Post \"https://localhost:1/validate?timeout=30s\": dial tcp 127.0.0.1:1: connect: connection refused"
         )));
         for permanent in [400, 403, 404, 409, 422] {
             assert!(!is_transient(&api(permanent, "timeout")), "{permanent}");
