@@ -72,9 +72,18 @@ fn connection_lost(error: &(dyn std::error::Error + 'static)) -> bool {
         {
             return true;
         }
-        // hyper says so in words only ("connection closed before message completed").
+        // hyper and hyper-util say so in words only. A connect error means nothing was sent; a send error on a
+        // connection that died is safe to repeat because every write is idempotent.
         let text = e.to_string();
-        if text.contains("connection closed before message completed") || text.contains("error trying to connect") {
+        if [
+            "connection closed before message completed",
+            "error trying to connect",
+            "client error (Connect)",
+            "client error (SendRequest)",
+        ]
+        .iter()
+        .any(|words| text.contains(words))
+        {
             return true;
         }
         next = e.source();
