@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{against, cmarchive, finish, keygen, run, signal, spawn};
+use support::{against, cmarchive, finish, pack_dump, run, signal, spawn};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -61,21 +61,8 @@ fn pack(namespace: &str, certificates: usize) -> Result<Packed> {
 /// `items` packed offline (`pack --from-file`) with a fresh key.
 fn pack_objects(namespace: &str, items: Vec<Value>) -> Result<Packed> {
     let work = tempfile::tempdir()?;
-    let (recipient, key) = keygen(work.path())?;
-    let dump = work.path().join("dump.json");
-    std::fs::write(
-        &dump,
-        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": items}))?,
-    )?;
-    let archive = work.path().join("backup.cmar");
-    let (code, _, stderr) = run(cmarchive()
-        .arg("pack")
-        .arg(&archive)
-        .arg("--from-file")
-        .arg(&dump)
-        .arg("-r")
-        .arg(&recipient));
-    anyhow::ensure!(code == 0, "pack --from-file: {stderr}");
+    let dump = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let (archive, key) = pack_dump(work.path(), "backup", &dump)?;
     Ok(Packed {
         work,
         key,
