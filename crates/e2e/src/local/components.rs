@@ -78,13 +78,9 @@ impl Component {
         format!("{}-local", self.deployment())
     }
 
+    /// The release's image: named like the binary.
     fn image(self, version: &str) -> String {
-        let image = match self {
-            Component::Controller => "cert-manager-controller",
-            Component::Webhook => "cert-manager-webhook",
-            Component::Cainjector => "cert-manager-cainjector",
-        };
-        format!("quay.io/jetstack/{image}:{version}")
+        format!("quay.io/jetstack/{}:{version}", self.binary())
     }
 }
 

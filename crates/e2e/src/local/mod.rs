@@ -256,11 +256,6 @@ impl LocalCluster {
         &self.process(Component::Controller).args
     }
 
-    /// Exact arguments a cert-manager component's process runs with.
-    pub fn component_args(&self, component: Component) -> &[String] {
-        &self.process(component).args
-    }
-
     fn process(&self, component: Component) -> &Process {
         self.components
             .iter()
