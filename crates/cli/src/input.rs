@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 /// A dump's bytes: a large regular file mapped from the page cache, anything else read.
 ///
-/// Read, a 50 MB dump was copied into as many fresh pages, which the kernel zeroes first (on virtual machines,
-/// slowly): 15 ms of a fast offline pack and over 150 ms of a slow one, and a third of its heap while it parses.
+/// Mapping shares the page cache: a dump read into memory is copied into as many fresh pages, which the kernel
+/// zeroes first (slowly on virtual machines), and they stay on the heap while it parses.
 pub enum DumpBytes {
     /// A mapped regular file.
     Mapped(memmap2::Mmap),

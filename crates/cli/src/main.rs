@@ -37,11 +37,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// When freed memory goes back to the OS. A command that talks to a cluster holds objects for network-bound
-/// stretches: returning freed pages at once keeps its peak low at no cost in time (pack of 10,000 Certificates
-/// peaked at 225 MB with mimalloc's default delay and 170 MB without). A command that only reads and writes files
-/// is CPU-bound and frees and reallocates its whole input in bursts: returned at once, those pages were faulted
-/// back (and zeroed by the kernel) moments later, a third of a 500 MB offline pack's time, for 3% less peak; a
-/// short delay lets them be reused. A `MIMALLOC_PURGE_DELAY` the user set wins.
+/// stretches: returning freed pages at once keeps its peak low at no cost in time. A command that only reads and
+/// writes files is CPU-bound and frees and reallocates its whole input in bursts: pages returned at once would be
+/// faulted back (and zeroed by the kernel) moments later, so a short delay lets them be reused. A
+/// `MIMALLOC_PURGE_DELAY` the user set wins. docs/PERFORMANCE.md has the measurements.
 #[cfg(not(cmarchive_system_alloc))]
 #[allow(unsafe_code)]
 fn tune_allocator(command: &Command) {

@@ -372,8 +372,8 @@ fn external_issuer_kinds(certificates: &[&Input<'_>], inputs: &[Input<'_>]) -> B
 }
 
 fn warn_missing_issuers(state: &mut State, certificates: &[&Input<'_>], inputs: &[Input<'_>]) {
-    // One set of (group, kind, name, namespace) for all Certificates: scanning the inputs per Certificate was
-    // quadratic (most of a 500 MB pack's time).
+    // One set of (group, kind, name, namespace) for all Certificates: scanning the inputs per Certificate would be
+    // quadratic in the size of the dump.
     let present: HashSet<(&str, &str, &str, Option<&str>)> = inputs
         .iter()
         .map(|Input { key: other, .. }| {

@@ -130,7 +130,7 @@ impl<R: Read> Read for LimitTap<R> {
 /// Reads `source` to its end into `out[start..]` and returns how many bytes came.
 ///
 /// `out` is a buffer reused from entry to entry, its length a high-water mark: only bytes past that mark are zeroed
-/// (std's `read_to_end` zeroes the room for every read, which was a twelfth of an unpack's time). It grows at most
+/// (std's `read_to_end` zeroes the room for every read, a noticeable share of an unpack's time). It grows at most
 /// [`FILL_STEP`] ahead of the bytes that arrived, so a size field alone never makes it allocate.
 pub(super) fn fill_from<R: Read>(source: &mut R, out: &mut Vec<u8>, start: usize) -> io::Result<usize> {
     let mut end = start;
