@@ -12,8 +12,17 @@ pub const EXIT_OK: i32 = 0;
 /// Exit code: an error stopped the command (bad input, wrong key, damaged archive, cluster error, …).
 pub const EXIT_ERROR: i32 = 1;
 /// Exit code: the command finished, but a certificate was (or would be) reissued. Used by `verify` and `restore`.
-#[allow(dead_code)]
 pub const EXIT_REISSUED: i32 = 2;
+
+/// The exit code of a verification's conclusion.
+pub fn exit_code(conclusion: cmarchive_archive::certmanager::evidence::Conclusion) -> i32 {
+    use cmarchive_archive::certmanager::evidence::Conclusion;
+    match conclusion {
+        Conclusion::Reissued => EXIT_REISSUED,
+        Conclusion::Incomplete => EXIT_ERROR,
+        Conclusion::Same => EXIT_OK,
+    }
+}
 
 /// Back up cert-manager into one encrypted file and restore it elsewhere without reissuing a certificate.
 #[derive(Debug, Parser)]
@@ -165,6 +174,23 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a size like 512M or 2G"))?;
     n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s} is too large"))
+}
+
+/// Parses `90s`, `5m`, `1h30m` (jiff's friendly durations, ISO 8601 too) or `300` (seconds); at least a second.
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let duration = match s.parse::<u64>() {
+        Ok(seconds) => std::time::Duration::from_secs(seconds),
+        Err(_) => s
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .and_then(|d| std::time::Duration::try_from(d).ok())
+            .ok_or_else(|| format!("{s:?} is not a duration like 90s, 5m or 1h30m"))?,
+    };
+    if duration < std::time::Duration::from_secs(1) {
+        return Err(format!("{s:?} is too short; wait at least 1s"));
+    }
+    Ok(duration)
 }
 
 /// Which cluster to talk to, the way kubectl chooses it.
@@ -371,9 +397,10 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub force_conflicts: bool,
 
-    /// How long to wait for each phase (issuers Ready, Certificates Ready), e.g. `90s`, `5m`.
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    pub timeout: String,
+    /// How long to wait for each phase (issuers Ready, Certificates Ready), e.g. `90s`, `5m`, `1h30m`; a bare
+    /// number is seconds.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
 
     /// The target is the cluster the archive came from: keep `ownerReferences` (except on Secrets owned by
     /// their Certificate).
@@ -462,6 +489,21 @@ mod tests {
         assert_eq!(parse_size("512m"), Ok(512 << 20));
         assert_eq!(parse_size("1000"), Ok(1000));
         assert!(parse_size("1X").is_err());
+    }
+
+    #[test]
+    fn timeouts_parse() {
+        use std::time::Duration;
+        assert_eq!(parse_timeout("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_timeout("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_timeout("300"), Ok(Duration::from_secs(300)));
+        for bad in ["", "5x", "-5m", "0s", "soon"] {
+            assert!(parse_timeout(bad).is_err(), "{bad:?} was accepted");
+        }
+        let err = Cli::try_parse_from(["cmarchive", "restore", "a.cmar", "--timeout", "5 minutes please"])
+            .expect_err("not a duration");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
     }
 
     #[test]

@@ -55,10 +55,6 @@ pub enum CliError {
     /// Two flags or values that cannot go together, or a missing one.
     #[error("{0}")]
     Usage(String),
-    /// A command that another part of cmarchive will provide.
-    #[allow(dead_code)]
-    #[error("{0} is not implemented yet")]
-    NotImplemented(&'static str),
     /// Anything from the cluster layer (used by `restore`, `verify` and cluster `pack`) (kept opaque here so that layer owns its own messages).
     #[error("{0:#}")]
     Cluster(anyhow::Error),
@@ -83,7 +79,6 @@ impl CliError {
             CliError::Folder(FolderError::Unsafe { .. }) => Some(
                 "remove it, or unpack into an empty folder (links and special files are never written through)".into(),
             ),
-            CliError::NotImplemented(_) => Some("use `pack --from-file`, `unpack` and `inspect` meanwhile".into()),
             _ => None,
         }
     }

@@ -316,16 +316,27 @@ impl Report {
         }
     }
 
-    /// Process exit code: 2 when anything was reissued, 1 when something is missing or not Ready, else 0.
-    pub fn exit_code(&self) -> i32 {
+    /// What the checks add up to: reissuance outweighs anything missing or not Ready.
+    pub fn conclusion(&self) -> Conclusion {
         if self.reissued > 0 {
-            2
+            Conclusion::Reissued
         } else if self.missing > 0 || self.not_ready > 0 {
-            1
+            Conclusion::Incomplete
         } else {
-            0
+            Conclusion::Same
         }
     }
+}
+
+/// The outcome of a whole verification, worst first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conclusion {
+    /// At least one certificate was reissued.
+    Reissued,
+    /// Nothing reissued, but a Certificate or its Secret is missing or not Ready.
+    Incomplete,
+    /// Every certificate is the archived one (or was renewed because it was due).
+    Same,
 }
 
 #[cfg(test)]
@@ -433,7 +444,10 @@ mod tests {
         let result = check(&facts("00"), Some(&cert), Some(&secret(&pem)), &[], since());
         assert_eq!(result.verdict, Verdict::Renewed, "{result:?}");
         let report = Report::new(since(), vec![result]);
-        assert_eq!((report.renewed, report.reissued, report.exit_code()), (1, 0, 0));
+        assert_eq!(
+            (report.renewed, report.reissued, report.conclusion()),
+            (1, 0, Conclusion::Same)
+        );
     }
 
     #[test]
@@ -476,7 +490,7 @@ mod tests {
         assert_eq!(result.verdict, Verdict::NotReady);
         assert_eq!(result.reason.as_deref(), Some("Ready=False Pending: waiting"));
         let report = Report::new(since(), vec![result]);
-        assert_eq!(report.exit_code(), 1);
+        assert_eq!(report.conclusion(), Conclusion::Incomplete);
         // A Secret without a certificate is evidence of its own.
         let empty = json!({"metadata": {"namespace": "a", "name": "web-tls"}, "data": {}});
         let result = check(

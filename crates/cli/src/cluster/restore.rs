@@ -2,6 +2,7 @@
 //! the phases (docs/CLUSTER.md) — Namespaces, Secrets, the race barrier, issuers, Certificates — with readiness waits,
 //! and finally `verify`. Every write is server-side apply, so running it again after a failure resumes.
 
+use crate::cli::{self, EXIT_ERROR, EXIT_OK, EXIT_REISSUED};
 use crate::cluster::access::{self, Permission};
 use crate::cluster::api_ready::{self, WebhookUnavailable};
 use crate::cluster::apply::{Applied, Applier, Outcome, Prepared};
@@ -15,6 +16,7 @@ use crate::cluster::verify::{self, Report};
 use crate::cluster::wait::{self, NotReady, SecretBarrier};
 use anyhow::{Context as _, Result, bail};
 use cmarchive_archive::VerifiedObject;
+use cmarchive_archive::certmanager::evidence::Conclusion;
 use cmarchive_archive::certmanager::predict::{Outcome as Predicted, Prediction, predict_stored};
 use cmarchive_archive::certmanager::{RestoreOptions as Remap, prepare_for_restore};
 use cmarchive_archive::manifest::{CertificateFacts, Manifest, PhaseName};
@@ -72,13 +74,14 @@ impl RestoreReport {
         self.phases.values().flatten().filter(|a| !a.outcome.is_ok()).count()
     }
 
-    /// 2 when a certificate was reissued, 1 when anything else went wrong, else 0.
+    /// [`EXIT_REISSUED`] when a certificate was reissued, [`EXIT_ERROR`] when anything else went wrong.
     pub fn exit_code(&self) -> i32 {
-        match &self.verify {
-            Some(report) if report.exit_code() == 2 => 2,
-            _ if self.problems() > 0 || !self.not_ready.is_empty() => 1,
-            Some(report) => report.exit_code(),
-            None => 0,
+        let conclusion = self.verify.as_ref().map(Report::conclusion);
+        match conclusion {
+            Some(Conclusion::Reissued) => EXIT_REISSUED,
+            _ if self.problems() > 0 || !self.not_ready.is_empty() => EXIT_ERROR,
+            Some(conclusion) => cli::exit_code(conclusion),
+            None => EXIT_OK,
         }
     }
 }
@@ -620,22 +623,6 @@ async fn wait_for_crds(client: &kube::Client, created: &[&str], timeout: Duratio
     }
 }
 
-/// Parses `90s`, `5m`, `1h`, `300` (seconds).
-pub fn parse_duration(text: &str) -> Result<Duration> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number
-        .parse()
-        .with_context(|| format!("{text:?} is not a duration like 90s or 5m"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => bail!("{text:?}: unknown unit {unit:?}; use s, m or h"),
-    };
-    Ok(Duration::from_secs(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,14 +637,6 @@ mod tests {
             "metadata": {"name": "a", "labels": {"kubernetes.io/metadata.name": "a"}}});
         drop_server_owned_labels(&mut bare);
         assert!(bare["metadata"].get("labels").is_none());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("5d").is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::cli::{ReportFormat, RestoreArgs};
 use crate::cluster::client::ConnectOptions;
 use crate::cluster::progress::Progress;
-use crate::cluster::restore::{ArchiveContent, RestoreOptions, parse_duration, restore};
+use crate::cluster::restore::{ArchiveContent, RestoreOptions, restore};
 use crate::cluster::{self};
 use crate::commands::verify::print_report;
 use crate::error::{CliError, Result};
@@ -25,7 +25,7 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
         },
         dry_run: args.dry_run,
         force_conflicts: args.force_conflicts,
-        timeout: parse_duration(&args.timeout).map_err(|e| CliError::Usage(format!("--timeout: {e:#}")))?,
+        timeout: args.timeout,
         same_cluster: args.same_cluster,
         pause_controller: args.pause_controller,
         no_verify: args.no_verify,
@@ -88,9 +88,9 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
             }
             if !report.not_ready.is_empty() {
                 eprintln!(
-                    "{} object(s) did not become Ready within --timeout {}",
+                    "{} object(s) did not become Ready within --timeout {}s",
                     report.not_ready.len(),
-                    args.timeout
+                    args.timeout.as_secs()
                 );
             }
         }

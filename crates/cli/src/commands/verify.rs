@@ -49,7 +49,7 @@ pub fn run(args: &VerifyArgs, archive: &VerifiedArchive) -> Result<i32> {
         .map_err(CliError::Cluster)?
         .map_err(CliError::Cluster)?;
     print_report(&report, args.output)?;
-    Ok(report.exit_code())
+    Ok(crate::cli::exit_code(report.conclusion()))
 }
 
 /// Prints a report in the chosen format to stdout; the table form is the verification table.
