@@ -3,7 +3,7 @@
 //! reason, in the right namespaces and phases; and `predict` says the near-expiry and the mismatched certificate
 //! are reissued while the others stay.
 
-mod fixtures;
+pub mod fixtures;
 
 use cmarchive_archive::certmanager::select::codes;
 use cmarchive_archive::certmanager::{Outcome, SelectOptions, plan, predict_plan};

@@ -1,7 +1,7 @@
 //! Each check of the reissuance prediction, against Secrets built with rcgen, plus private-key parsing in every
 //! encoding cert-manager accepts.
 
-mod fixtures;
+pub mod fixtures;
 
 use cmarchive_archive::certmanager::certinfo::parse_leaf;
 use cmarchive_archive::certmanager::keys::public_key_of_private_pem;

@@ -7,7 +7,7 @@
 //! manifests under `deploy/` are applied with kubectl, the CronJob's account packs without being able to list
 //! Secrets, and the restores run as an account bound to `deploy/rbac/restore-role.yaml`).
 
-mod support;
+pub mod support;
 
 use anyhow::{Context as _, Result, bail};
 use cmarchive_e2e::fixtures::{self, Certificate, IssuerRef};

@@ -3,7 +3,7 @@
 //! by sleeping, and each case ends the way an operator would end it: the same `restore` run again, then `verify`
 //! exits 0, every archived certificate is byte-identical, no CertificateRequest was created, nothing is missing.
 
-mod support;
+pub mod support;
 
 use anyhow::{Context as _, Result};
 use cmarchive_e2e::fixtures::{self, Ca, Certificate, IssuerRef};

@@ -10,7 +10,7 @@
 //! 1,000 in `scripts/bench`'s raw floor), so the extra margin of the barrier (a watch that has seen every Secret,
 //! then a grace) only shows on clusters whose controller lags further behind the API server.
 
-mod support;
+pub mod support;
 
 use anyhow::{Context as _, Result};
 use cmarchive_e2e::fixtures::{self, Ca, Certificate, IssuerRef};

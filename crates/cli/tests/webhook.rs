@@ -5,7 +5,7 @@
 //! log lines on stderr. With the webhook back, the same command resumes and finishes. (The restore that waits
 //! while the webhook comes back is scenario 13 of the suite.)
 
-mod support;
+pub mod support;
 
 use anyhow::Result;
 use cmarchive_e2e::fixtures::{self, Ca, Certificate, IssuerRef};

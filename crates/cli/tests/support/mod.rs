@@ -1,8 +1,6 @@
 //! What the cluster-facing CLI tests share: the binary under test, isolated from the person's kubeconfig, and
 //! running it with its output kept for the assertion and echoed for the log.
 
-#![allow(dead_code)] // each test binary uses a different part
-
 use anyhow::{Context as _, Result};
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
