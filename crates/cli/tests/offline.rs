@@ -1377,3 +1377,68 @@ fn scrypt_beyond_the_memory_limit_is_a_message_not_an_abort() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("needs 1G of memory for scrypt"), "{stderr}");
 }
+
+/// SIGINT and SIGTERM while `pack` writes its archive leave nothing behind: no archive, no temporary file, and
+/// the shell's exit code. The moment is chosen by watching: an age plugin on PATH that announces it was started
+/// (which happens while the archive is being written, into its temporary file) and then never answers.
+#[test]
+fn an_interrupted_pack_leaves_no_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::time::{Duration, Instant};
+    let ws = Workspace::new();
+    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let bin = ws.path("bin");
+    fs::create_dir(&bin).unwrap();
+    let plugin = bin.join("age-plugin-hold");
+    // The shell keeps its stdout open while `cat` waits: age reads no answer, and no end of one either.
+    fs::write(&plugin, "#!/bin/sh\ntouch \"$HOLD_STARTED\"\ncat >/dev/null\n").unwrap();
+    fs::set_permissions(&plugin, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = ws.path("out");
+    fs::create_dir(&out).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+
+    for (signal, code) in [
+        (rustix::process::Signal::INT, 130),
+        (rustix::process::Signal::TERM, 143),
+    ] {
+        let started = ws.path(&format!("plugin-started-{code}"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cmarchive"))
+            .arg("pack")
+            .arg(out.join("backup.cmar"))
+            .arg("--from-file")
+            .arg(&input)
+            .args(["-r", &ws.recipient, "-j", "hold"])
+            .env("PATH", &path)
+            .env("HOLD_STARTED", &started)
+            .env_remove("CMARCHIVE_AGE_RECIPIENTS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !started.exists() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("pack ended ({status}) before the plugin started");
+            }
+            assert!(Instant::now() < deadline, "the plugin was never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let written: Vec<String> = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            written.len() == 1 && written[0].starts_with(".backup.cmar.partial-"),
+            "the archive is being written into its temporary file: {written:?}"
+        );
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+        let result = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(code), "{stderr}");
+        assert!(stderr.contains("stopping now"), "{stderr}");
+        let left: Vec<_> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{signal:?} left {left:?}");
+    }
+}
