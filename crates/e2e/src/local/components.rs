@@ -141,7 +141,13 @@ impl Process {
         })
         .await;
         if let Err(e) = waited {
-            let tail = lock(&self.process).as_ref().map(|p| p.tail(40)).unwrap_or_default();
+            // A start that failed leaves no handle behind: the replica driver would take it for a running process
+            // and never try again.
+            let failed = lock(&self.process).take();
+            let tail = failed.as_ref().map(|p| p.tail(40)).unwrap_or_default();
+            if let Some(mut p) = failed {
+                tokio::task::spawn_blocking(move || p.stop(Duration::from_secs(10))).await?;
+            }
             return Err(e.context(tail));
         }
         self.publish(1).await
@@ -156,7 +162,7 @@ impl Process {
         self.publish(0).await
     }
 
-    async fn publish(&self, replicas: i32) -> anyhow::Result<()> {
+    pub(super) async fn publish(&self, replicas: i32) -> anyhow::Result<()> {
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let pods = self.pods();
         let deployment_name = self.component.deployment();
@@ -216,7 +222,10 @@ impl Process {
     }
 }
 
-/// Follows each Deployment's `spec.replicas` (one list every 100 ms) and starts or stops its process to match.
+/// Follows each Deployment's `spec.replicas` (one list every 100 ms) and starts or stops its process to match,
+/// then makes the Deployment's status say so. Level-triggered like a real controller: a status write that failed
+/// (an API server restarting) or a spec that changed while a process was starting or stopping is caught up with on
+/// the next list.
 pub(super) async fn reconcile_replicas(processes: Vec<Arc<Process>>) {
     let Some(first) = processes.first() else {
         return;
@@ -236,9 +245,15 @@ pub(super) async fn reconcile_replicas(processes: Vec<Arc<Process>>) {
                 continue;
             };
             let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) > 0;
+            let replicas = i32::from(want);
+            let status = d.status.as_ref();
+            let published = status.and_then(|s| s.observed_generation) >= d.metadata.generation
+                && status.and_then(|s| s.replicas).unwrap_or(0) == replicas
+                && status.and_then(|s| s.ready_replicas).unwrap_or(0) == replicas;
             let result = match (want, p.is_running()) {
                 (true, false) => p.start(|| Ok(())).await,
                 (false, true) => p.stop().await,
+                _ if !published => p.publish(replicas).await,
                 _ => continue,
             };
             if let Err(e) = result {

@@ -356,10 +356,16 @@ impl LocalCluster {
         .await
     }
 
-    /// Scales a component's Deployment back to one replica and waits until the process is healthy and the
-    /// Deployment's status says so (the last thing the replica driver writes, after the Pod).
+    /// Scales a component's Deployment back to one replica and waits until it runs ([`Self::component_runs`]).
     pub async fn start_component(&self, component: Component) -> anyhow::Result<()> {
         self.scale(component, 1).await?;
+        self.component_runs(component).await
+    }
+
+    /// Waits until a component's process is healthy and its Deployment's status says so for the current spec
+    /// (the last thing the replica driver writes, after the Pod): what follows a scale to one replica, by
+    /// whomever.
+    pub async fn component_runs(&self, component: Component) -> anyhow::Result<()> {
         let c = self.process(component);
         let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), components::NAMESPACE);
         let waited = wait_until(
