@@ -75,7 +75,7 @@ pub fn public_key_of_private_pem(pem: &[u8]) -> Result<PublicKey, String> {
     match block.label.as_str() {
         "RSA PRIVATE KEY" => rsa_from_pkcs1(&block.contents),
         "EC PRIVATE KEY" => ec_from_sec1(&block.contents, None),
-        "PRIVATE KEY" => from_pkcs8(&block.contents),
+        "PRIVATE KEY" => public_key_of_pkcs8(&block.contents),
         other => Err(format!("unknown private key type: {other}")),
     }
 }
@@ -107,7 +107,8 @@ pub fn public_key_of_certificate(certificate: &X509Certificate<'_>) -> Result<Pu
     }
 }
 
-fn from_pkcs8(der: &[u8]) -> Result<PublicKey, String> {
+/// The public key of a PKCS#8 private key (DER), as keystores hold it.
+pub fn public_key_of_pkcs8(der: &[u8]) -> Result<PublicKey, String> {
     let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(|e| format!("PKCS#8: {e}"))?;
     match info.algorithm.oid.to_string().as_str() {
         RSA => rsa_from_pkcs1(info.private_key),

@@ -10,6 +10,7 @@ pub mod candidate;
 pub mod certinfo;
 pub mod evidence;
 pub mod keys;
+pub mod keystores;
 pub mod kinds;
 pub mod phases;
 pub mod predict;

@@ -7,6 +7,7 @@ use crate::cluster::discovery::CertManagerApis;
 use crate::cluster::error::{api_message, conflict_fields, is_code};
 use crate::cluster::raw::{Resource, resource_version};
 use anyhow::{Context as _, Result, bail};
+use cmarchive_archive::certmanager::keystores::PasswordBook;
 use cmarchive_archive::certmanager::regenerated::left_to_cert_manager;
 use cmarchive_archive::object::ObjectKey;
 use futures::{StreamExt as _, stream};
@@ -108,6 +109,9 @@ pub struct Applier {
     pub dry_run: bool,
     /// Take over conflicting fields.
     pub force: bool,
+    /// The passwords of the keystores cert-manager writes into TLS Secrets, to judge a conflict on one by what it
+    /// holds.
+    keystore_passwords: std::sync::Arc<PasswordBook>,
 }
 
 /// An object ready to restore, kept as its JSON bytes with its identity: parsed only while its request is built,
@@ -162,7 +166,14 @@ impl Applier {
             seen: std::sync::Mutex::default(),
             dry_run,
             force,
+            keystore_passwords: std::sync::Arc::default(),
         }
+    }
+
+    /// Judges conflicts on keystores with these passwords (see [`left_to_cert_manager`]).
+    pub fn with_keystore_passwords(mut self, passwords: std::sync::Arc<PasswordBook>) -> Applier {
+        self.keystore_passwords = passwords;
+        self
     }
 
     /// Hands what this (dry-run) applier saw to the applier of the real run.
@@ -317,7 +328,13 @@ impl Applier {
                 Err(e) if is_code(&e, 409) => {
                     if resource.api.kind == "Secret"
                         && let Some(stored) = resource.get(&self.client, namespace.as_deref(), &name).await?
-                        && let Some(keys) = left_to_cert_manager(&conflict_fields(&e), &object, &stored)
+                        && let Some(keys) = left_to_cert_manager(
+                            &conflict_fields(&e),
+                            &object,
+                            &stored,
+                            self.keystore_passwords
+                                .of(namespace.as_deref().unwrap_or_default(), &name),
+                        )
                     {
                         tracing::info!(object = %applied.object, ?keys, "left to cert-manager: re-encoded from the same certificate and key");
                         let mut reduced = object.into_owned();

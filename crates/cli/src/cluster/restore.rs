@@ -17,12 +17,14 @@ use crate::cluster::wait::{self, NotReady, SecretBarrier};
 use anyhow::{Context as _, Result, bail};
 use cmarchive_archive::VerifiedObject;
 use cmarchive_archive::certmanager::evidence::Conclusion;
+use cmarchive_archive::certmanager::keystores::PasswordBook;
 use cmarchive_archive::certmanager::predict::{Outcome as Predicted, Prediction, predict_stored};
 use cmarchive_archive::certmanager::{RestoreOptions as Remap, prepare_for_restore};
 use cmarchive_archive::manifest::{CertificateFacts, Manifest, PhaseName};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What `restore` was asked to do.
@@ -304,8 +306,15 @@ pub async fn restore(
         }
     }
 
+    // Keystores cert-manager encoded again are judged by what they hold, opened with their Certificate's password.
+    let keystore_passwords =
+        Arc::new(PasswordBook::from_stored(phases.iter().flat_map(|(_, objects)| {
+            objects.iter().map(|o| (&o.key, o.bytes.as_slice()))
+        })));
+
     // Preflight 1: permissions, all at once, before anything is written.
-    let preview = Applier::new(client.clone(), apis.clone(), true, options.force_conflicts);
+    let preview = Applier::new(client.clone(), apis.clone(), true, options.force_conflicts)
+        .with_keystore_passwords(keystore_passwords.clone());
     let wanted = needed_permissions(&preview, &phases, options, deployment.as_ref()).await?;
     let denied = access::denied(&client, &wanted).await?;
     if !denied.is_empty() {
@@ -398,7 +407,8 @@ pub async fn restore(
         _ => None,
     };
     progress.set_paused(paused.clone());
-    let applier = Applier::new(client.clone(), apis.clone(), false, options.force_conflicts);
+    let applier = Applier::new(client.clone(), apis.clone(), false, options.force_conflicts)
+        .with_keystore_passwords(keystore_passwords.clone());
     preview.carry_over_to(&applier);
     let outcome = async {
         if let Some(p) = &paused
