@@ -308,6 +308,27 @@ async fn apiserver_restart_during_the_certificates_is_retried() -> Result<()> {
     packed.assert_restored(&target).await
 }
 
+/// kube-apiserver killed and started again while the Secrets are being written, before the race barrier has seen
+/// them: the barrier's watches come back with the server, and the restore finishes in the same run without a
+/// reissued certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiserver_restart_during_the_secrets_keeps_the_race_barrier() -> Result<()> {
+    const CERTIFICATES: usize = 300;
+    let packed = pack("barrier-restart", CERTIFICATES)?;
+    let target = LocalCluster::start(&ClusterSpec::named("barrier-restart")).await?;
+    let child = packed.spawn_restore(target.kubeconfig(), &["-v"])?;
+    until_written(&target, kinds::SECRET, "barrier-restart", 1).await?;
+    target.restart_apiserver().await?;
+    let (code, stdout, stderr) = finish(child)?;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("0 reissued"), "{stdout}");
+    assert!(
+        stderr.contains("race barrier: watch"),
+        "the barrier's watch broke and came back: {stderr}"
+    );
+    packed.assert_restored(&target).await
+}
+
 /// The cert-manager controller stopped and started again by its replica driver while the restore writes the
 /// Certificates: it comes back to Certificates whose Secrets are all there, and reissues none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,12 +347,13 @@ async fn controller_restart_during_the_restore_reissues_nothing() -> Result<()> 
     packed.assert_restored(&target).await
 }
 
-/// A restore run again after cert-manager has re-encoded a Certificate's keystores (PKCS#12 carries a fresh salt
-/// each time) is not stopped by a conflict on them: they hold the archived certificate and key, and are left to
-/// cert-manager.
+/// A restore run again after cert-manager has re-encoded a Certificate's keystores (PKCS#12 and JKS carry fresh
+/// salts each time) is not stopped by a conflict on them: opened with the Certificate's password, they hold the
+/// archived certificate, key and CA, and are left to cert-manager.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keystores_re_encoded_by_cert_manager_are_not_a_conflict() -> Result<()> {
     use base64::Engine as _;
+    const KEYSTORES: [&str; 4] = ["keystore.p12", "truststore.p12", "keystore.jks", "truststore.jks"];
     const NAMESPACE: &str = "keystores";
     let ca = Ca::new("cmarchive keystore test CA")?;
     let not_before = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
@@ -344,14 +366,16 @@ async fn keystores_re_encoded_by_cert_manager_are_not_a_conflict() -> Result<()>
     .duration("2160h")
     .with(
         "keystores",
-        json!({"pkcs12": {"create": true, "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+        json!({"pkcs12": {"create": true, "passwordSecretRef": {"name": "keystore-password", "key": "password"}},
+               "jks": {"create": true, "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
     );
     let leaf = ca.issue(&crt.leaf_spec(not_before, not_before + jiff::SignedDuration::from_hours(2160)))?;
     let mut secret = crt.issued_secret(&ca, &leaf);
     // What the source cluster's cert-manager encoded; its bytes are never the target's.
     let archived_keystore = base64::engine::general_purpose::STANDARD.encode(b"keystore encoded in the source");
-    fixtures::set_path(&mut secret, &["data", "keystore.p12"], json!(archived_keystore));
-    fixtures::set_path(&mut secret, &["data", "truststore.p12"], json!(archived_keystore));
+    for key in KEYSTORES {
+        fixtures::set_path(&mut secret, &["data", key], json!(archived_keystore));
+    }
     let items = vec![
         fixtures::namespace(NAMESPACE),
         ca.secret(NAMESPACE, "ca"),
@@ -371,15 +395,16 @@ async fn keystores_re_encoded_by_cert_manager_are_not_a_conflict() -> Result<()>
         "cert-manager has re-encoded the keystore",
         |_, state| {
             let stored = state.get(&(NAMESPACE.to_owned(), "keystore-tls".to_owned()))?;
-            (stored["data"]["keystore.p12"].as_str()? != archived_keystore).then_some(())
+            KEYSTORES
+                .iter()
+                .all(|key| stored["data"][key].as_str().is_some_and(|v| v != archived_keystore))
+                .then_some(())
         },
     )
     .await?;
     let stderr = packed.rerun(target.kubeconfig(), &[])?;
     assert!(!stderr.contains("CONFLICT"), "{stderr}");
-    packed
-        .assert_restored_except(&target, &["keystore.p12", "truststore.p12"])
-        .await
+    packed.assert_restored_except(&target, &KEYSTORES).await
 }
 
 /// A kubeconfig for the ServiceAccount `default/restorer` with cluster-admin: the admin kubeconfig's group
