@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::cluster::raw::Resource;
+use crate::cluster::retry;
 
 /// Pause after the barrier: the controller's own informer is a different watch than ours, and usually a hair
 /// behind it.
@@ -59,6 +60,9 @@ impl SecretBarrier {
             tasks.push(tokio::spawn(async move {
                 let mut stream = stream;
                 let mut last = "0".to_owned();
+                // Watches that broke before delivering anything: a stream that breaks for good is not retried
+                // for ever.
+                let mut fruitless = 0;
                 loop {
                     while let Some(event) = stream.next().await {
                         let mut state = seen.lock().expect("barrier state poisoned");
@@ -79,10 +83,23 @@ impl SecretBarrier {
                                 last = bookmark.metadata.resource_version;
                             }
                             Ok(WatchEvent::Deleted(_)) => {}
+                            // The resourceVersion left the watch cache (an API server that restarted has a new
+                            // one): start again from what the cache holds now, which lists every Secret there.
+                            Ok(WatchEvent::Error(status)) if status.code == 410 => {
+                                tracing::info!(%namespace, "race barrier: watch expired, watching again");
+                                last = "0".to_owned();
+                                break;
+                            }
                             Ok(WatchEvent::Error(status)) => {
                                 state.failed = Some(format!("watch on Secrets in {namespace}: {}", status.message));
                                 changed.notify_waiters();
                                 return;
+                            }
+                            // A connection that broke (an API server restarting): watch again from the last event.
+                            Err(e) if fruitless < 10 => {
+                                tracing::info!(%namespace, error = %e, "race barrier: watch broke, watching again");
+                                fruitless += 1;
+                                break;
                             }
                             Err(e) => {
                                 state.failed = Some(format!("watch on Secrets in {namespace}: {e}"));
@@ -90,11 +107,14 @@ impl SecretBarrier {
                                 return;
                             }
                         }
+                        fruitless = 0;
                         drop(state);
                         changed.notify_waiters();
                     }
-                    // The server ends watches after their timeout; carry on from where this one stopped.
-                    match api.watch_metadata(&params, &last).await {
+                    // Also where the server ends a watch after its timeout. Bounded: a server that stays away
+                    // fails the barrier.
+                    let what = format!("watching Secrets in {namespace}");
+                    match retry::transient(&what, || api.watch_metadata(&params, &last)).await {
                         Ok(next) => stream = next.boxed(),
                         Err(e) => {
                             seen.lock().expect("barrier state poisoned").failed =
