@@ -169,3 +169,31 @@ pub fn runs_our_binary(pid: u32, also: &[&str]) -> bool {
     let ours = crate::controlplane::BINARIES.iter().any(|b| truncated(b)) || also.iter().any(|b| truncated(b));
     ours && !zombie
 }
+
+/// Copies a server's output into `log_path` line by line and returns whether a line `ready` accepts came within
+/// 30 s; the copying goes on in the background for as long as the server writes.
+pub(crate) async fn log_until(
+    output: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    log_path: &Path,
+    ready: impl Fn(&str) -> bool,
+) -> anyhow::Result<bool> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let mut lines = BufReader::new(output).lines();
+    let mut log = tokio::fs::File::create(log_path).await?;
+    let seen = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            log.write_all(format!("{line}\n").as_bytes()).await?;
+            if ready(&line) {
+                return anyhow::Ok(true);
+            }
+        }
+        Ok(false)
+    })
+    .await;
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+        }
+    });
+    Ok(matches!(seen, Ok(Ok(true))))
+}

@@ -94,7 +94,7 @@ impl Dns {
         let stderr = child.stderr.take().context("named stderr")?;
         let log_path = dir.join("named.log");
         // `-g` logs to stderr; "running" follows "all zones loaded" once the sockets are open.
-        if !super::pebble::log_until(stderr, &log_path, |line| line.ends_with(" running")).await? {
+        if !crate::local::process::log_until(stderr, &log_path, |line| line.ends_with(" running")).await? {
             bail!("named did not start; see {}", log_path.display());
         }
         Ok(Dns {

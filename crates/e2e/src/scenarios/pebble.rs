@@ -7,14 +7,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::dns::{self, Dns};
 use crate::fixtures::{Ca, LeafSpec};
+use crate::local::process;
 
 /// The pebble release the suite builds.
 pub const PEBBLE_VERSION: &str = "v2.10.1";
@@ -133,7 +132,7 @@ impl Pebble {
             .with_context(|| format!("starting {}", bin.display()))?;
         let stdout = child.stdout.take().context("pebble stdout")?;
         let log_path = dir.join("pebble.log");
-        if !log_until(stdout, &log_path, |line| line.contains("ACME directory available")).await? {
+        if !process::log_until(stdout, &log_path, |line| line.contains("ACME directory available")).await? {
             bail!("pebble did not announce its directory; see {}", log_path.display());
         }
         Ok(Pebble {
@@ -157,33 +156,6 @@ impl Pebble {
             ],
         );
     }
-}
-
-/// Copies a server's output into `log_path` line by line and returns whether a line `ready` accepts came within
-/// 30 s; the copying goes on in the background for as long as the server writes.
-pub(super) async fn log_until(
-    output: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-    log_path: &Path,
-    ready: impl Fn(&str) -> bool,
-) -> Result<bool> {
-    let mut lines = BufReader::new(output).lines();
-    let mut log = tokio::fs::File::create(log_path).await?;
-    let seen = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await? {
-            log.write_all(format!("{line}\n").as_bytes()).await?;
-            if ready(&line) {
-                return anyhow::Ok(true);
-            }
-        }
-        Ok(false)
-    })
-    .await;
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let _ = log.write_all(format!("{line}\n").as_bytes()).await;
-        }
-    });
-    Ok(matches!(seen, Ok(Ok(true))))
 }
 
 fn substitute(obj: &mut Value, pairs: &[(&str, &str)]) {
