@@ -2,9 +2,23 @@
 //! `cmarchive_archive::certmanager::plan` decides what is archived, how it is sanitized and in which phase;
 //! this only feeds it and keeps what the collector itself found (exclusions, warnings).
 
-use crate::commands::pack::Collected;
-use cmarchive_archive::certmanager::{self, SelectOptions};
+use cmarchive_archive::certmanager::{self, Candidate, SelectOptions};
+use cmarchive_archive::manifest::{Exclusion, Source, Warning};
 use cmarchive_archive::plan::Plan;
+
+/// What a collector (files or cluster) hands to the shared planning and writing path.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Objects as read (lists already flattened), in any order, each reduced to what planning needs as soon as
+    /// it was read.
+    pub objects: Vec<Candidate>,
+    /// Where they came from.
+    pub source: Source,
+    /// Objects the collector saw and left out on purpose.
+    pub excluded: Vec<Exclusion>,
+    /// Problems found while collecting (a referenced Secret that does not exist, …).
+    pub warnings: Vec<Warning>,
+}
 
 /// What the user asked to include beyond the defaults.
 #[derive(Clone, Debug, Default)]

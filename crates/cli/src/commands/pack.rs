@@ -5,11 +5,11 @@
 use crate::cli::PackArgs;
 use crate::commands::pack_cluster;
 use crate::error::{CliError, Result};
-use crate::planning::{PlanOptions, plan_objects};
+use crate::planning::{Collected, PlanOptions, plan_objects};
 use crate::{input, keys, signing};
 use cmarchive_archive::certmanager::Candidate;
 use cmarchive_archive::certmanager::select::codes;
-use cmarchive_archive::manifest::{Exclusion, Source, Warning};
+use cmarchive_archive::manifest::{Source, Warning};
 use cmarchive_archive::writer::{ManifestMeta, WriteOptions, WriteProgress, write_archive_with_progress};
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -17,20 +17,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-
-/// What a collector (files or cluster) hands to the shared planning and writing path.
-#[derive(Debug, Default)]
-pub struct Collected {
-    /// Objects as read (lists already flattened), in any order, each reduced to what planning needs as soon as
-    /// it was read.
-    pub objects: Vec<Candidate>,
-    /// Where they came from.
-    pub source: Source,
-    /// Objects the collector saw and left out on purpose.
-    pub excluded: Vec<Exclusion>,
-    /// Problems found while collecting (a referenced Secret that does not exist, …).
-    pub warnings: Vec<Warning>,
-}
 
 /// Runs `pack`.
 pub fn run(args: &PackArgs) -> Result<()> {

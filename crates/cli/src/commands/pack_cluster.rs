@@ -9,8 +9,8 @@ use crate::cluster::client::ConnectOptions;
 use crate::cluster::collect::Selection;
 use crate::cluster::pack::{PackOptions, read_cluster};
 use crate::cluster::{self};
-use crate::commands::pack::Collected;
 use crate::error::{CliError, Result};
+use crate::planning::Collected;
 use cmarchive_archive::certmanager::Candidate;
 use rayon::prelude::*;
 
