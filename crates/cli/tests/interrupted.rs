@@ -111,7 +111,7 @@ impl Packed {
         let (code, stdout, stderr) = run(&mut against("verify", &self.archive, &self.key, cluster.kubeconfig()));
         anyhow::ensure!(code == 0, "verify exited {code}: {stdout}{stderr}");
         for archived in &self.objects {
-            let kind = Kind::of(archived)?;
+            let kind = objects::kind_of(archived)?;
             let name = archived["metadata"]["name"].as_str().context("a name")?;
             let namespace = archived["metadata"]["namespace"].as_str();
             let live = objects::get(&client, kind, namespace, name)

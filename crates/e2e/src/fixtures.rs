@@ -16,8 +16,7 @@ use rcgen::{
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-/// The API group of cert-manager's core resources.
-pub const CERT_MANAGER_GROUP: &str = "cert-manager.io";
+pub use cmarchive_archive::certmanager::kinds::CERT_MANAGER_GROUP;
 
 /// A certificate authority that can sign leaf certificates, kept in memory for the length of a test run.
 pub struct Ca {

@@ -123,9 +123,8 @@ pub fn crd_established(
 /// an Issuer in `namespace` must pass the admission webhook (which needs the webhook serving and its CA injected
 /// into the webhook configurations). `Ok(Err(why))` while it is refused.
 pub async fn cert_manager_api_check(client: &kube::Client, namespace: &str) -> anyhow::Result<Result<(), String>> {
-    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Issuer"));
-    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
+    use kube::api::{DynamicObject, PostParams};
+    let api = crate::scenarios::objects::api(crate::scenarios::objects::kinds::ISSUER, client, Some(namespace));
     let issuer: DynamicObject = serde_json::from_value(serde_json::json!({
         "apiVersion": "cert-manager.io/v1",
         "kind": "Issuer",

@@ -8,9 +8,8 @@
 //! `plan` itself goes through candidates, so the plan tests in `tests/certmanager_plan.rs` cover the rest.
 
 use super::certinfo::{self, LeafCertificate};
-use super::kinds::{self, Kind};
+use super::kinds::{self, Kind, NEXT_PRIVATE_KEY_LABEL, SERVICE_ACCOUNT_NAME_ANNOTATION};
 use super::sanitize::trim_collected;
-use super::select::{NEXT_PRIVATE_KEY_LABEL, SERVICE_ACCOUNT_NAME_ANNOTATION};
 use crate::object::ObjectKey;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};

@@ -12,6 +12,89 @@ pub const CRD_GROUP: &str = "apiextensions.k8s.io";
 /// Where ClusterIssuer Secrets live when nothing better is known: the namespace the Helm chart installs into.
 pub const DEFAULT_CLUSTER_RESOURCE_NAMESPACE: &str = "cert-manager";
 
+/// An API resource cmarchive (and its tests) read or write, with the names its URLs and RBAC rules use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ApiKind {
+    /// `apiVersion`, e.g. `cert-manager.io/v1` or `v1`.
+    pub api_version: &'static str,
+    /// `kind`.
+    pub kind: &'static str,
+    /// Resource name in URLs and RBAC rules.
+    pub plural: &'static str,
+    /// Whether objects live in a namespace.
+    pub namespaced: bool,
+}
+
+impl ApiKind {
+    /// The API group (empty for the core group).
+    pub fn group(&self) -> &'static str {
+        self.api_version.rsplit_once('/').map_or("", |(group, _)| group)
+    }
+
+    /// The version within the group.
+    pub fn version(&self) -> &'static str {
+        self.api_version
+            .rsplit_once('/')
+            .map_or(self.api_version, |(_, version)| version)
+    }
+}
+
+const fn api_kind(api_version: &'static str, kind: &'static str, plural: &'static str, namespaced: bool) -> ApiKind {
+    ApiKind {
+        api_version,
+        kind,
+        plural,
+        namespaced,
+    }
+}
+
+/// `v1` Namespace.
+pub const NAMESPACE: ApiKind = api_kind("v1", "Namespace", "namespaces", false);
+/// `v1` Secret.
+pub const SECRET: ApiKind = api_kind("v1", "Secret", "secrets", true);
+/// `v1` ServiceAccount.
+pub const SERVICE_ACCOUNT: ApiKind = api_kind("v1", "ServiceAccount", "serviceaccounts", true);
+/// `apps/v1` Deployment (cert-manager's controller runs as one).
+pub const DEPLOYMENT: ApiKind = api_kind("apps/v1", "Deployment", "deployments", true);
+/// cert-manager Issuer.
+pub const ISSUER: ApiKind = api_kind("cert-manager.io/v1", "Issuer", "issuers", true);
+/// cert-manager ClusterIssuer.
+pub const CLUSTER_ISSUER: ApiKind = api_kind("cert-manager.io/v1", "ClusterIssuer", "clusterissuers", false);
+/// cert-manager Certificate.
+pub const CERTIFICATE: ApiKind = api_kind("cert-manager.io/v1", "Certificate", "certificates", true);
+/// cert-manager CertificateRequest.
+pub const CERTIFICATE_REQUEST: ApiKind =
+    api_kind("cert-manager.io/v1", "CertificateRequest", "certificaterequests", true);
+/// cert-manager's ACME Order.
+pub const ORDER: ApiKind = api_kind("acme.cert-manager.io/v1", "Order", "orders", true);
+/// cert-manager's ACME Challenge.
+pub const CHALLENGE: ApiKind = api_kind("acme.cert-manager.io/v1", "Challenge", "challenges", true);
+/// CustomResourceDefinition.
+pub const CUSTOM_RESOURCE_DEFINITION: ApiKind = api_kind(
+    "apiextensions.k8s.io/v1",
+    "CustomResourceDefinition",
+    "customresourcedefinitions",
+    false,
+);
+
+// What cert-manager and Kubernetes write on the Secrets a backup carries.
+
+/// Annotation cert-manager compares with a Certificate's `issuerRef.name` (a mismatch means reissuance).
+pub const ISSUER_NAME_ANNOTATION: &str = "cert-manager.io/issuer-name";
+/// Annotation cert-manager compares with `issuerRef.kind`.
+pub const ISSUER_KIND_ANNOTATION: &str = "cert-manager.io/issuer-kind";
+/// Annotation cert-manager compares with `issuerRef.group`.
+pub const ISSUER_GROUP_ANNOTATION: &str = "cert-manager.io/issuer-group";
+/// Annotation naming the Certificate a TLS Secret belongs to.
+pub const CERTIFICATE_NAME_ANNOTATION: &str = "cert-manager.io/certificate-name";
+/// Label cert-manager puts on the temporary Secret holding the next private key during an issuance.
+pub const NEXT_PRIVATE_KEY_LABEL: &str = "cert-manager.io/next-private-key";
+/// Annotation naming the ServiceAccount of a service-account token Secret.
+pub const SERVICE_ACCOUNT_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
+/// Secret type the token controller manages; a copy is deleted in the target (UID mismatch) and its JWT was
+/// signed by the source cluster.
+pub const SERVICE_ACCOUNT_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
+
 /// The kinds the selection rules tell apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -131,6 +214,31 @@ mod tests {
     use super::*;
     use crate::object::ObjectKey;
     use serde_json::json;
+
+    /// The table and the classification are one picture of the same kinds.
+    #[test]
+    fn the_resource_table_agrees_with_the_classification() {
+        for (api, kind) in [
+            (NAMESPACE, Kind::Namespace),
+            (SECRET, Kind::Secret),
+            (SERVICE_ACCOUNT, Kind::ServiceAccount),
+            (ISSUER, Kind::Issuer),
+            (CLUSTER_ISSUER, Kind::ClusterIssuer),
+            (CERTIFICATE, Kind::Certificate),
+            (CERTIFICATE_REQUEST, Kind::CertificateRequest),
+            (ORDER, Kind::Order),
+            (CHALLENGE, Kind::Challenge),
+            (CUSTOM_RESOURCE_DEFINITION, Kind::CustomResourceDefinition),
+        ] {
+            assert_eq!(classify_group_kind(api.group(), api.kind), kind, "{api:?}");
+            assert_eq!(api.plural, format!("{}s", api.kind.to_ascii_lowercase()), "{api:?}");
+        }
+        assert_eq!((SECRET.group(), SECRET.version()), ("", "v1"));
+        assert_eq!((DEPLOYMENT.group(), DEPLOYMENT.version()), ("apps", "v1"));
+        assert_eq!(ISSUER.group(), CERT_MANAGER_GROUP);
+        assert_eq!(ORDER.group(), ACME_GROUP);
+        assert!(!CLUSTER_ISSUER.namespaced && ISSUER.namespaced);
+    }
 
     #[test]
     fn classify_key_agrees_with_classify() {

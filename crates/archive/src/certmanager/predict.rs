@@ -215,9 +215,9 @@ fn secret_public_keys_differ(input: &Input<'_>) -> Option<(&'static str, String)
 /// that dropped them.
 fn secret_issuer_annotations_mismatch(input: &Input<'_>) -> Option<(&'static str, String)> {
     let secret = input.secret?;
-    let name = kinds::annotation(secret, "cert-manager.io/issuer-name");
-    let kind = kinds::annotation(secret, "cert-manager.io/issuer-kind");
-    let group = kinds::annotation(secret, "cert-manager.io/issuer-group");
+    let name = kinds::annotation(secret, kinds::ISSUER_NAME_ANNOTATION);
+    let kind = kinds::annotation(secret, kinds::ISSUER_KIND_ANNOTATION);
+    let group = kinds::annotation(secret, kinds::ISSUER_GROUP_ANNOTATION);
     let (ref_name, ref_kind, ref_group) = kinds::issuer_ref(input.certificate);
     let any_present = name.is_some() || kind.is_some() || group.is_some();
     let name_differs = any_present && name.unwrap_or_default() != ref_name;
@@ -242,7 +242,7 @@ fn secret_issuer_annotations_mismatch(input: &Input<'_>) -> Option<(&'static str
 }
 
 fn secret_certificate_name_annotations_mismatch(input: &Input<'_>) -> Option<(&'static str, String)> {
-    let recorded = kinds::annotation(input.secret?, "cert-manager.io/certificate-name")?;
+    let recorded = kinds::annotation(input.secret?, kinds::CERTIFICATE_NAME_ANNOTATION)?;
     let name = kinds::name(input.certificate);
     (recorded != name).then(|| {
         (

@@ -5,7 +5,10 @@
 //! works on whatever it is given.
 
 use super::candidate::Candidate;
-use super::kinds::{self, ACME_GROUP, CERT_MANAGER_GROUP, Kind};
+use super::kinds::{
+    self, ACME_GROUP, CERT_MANAGER_GROUP, Kind, NEXT_PRIVATE_KEY_LABEL, SERVICE_ACCOUNT_NAME_ANNOTATION,
+    SERVICE_ACCOUNT_TOKEN_TYPE,
+};
 use super::secret_refs::{self, FoundBy, RefContext, SecretRef, ServiceAccountRef};
 use crate::manifest::{Exclusion, PhaseName, Warning};
 use crate::object::ObjectKey;
@@ -13,14 +16,6 @@ use foldhash::{HashMap, HashSet, HashSetExt as _};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Label cert-manager puts on the temporary Secret holding the next private key during an issuance.
-pub const NEXT_PRIVATE_KEY_LABEL: &str = "cert-manager.io/next-private-key";
-/// Annotation naming the ServiceAccount of a service-account token Secret.
-pub const SERVICE_ACCOUNT_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
-/// Secret type the token controller manages; a copy is deleted in the target (UID mismatch) and its JWT was
-/// signed by the source cluster.
-pub const SERVICE_ACCOUNT_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
 
 /// Warning codes, stable for scripts.
 pub mod codes {

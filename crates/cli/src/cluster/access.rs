@@ -3,6 +3,7 @@
 //! one that never starts.
 
 use anyhow::{Context as _, Result};
+use cmarchive_archive::certmanager::kinds::ApiKind;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use kube::api::{Api, PostParams};
@@ -22,6 +23,11 @@ pub struct Permission {
 }
 
 impl Permission {
+    /// `verb` on a kind from cmarchive's table.
+    pub fn of(verb: &str, kind: &ApiKind, namespace: Option<&str>) -> Permission {
+        Permission::new(verb, kind.group(), kind.plural, namespace.filter(|_| kind.namespaced))
+    }
+
     /// Builds a permission.
     pub fn new(verb: &str, group: &str, resource: &str, namespace: Option<&str>) -> Permission {
         Permission {

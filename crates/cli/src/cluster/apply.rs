@@ -8,6 +8,7 @@ use crate::cluster::error::{api_message, conflict_fields, is_code};
 use crate::cluster::raw::{Resource, resource_version};
 use anyhow::{Context as _, Result, bail};
 use cmarchive_archive::certmanager::keystores::PasswordBook;
+use cmarchive_archive::certmanager::kinds;
 use cmarchive_archive::certmanager::regenerated::left_to_cert_manager;
 use cmarchive_archive::object::ObjectKey;
 use futures::{StreamExt as _, stream};
@@ -19,8 +20,6 @@ use tokio::sync::Mutex;
 /// `(apiVersion, kind, namespace, name)`: one object, as the applier remembers what it saw of it.
 type ObjectId = (String, String, Option<String>, String);
 
-/// The field manager every cmarchive write uses, so `kubectl get --show-managed-fields` says who set a field.
-pub const FIELD_MANAGER: &str = "cmarchive";
 /// Applies in flight within one phase: enough to keep a kube-apiserver busy (its default allows 200 mutating
 /// requests in flight), few enough to leave room for the controllers restoring alongside.
 pub const CONCURRENT_APPLIES: usize = 64;
@@ -210,12 +209,17 @@ impl Applier {
         if let Some(found) = self.resources.lock().await.get(&key) {
             return Ok(found.clone());
         }
-        let known = match (api_version, kind) {
-            ("v1", "Secret") => Some(Resource::secrets()),
-            ("v1", "Namespace") => Some(Resource::namespaces()),
-            ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => Some(Resource::crds()),
-            (v, k) if v == self.apis.issuers.api.api_version => self.apis.for_kind(k).cloned(),
-            _ => None,
+        // Kinds whose shape never changes are known ahead; cert-manager's come from discovery.
+        let core = [
+            kinds::SECRET,
+            kinds::NAMESPACE,
+            kinds::SERVICE_ACCOUNT,
+            kinds::CUSTOM_RESOURCE_DEFINITION,
+        ];
+        let known = match core.iter().find(|k| k.api_version == api_version && k.kind == kind) {
+            Some(k) => Some(Resource::of(k)),
+            None if api_version == self.apis.issuers.api.api_version => self.apis.for_kind(kind).cloned(),
+            None => None,
         };
         let resource = match known {
             Some(r) => r,

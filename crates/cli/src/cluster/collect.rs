@@ -2,10 +2,11 @@
 //! everything they reference. Secrets are never LISTed: a backup identity needs `get` on the Secrets it names,
 //! not the power to read every Secret in the cluster.
 
-use crate::cluster::discovery::{self, CERT_MANAGER_GROUP, CertManagerApis};
+use crate::cluster::discovery::{self, CertManagerApis};
 use crate::cluster::error::ClusterError;
 use crate::cluster::raw::Resource;
 use anyhow::{Context as _, Result};
+use cmarchive_archive::certmanager::kinds::CERT_MANAGER_GROUP;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};

@@ -4,12 +4,9 @@
 use crate::cluster::error::ClusterError;
 use crate::cluster::raw::Resource;
 use anyhow::{Context as _, Result};
+use cmarchive_archive::certmanager::kinds::{self, ACME_GROUP, CERT_MANAGER_GROUP};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, APIGroupList};
 
-/// cert-manager's main API group.
-pub const CERT_MANAGER_GROUP: &str = "cert-manager.io";
-/// cert-manager's ACME API group (Orders, Challenges: never backed up, only checked for presence).
-pub const ACME_GROUP: &str = "acme.cert-manager.io";
 /// The one version of both groups this cmarchive understands.
 pub const KNOWN_VERSION: &str = "v1";
 
@@ -31,12 +28,11 @@ pub struct CertManagerApis {
 impl CertManagerApis {
     /// The resources with the usual shape, for code paths that know discovery already succeeded.
     pub fn v1() -> CertManagerApis {
-        let r = |kind, plural, namespaced| Resource::known(CERT_MANAGER_GROUP, KNOWN_VERSION, kind, plural, namespaced);
         CertManagerApis {
-            issuers: r("Issuer", "issuers", true),
-            cluster_issuers: r("ClusterIssuer", "clusterissuers", false),
-            certificates: r("Certificate", "certificates", true),
-            certificate_requests: r("CertificateRequest", "certificaterequests", true),
+            issuers: Resource::of(&kinds::ISSUER),
+            cluster_issuers: Resource::of(&kinds::CLUSTER_ISSUER),
+            certificates: Resource::of(&kinds::CERTIFICATE),
+            certificate_requests: Resource::of(&kinds::CERTIFICATE_REQUEST),
             warnings: Vec::new(),
         }
     }
@@ -107,10 +103,10 @@ pub async fn cert_manager(client: &kube::Client, cluster: &str) -> Result<CertMa
         .context("API discovery of cert-manager.io/v1 failed")?;
     let mut apis = CertManagerApis::v1();
     for (kind, slot) in [
-        ("Issuer", &mut apis.issuers),
-        ("ClusterIssuer", &mut apis.cluster_issuers),
-        ("Certificate", &mut apis.certificates),
-        ("CertificateRequest", &mut apis.certificate_requests),
+        (kinds::ISSUER.kind, &mut apis.issuers),
+        (kinds::CLUSTER_ISSUER.kind, &mut apis.cluster_issuers),
+        (kinds::CERTIFICATE.kind, &mut apis.certificates),
+        (kinds::CERTIFICATE_REQUEST.kind, &mut apis.certificate_requests),
     ] {
         let found = list.resources.iter().find(|r| r.kind == kind && !r.name.contains('/'));
         let Some(found) = found else {

@@ -4,9 +4,10 @@
 use crate::cluster::client::{self, ConnectOptions};
 use crate::cluster::collect::{self, CERT_MANAGER_CRDS, Selection};
 use crate::cluster::controller::{self, FALLBACK_CRN};
-use crate::cluster::discovery::{self, CERT_MANAGER_GROUP};
+use crate::cluster::discovery;
 use crate::cluster::error::ClusterError;
 use anyhow::Result;
+use cmarchive_archive::certmanager::kinds::CERT_MANAGER_GROUP;
 use cmarchive_archive::certmanager::{referenced_secrets, trim_collected};
 use cmarchive_archive::manifest::{Source, Warning};
 use serde_json::Value;

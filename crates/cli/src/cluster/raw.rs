@@ -5,9 +5,13 @@
 use crate::cluster::error::{ClusterError, api_message, is_code};
 use crate::cluster::retry;
 use anyhow::{Context as _, Result};
+use cmarchive_archive::certmanager::kinds::{self, ApiKind};
 use kube::api::{ApiResource, GetParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::Request;
 use serde_json::Value;
+
+/// The field manager of every cmarchive write, so `kubectl get --show-managed-fields` says who set a field.
+pub const FIELD_MANAGER: &str = "cmarchive";
 
 /// Page size of LISTs: small enough to keep the API server's memory in check, big enough to be few requests.
 pub const PAGE_SIZE: u32 = 250;
@@ -41,30 +45,29 @@ impl Resource {
         }
     }
 
+    /// A resource from cmarchive's table of the kinds it knows ahead of discovery.
+    pub fn of(kind: &ApiKind) -> Resource {
+        Resource::known(kind.group(), kind.version(), kind.kind, kind.plural, kind.namespaced)
+    }
+
     /// Core Secrets.
     pub fn secrets() -> Resource {
-        Resource::known("", "v1", "Secret", "secrets", true)
+        Resource::of(&kinds::SECRET)
     }
 
     /// Core Namespaces.
     pub fn namespaces() -> Resource {
-        Resource::known("", "v1", "Namespace", "namespaces", false)
+        Resource::of(&kinds::NAMESPACE)
     }
 
     /// CustomResourceDefinitions.
     pub fn crds() -> Resource {
-        Resource::known(
-            "apiextensions.k8s.io",
-            "v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-            false,
-        )
+        Resource::of(&kinds::CUSTOM_RESOURCE_DEFINITION)
     }
 
     /// apps/v1 Deployments.
     pub fn deployments() -> Resource {
-        Resource::known("apps", "v1", "Deployment", "deployments", true)
+        Resource::of(&kinds::DEPLOYMENT)
     }
 
     /// `plural.group`, the way RBAC and error messages name a resource.
@@ -230,7 +233,7 @@ impl Resource {
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let mut params = PatchParams::apply(crate::cluster::apply::FIELD_MANAGER);
+        let mut params = PatchParams::apply(FIELD_MANAGER);
         params.dry_run = dry_run;
         params.force = force;
         let request = self
@@ -267,7 +270,7 @@ impl Resource {
         let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
         let params = PostParams {
             dry_run,
-            field_manager: Some(crate::cluster::apply::FIELD_MANAGER.to_owned()),
+            field_manager: Some(FIELD_MANAGER.to_owned()),
         };
         let body = serde_json::to_vec(object).map_err(kube::Error::SerdeError)?;
         // A create whose answer was lost is sent again and meets 409, which the caller turns into an apply.
@@ -333,7 +336,7 @@ mod tests {
         assert_eq!(Resource::secrets().url(Some("a")), "/api/v1/namespaces/a/secrets");
         assert_eq!(Resource::secrets().url(None), "/api/v1/secrets");
         assert_eq!(Resource::namespaces().url(Some("ignored")), "/api/v1/namespaces");
-        let issuers = Resource::known("cert-manager.io", "v1", "Issuer", "issuers", true);
+        let issuers = Resource::of(&kinds::ISSUER);
         assert_eq!(issuers.url(Some("x")), "/apis/cert-manager.io/v1/namespaces/x/issuers");
         assert_eq!(issuers.qualified(), "issuers.cert-manager.io");
     }

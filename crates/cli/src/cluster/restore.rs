@@ -18,6 +18,7 @@ use anyhow::{Context as _, Result, bail};
 use cmarchive_archive::VerifiedObject;
 use cmarchive_archive::certmanager::evidence::Conclusion;
 use cmarchive_archive::certmanager::keystores::PasswordBook;
+use cmarchive_archive::certmanager::kinds;
 use cmarchive_archive::certmanager::predict::{Outcome as Predicted, Prediction, predict_stored};
 use cmarchive_archive::certmanager::{RestoreOptions as Remap, prepare_for_restore};
 use cmarchive_archive::manifest::{CertificateFacts, Manifest, PhaseName};
@@ -164,7 +165,7 @@ async fn needed_permissions(
             }
             match phase {
                 PhaseName::Secrets if !options.dry_run => {
-                    wanted.insert(Permission::new("watch", "", "secrets", namespace));
+                    wanted.insert(Permission::of("watch", &kinds::SECRET, namespace));
                 }
                 PhaseName::Issuers | PhaseName::Certificates if !options.dry_run => {
                     for verb in ["list", "watch"] {
@@ -179,12 +180,7 @@ async fn needed_permissions(
                 _ => {}
             }
             if *phase == PhaseName::Certificates && !options.no_verify && !options.dry_run {
-                wanted.insert(Permission::new(
-                    "list",
-                    discovery::CERT_MANAGER_GROUP,
-                    "certificaterequests",
-                    namespace,
-                ));
+                wanted.insert(Permission::of("list", &kinds::CERTIFICATE_REQUEST, namespace));
             }
         }
     }
@@ -192,7 +188,7 @@ async fn needed_permissions(
         && !options.dry_run
         && let Some(d) = deployment
     {
-        wanted.insert(Permission::new("patch", "apps", "deployments", Some(d.namespace())));
+        wanted.insert(Permission::of("patch", &kinds::DEPLOYMENT, Some(d.namespace())));
         wanted.insert(Permission::new("list", "", "pods", Some(d.namespace())));
     }
     Ok(wanted.into_iter().collect())

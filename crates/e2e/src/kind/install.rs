@@ -19,10 +19,9 @@ use super::config::{
     self, CERT_MANAGER_NAMESPACE, CONTROLLER_DEPLOYMENT, ENV_CERT_MANAGER_MANIFEST, ENV_CERT_MANAGER_VERSION,
     ManifestSource,
 };
+use crate::FIELD_MANAGER;
 use crate::provider::ClusterSpec;
 
-/// Field manager of everything the harness applies.
-const FIELD_MANAGER: &str = "cmarchive-e2e";
 /// How long image pulls and webhook certificate bootstrap may take on a cold CI runner.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
 const POLL: Duration = Duration::from_secs(2);

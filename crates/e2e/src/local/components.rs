@@ -20,7 +20,8 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::process::ManagedProcess;
-use super::{FIELD_MANAGER, http, lock, wait_until};
+use super::{http, lock, wait_until};
+use crate::FIELD_MANAGER;
 use crate::controlplane::ControlPlane;
 
 /// The namespace every component's Deployment lives in (the release manifest's).

@@ -37,13 +37,12 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
+use crate::FIELD_MANAGER;
 use crate::controlplane::ControlPlane;
 use crate::provider::{BoxFuture, Cluster, ClusterSpec, Provider};
 use components::{Component, Process};
 use process::ManagedProcess;
 
-/// Field manager for everything the harness applies.
-pub const FIELD_MANAGER: &str = "cmarchive-e2e";
 /// Set to `1` to keep a cluster's directory (logs, data, kubeconfig) after it is dropped.
 pub const KEEP_ENV: &str = "CMARCHIVE_E2E_KEEP";
 

@@ -446,7 +446,7 @@ mod tests {
     fn setup_objects_are_kinds_the_harness_knows_and_stay_in_their_namespaces() {
         for s in all(&small()).unwrap() {
             for obj in s.setup.iter().chain(&s.redeploy) {
-                let kind = objects::Kind::of(obj).unwrap();
+                let kind = objects::kind_of(obj).unwrap();
                 if kind.namespaced {
                     let ns = obj["metadata"]["namespace"].as_str().unwrap();
                     assert!(

@@ -10,143 +10,96 @@ use kube::core::{ApiResource, GroupVersionKind, Request};
 use kube::runtime::watcher;
 use serde_json::Value;
 
-/// Field manager the harness applies with, so its writes are told apart from cmarchive's and cert-manager's.
-pub const FIELD_MANAGER: &str = "cmarchive-e2e";
+use crate::FIELD_MANAGER;
 
-/// A kind the scenarios know: its plural and whether it is namespaced.
-#[derive(Clone, Copy, Debug)]
-pub struct Kind {
-    /// `apiVersion`, e.g. `cert-manager.io/v1`.
-    pub api_version: &'static str,
-    /// `kind`.
-    pub kind: &'static str,
-    /// Resource name in URLs.
-    pub plural: &'static str,
-    /// Whether objects live in a namespace.
-    pub namespaced: bool,
-}
+/// A kind the scenarios know: the same table entry cmarchive itself uses, or one of the few kinds only the
+/// scenarios touch.
+pub use cmarchive_archive::certmanager::kinds::ApiKind as Kind;
 
 /// Every kind a scenario creates or inspects. A table, so adding one is one line.
 pub const KINDS: &[Kind] = &[
-    Kind {
-        api_version: "v1",
-        kind: "Namespace",
-        plural: "namespaces",
-        namespaced: false,
-    },
-    Kind {
-        api_version: "v1",
-        kind: "Secret",
-        plural: "secrets",
-        namespaced: true,
-    },
-    Kind {
-        api_version: "v1",
-        kind: "ServiceAccount",
-        plural: "serviceaccounts",
-        namespaced: true,
-    },
-    Kind {
-        api_version: "cert-manager.io/v1",
-        kind: "Issuer",
-        plural: "issuers",
-        namespaced: true,
-    },
-    Kind {
-        api_version: "cert-manager.io/v1",
-        kind: "ClusterIssuer",
-        plural: "clusterissuers",
-        namespaced: false,
-    },
-    Kind {
-        api_version: "cert-manager.io/v1",
-        kind: "Certificate",
-        plural: "certificates",
-        namespaced: true,
-    },
-    Kind {
-        api_version: "cert-manager.io/v1",
-        kind: "CertificateRequest",
-        plural: "certificaterequests",
-        namespaced: true,
-    },
-    Kind {
+    am::NAMESPACE,
+    am::SECRET,
+    am::SERVICE_ACCOUNT,
+    am::ISSUER,
+    am::CLUSTER_ISSUER,
+    am::CERTIFICATE,
+    am::CERTIFICATE_REQUEST,
+    kinds::INGRESS_KIND,
+    kinds::GATEWAY_KIND,
+];
+
+use cmarchive_archive::certmanager::kinds as am;
+
+/// Shorthands for the kinds used most.
+pub mod kinds {
+    use super::{Kind, am};
+    /// `v1` Namespace.
+    pub const NAMESPACE: &Kind = &am::NAMESPACE;
+    /// `v1` Secret.
+    pub const SECRET: &Kind = &am::SECRET;
+    /// cert-manager Issuer.
+    pub const ISSUER: &Kind = &am::ISSUER;
+    /// cert-manager ClusterIssuer.
+    pub const CLUSTER_ISSUER: &Kind = &am::CLUSTER_ISSUER;
+    /// cert-manager Certificate.
+    pub const CERTIFICATE: &Kind = &am::CERTIFICATE;
+    /// cert-manager CertificateRequest.
+    pub const CERTIFICATE_REQUEST: &Kind = &am::CERTIFICATE_REQUEST;
+    /// `networking.k8s.io/v1` Ingress.
+    pub const INGRESS: &Kind = &INGRESS_KIND;
+    pub(super) const INGRESS_KIND: Kind = Kind {
         api_version: "networking.k8s.io/v1",
         kind: "Ingress",
         plural: "ingresses",
         namespaced: true,
-    },
-    Kind {
+    };
+    pub(super) const GATEWAY_KIND: Kind = Kind {
         api_version: "gateway.networking.k8s.io/v1",
         kind: "Gateway",
         plural: "gateways",
         namespaced: true,
-    },
-];
-
-/// Shorthands for the kinds used most.
-pub mod kinds {
-    use super::Kind;
-    /// `v1` Namespace.
-    pub const NAMESPACE: &Kind = &super::KINDS[0];
-    /// `v1` Secret.
-    pub const SECRET: &Kind = &super::KINDS[1];
-    /// cert-manager Issuer.
-    pub const ISSUER: &Kind = &super::KINDS[3];
-    /// cert-manager ClusterIssuer.
-    pub const CLUSTER_ISSUER: &Kind = &super::KINDS[4];
-    /// cert-manager Certificate.
-    pub const CERTIFICATE: &Kind = &super::KINDS[5];
-    /// cert-manager CertificateRequest.
-    pub const CERTIFICATE_REQUEST: &Kind = &super::KINDS[6];
-    /// `networking.k8s.io/v1` Ingress.
-    pub const INGRESS: &Kind = &super::KINDS[7];
+    };
 }
 
-impl Kind {
-    /// The kind of an object, from its `apiVersion` and `kind`.
-    pub fn of(obj: &Value) -> Result<&'static Kind> {
-        let av = obj["apiVersion"].as_str().unwrap_or_default();
-        let k = obj["kind"].as_str().unwrap_or_default();
-        KINDS
-            .iter()
-            .find(|x| x.api_version == av && x.kind == k)
-            .ok_or_else(|| anyhow!("the scenarios do not know {av} {k}"))
-    }
+/// The kind of an object, from its `apiVersion` and `kind`.
+pub fn kind_of(obj: &Value) -> Result<&'static Kind> {
+    let av = obj["apiVersion"].as_str().unwrap_or_default();
+    let k = obj["kind"].as_str().unwrap_or_default();
+    KINDS
+        .iter()
+        .find(|x| x.api_version == av && x.kind == k)
+        .ok_or_else(|| anyhow!("the scenarios do not know {av} {k}"))
+}
 
-    fn api_resource(&self) -> ApiResource {
-        let (group, version) = self.api_version.rsplit_once('/').unwrap_or(("", self.api_version));
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, self.kind), self.plural)
+/// A dynamic API handle, namespaced when the kind is.
+pub fn api(kind: &Kind, client: &kube::Client, namespace: Option<&str>) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind);
+    let ar = ApiResource::from_gvk_with_plural(&gvk, kind.plural);
+    match (kind.namespaced, namespace) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+        _ => Api::all_with(client.clone(), &ar),
     }
+}
 
-    /// A dynamic API handle, namespaced when the kind is.
-    pub fn api(&self, client: &kube::Client, namespace: Option<&str>) -> Api<DynamicObject> {
-        let ar = self.api_resource();
-        match (self.namespaced, namespace) {
-            (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
-            _ => Api::all_with(client.clone(), &ar),
-        }
-    }
-
-    fn url_path(&self, namespace: Option<&str>) -> String {
-        let base = if self.api_version.contains('/') {
-            format!("/apis/{}", self.api_version)
-        } else {
-            format!("/api/{}", self.api_version)
-        };
-        match (self.namespaced, namespace) {
-            (true, Some(ns)) => format!("{base}/namespaces/{ns}/{}", self.plural),
-            _ => format!("{base}/{}", self.plural),
-        }
+fn url_path(kind: &Kind, namespace: Option<&str>) -> String {
+    let base = if kind.group().is_empty() {
+        format!("/api/{}", kind.api_version)
+    } else {
+        format!("/apis/{}", kind.api_version)
+    };
+    match (kind.namespaced, namespace) {
+        (true, Some(ns)) => format!("{base}/namespaces/{ns}/{}", kind.plural),
+        _ => format!("{base}/{}", kind.plural),
     }
 }
 
 /// Server-side applies `obj` (forcing conflicts: the harness sets up and breaks things on purpose).
 pub async fn apply(client: &kube::Client, obj: &Value) -> Result<Value> {
-    let kind = Kind::of(obj)?;
+    let kind = kind_of(obj)?;
     let name = obj["metadata"]["name"].as_str().context("object without a name")?;
     let ns = obj["metadata"]["namespace"].as_str();
-    let api = kind.api(client, ns);
+    let api = api(kind, client, ns);
     let applied = api
         .patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj))
         .await
@@ -167,7 +120,7 @@ pub async fn list(client: &kube::Client, kind: &Kind, namespace: Option<&str>) -
     let mut out = Vec::new();
     let mut lp = kube::api::ListParams::default().limit(500);
     loop {
-        let req = Request::new(kind.url_path(namespace)).list(&lp)?;
+        let req = Request::new(url_path(kind, namespace)).list(&lp)?;
         let mut page: Value = client
             .request(req)
             .await
@@ -189,7 +142,7 @@ pub async fn list(client: &kube::Client, kind: &Kind, namespace: Option<&str>) -
 
 /// Gets one object, raw; `None` when it does not exist.
 pub async fn get(client: &kube::Client, kind: &Kind, namespace: Option<&str>, name: &str) -> Result<Option<Value>> {
-    let req = Request::new(kind.url_path(namespace)).get(name, &Default::default())?;
+    let req = Request::new(url_path(kind, namespace)).get(name, &Default::default())?;
     match client.request::<Value>(req).await {
         Ok(mut v) => {
             v["apiVersion"] = Value::String(kind.api_version.to_owned());
@@ -203,7 +156,10 @@ pub async fn get(client: &kube::Client, kind: &Kind, namespace: Option<&str>, na
 
 /// Deletes one object; absent is fine.
 pub async fn delete(client: &kube::Client, kind: &Kind, namespace: Option<&str>, name: &str) -> Result<()> {
-    match kind.api(client, namespace).delete(name, &DeleteParams::default()).await {
+    match api(kind, client, namespace)
+        .delete(name, &DeleteParams::default())
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(e).with_context(|| format!("deleting {} {name}", kind.kind)),
@@ -220,7 +176,7 @@ pub async fn watch_until<T>(
     what: &str,
     mut check: impl FnMut(Option<&Value>, &std::collections::BTreeMap<(String, String), Value>) -> Option<T>,
 ) -> Result<T> {
-    let api = kind.api(client, None);
+    let api = api(kind, client, None);
     let mut stream = watcher(api, watcher::Config::default()).boxed();
     let mut state = std::collections::BTreeMap::<(String, String), Value>::new();
     let mut init = std::collections::BTreeMap::<(String, String), Value>::new();
@@ -301,14 +257,14 @@ mod tests {
 
     #[test]
     fn paths_of_core_and_grouped_kinds() {
-        assert_eq!(kinds::SECRET.url_path(Some("a")), "/api/v1/namespaces/a/secrets");
-        assert_eq!(kinds::NAMESPACE.url_path(Some("a")), "/api/v1/namespaces");
+        assert_eq!(url_path(kinds::SECRET, Some("a")), "/api/v1/namespaces/a/secrets");
+        assert_eq!(url_path(kinds::NAMESPACE, Some("a")), "/api/v1/namespaces");
         assert_eq!(
-            kinds::CLUSTER_ISSUER.url_path(None),
+            url_path(kinds::CLUSTER_ISSUER, None),
             "/apis/cert-manager.io/v1/clusterissuers"
         );
         assert_eq!(
-            kinds::INGRESS.url_path(Some("x")),
+            url_path(kinds::INGRESS, Some("x")),
             "/apis/networking.k8s.io/v1/namespaces/x/ingresses"
         );
     }
@@ -316,8 +272,8 @@ mod tests {
     #[test]
     fn kind_of_an_object() {
         let v = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate"});
-        assert_eq!(Kind::of(&v).unwrap().plural, "certificates");
-        assert!(Kind::of(&json!({"apiVersion": "v9", "kind": "Nope"})).is_err());
+        assert_eq!(kind_of(&v).unwrap().plural, "certificates");
+        assert!(kind_of(&json!({"apiVersion": "v9", "kind": "Nope"})).is_err());
     }
 
     #[test]
