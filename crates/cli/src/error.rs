@@ -1,6 +1,7 @@
 //! Every error a person can see from `cmarchive`, written for the person at the terminal: the first line says what
 //! went wrong, [`CliError::remedy`] (printed as a second line when there is one) says what to do about it.
 
+use crate::cluster::error::ClusterError;
 use cmarchive_archive::error::ArchiveError;
 use cmarchive_archive::folder::FolderError;
 use std::io;
@@ -55,9 +56,21 @@ pub enum CliError {
     /// Two flags or values that cannot go together, or a missing one.
     #[error("{0}")]
     Usage(String),
-    /// Anything from the cluster layer (used by `restore`, `verify` and cluster `pack`) (kept opaque here so that layer owns its own messages).
-    #[error("{0:#}")]
-    Cluster(anyhow::Error),
+    /// `--strict` found something it refuses (the message says what).
+    #[error("--strict: {0}")]
+    Strict(String),
+    /// A report or object could not be written in the asked format.
+    #[error("cannot render {what}: {reason}")]
+    Render {
+        /// What was being rendered.
+        what: &'static str,
+        /// Why not.
+        reason: String,
+    },
+    /// Anything from the cluster layer (`restore`, `verify` and cluster `pack`), which owns its messages and
+    /// remedies.
+    #[error(transparent)]
+    Cluster(ClusterError),
 }
 
 impl CliError {
@@ -79,8 +92,23 @@ impl CliError {
             CliError::Folder(FolderError::Unsafe { .. }) => Some(
                 "remove it, or unpack into an empty folder (links and special files are never written through)".into(),
             ),
+            CliError::Strict(_) => Some("fix the input, or run without --strict to record warnings instead".into()),
+            CliError::Cluster(error) => error.remedy(),
             _ => None,
         }
+    }
+
+    /// A rendering failure of `what`.
+    pub fn render(what: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> CliError {
+        move |reason| CliError::Render {
+            what,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// An error of the cluster layer.
+    pub fn cluster(error: impl Into<ClusterError>) -> CliError {
+        CliError::Cluster(error.into())
     }
 
     /// What a failed write to stdout is: [`CliError::StdoutClosed`] when the reader went away.

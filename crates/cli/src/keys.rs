@@ -124,7 +124,10 @@ fn prompt_new_passphrase() -> Result<SecretString> {
         )));
     }
     let passphrase = age::cli_common::read_secret("Passphrase for the archive", "Passphrase", Some("Confirm"))
-        .map_err(|e| CliError::Usage(format!("could not read the passphrase: {e}")))?;
+        .map_err(|e| CliError::Io {
+            context: "reading the passphrase from the terminal".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
     if passphrase.expose_secret().is_empty() {
         return Err(CliError::Usage("the passphrase is empty".into()));
     }

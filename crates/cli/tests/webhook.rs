@@ -85,7 +85,7 @@ async fn restore_waits_for_the_webhook_and_names_the_cause() -> Result<()> {
             && stderr.contains(
                 "cert-manager's API is not usable after waiting 8s: the webhook is not running (connection refused)"
             )
-            && stderr.contains("remedy: check that the cert-manager-webhook Deployment is running"),
+            && stderr.contains("cmarchive: hint: check that the cert-manager-webhook Deployment is running"),
         "{stderr}"
     );
     // One wait of --timeout, not one more per phase for objects that were never created.

@@ -206,7 +206,7 @@ pub async fn namespaces(client: &kube::Client, names: &BTreeSet<String>) -> Resu
     let resource = Resource::namespaces();
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
-    let results: Vec<(String, Result<Option<Value>>)> = stream::iter(names.iter().cloned())
+    let results: Vec<(String, Result<Option<Value>, ClusterError>)> = stream::iter(names.iter().cloned())
         .map(|name| {
             let resource = &resource;
             async move {
@@ -221,13 +221,13 @@ pub async fn namespaces(client: &kube::Client, names: &BTreeSet<String>) -> Resu
         match result {
             Ok(Some(object)) => objects.push(object),
             Ok(None) => warnings.push(format!("Namespace {name} does not exist (its objects were just read)")),
-            Err(e) if e.downcast_ref::<ClusterError>().is_some() => {
+            Err(ClusterError::Forbidden { .. }) => {
                 warnings.push(format!(
                     "cannot read Namespace {name} (forbidden): archived with its name only"
                 ));
                 objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     objects.sort_by(|a, b| {

@@ -83,14 +83,14 @@ fn check_group(groups: &APIGroupList, name: &str, cluster: &str, warnings: &mut 
 }
 
 /// Discovers cert-manager's API groups and resources; `cluster` names the cluster in messages.
-pub async fn cert_manager(client: &kube::Client, cluster: &str) -> Result<CertManagerApis> {
+pub async fn cert_manager(client: &kube::Client, cluster: &str) -> Result<CertManagerApis, ClusterError> {
     let groups = client.list_api_groups().await.context("API discovery failed")?;
     let mut warnings = Vec::new();
     if !check_group(&groups, CERT_MANAGER_GROUP, cluster, &mut warnings)? {
         return Err(ClusterError::CertManagerMissing {
             cluster: cluster.to_owned(),
-        }
-        .into());
+            unserved: None,
+        });
     }
     if !check_group(&groups, ACME_GROUP, cluster, &mut warnings)? {
         warnings.push(format!(
@@ -112,8 +112,8 @@ pub async fn cert_manager(client: &kube::Client, cluster: &str) -> Result<CertMa
         let Some(found) = found else {
             return Err(ClusterError::CertManagerMissing {
                 cluster: cluster.to_owned(),
-            })
-            .with_context(|| format!("{kind} is not served by {CERT_MANAGER_GROUP}/{KNOWN_VERSION}"));
+                unserved: Some(format!("{kind}.{CERT_MANAGER_GROUP}/{KNOWN_VERSION}")),
+            });
         };
         slot.api.plural = found.name.clone();
         slot.namespaced = found.namespaced;
@@ -199,6 +199,7 @@ mod tests {
     fn missing_cert_manager_message() {
         let message = ClusterError::CertManagerMissing {
             cluster: "kind-a".into(),
+            unserved: None,
         }
         .to_string();
         assert_eq!(

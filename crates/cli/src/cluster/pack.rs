@@ -168,11 +168,7 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
         bar.finish_and_clear();
     }
     if options.strict && !unreadable.is_empty() {
-        anyhow::bail!(
-            "--strict: {} object(s) could not be read:\n  {}\n  remedy: grant the missing permissions, or pack without --strict to record warnings instead",
-            unreadable.len(),
-            unreadable.join("\n  ")
-        );
+        return Err(ClusterError::StrictUnreadable { lines: unreadable }.into());
     }
     for warning in &warnings {
         note!("warning: {warning}");

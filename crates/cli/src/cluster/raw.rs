@@ -123,7 +123,12 @@ impl Resource {
     }
 
     /// GET one object by name; `None` when it does not exist. A 403 becomes [`ClusterError::Forbidden`].
-    pub async fn get(&self, client: &kube::Client, namespace: Option<&str>, name: &str) -> Result<Option<Value>> {
+    pub async fn get(
+        &self,
+        client: &kube::Client,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, ClusterError> {
         let answer = retry::transient(&self.describe(namespace, name), || async {
             let request = self
                 .request(namespace)
@@ -138,10 +143,10 @@ impl Resource {
                 Ok(Some(object))
             }
             Err(e) if is_code(&e, 404) => Ok(None),
-            Err(e) if is_code(&e, 403) => Err(self
-                .forbidden("get", namespace, self.describe(namespace, name), &e)
-                .into()),
-            Err(e) => Err(e).with_context(|| format!("cannot get {}", self.describe(namespace, name))),
+            Err(e) if is_code(&e, 403) => Err(self.forbidden("get", namespace, self.describe(namespace, name), &e)),
+            Err(e) => Err(ClusterError::Other(
+                anyhow::Error::new(e).context(format!("cannot get {}", self.describe(namespace, name))),
+            )),
         }
     }
 

@@ -234,17 +234,11 @@ pub async fn restore(
     let has_crds = archive.objects.iter().any(|o| o.phase == PhaseName::Crds);
     let (apis, served) = match discovery::cert_manager(&client, &cluster).await {
         Ok(apis) => (apis, true),
-        Err(e)
-            if has_crds
-                && matches!(
-                    e.downcast_ref::<ClusterError>(),
-                    Some(ClusterError::CertManagerMissing { .. })
-                ) =>
-        {
+        Err(ClusterError::CertManagerMissing { .. }) if has_crds => {
             note!("cert-manager CRDs missing in {cluster}: they will be created from the archive");
             (CertManagerApis::v1(), false)
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     for warning in &apis.warnings {
         note!("warning: {warning}");

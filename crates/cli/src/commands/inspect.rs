@@ -17,12 +17,12 @@ pub fn run(args: &InspectArgs, archive: &VerifiedArchive) -> Result<()> {
     let output = match args.output {
         ReportFormat::Json => {
             let mut text = serde_json::to_vec_pretty(&with_prediction(archive, at)?)
-                .map_err(|e| CliError::Usage(format!("cannot render the manifest as JSON: {e}")))?;
+                .map_err(|e| CliError::render("the manifest as JSON")(&e))?;
             text.push(b'\n');
             text
         }
         ReportFormat::Yaml => serde_saphyr::to_string(&with_prediction(archive, at)?)
-            .map_err(|e| CliError::Usage(format!("cannot render the manifest as YAML: {e}")))?
+            .map_err(|e| CliError::render("the manifest as YAML")(&e))?
             .into_bytes(),
         ReportFormat::Table => summary(&args.archive, archive, at).into_bytes(),
     };
@@ -98,9 +98,9 @@ fn predictions(archive: &VerifiedArchive, at: jiff::Timestamp) -> Vec<Prediction
 /// The stored manifest plus `reissuancePrediction`, so a program reads both from one document.
 fn with_prediction(archive: &VerifiedArchive, at: jiff::Timestamp) -> Result<Value> {
     let mut manifest: Value = serde_json::from_slice(&archive.manifest_json)
-        .map_err(|e| CliError::Usage(format!("manifest.json is not a JSON object: {e}")))?;
-    let certificates = serde_json::to_value(predictions(archive, at))
-        .map_err(|e| CliError::Usage(format!("cannot render the prediction: {e}")))?;
+        .map_err(|e| CliError::render("manifest.json as a JSON object")(&e))?;
+    let certificates =
+        serde_json::to_value(predictions(archive, at)).map_err(|e| CliError::render("the prediction")(&e))?;
     if let Some(map) = manifest.as_object_mut() {
         map.insert(
             "reissuancePrediction".into(),

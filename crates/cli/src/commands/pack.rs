@@ -75,8 +75,8 @@ pub fn run(args: &PackArgs) -> Result<()> {
         .filter(|w| w.code == codes::INVALID_SECRET_DATA)
         .collect();
     if args.strict && !undecodable.is_empty() {
-        return Err(CliError::Usage(format!(
-            "--strict: {} Secret(s) with data that is not base64, first {}",
+        return Err(CliError::Strict(format!(
+            "{} Secret(s) with data that is not base64, first {}",
             undecodable.len(),
             undecodable[0].message
         )));

@@ -31,8 +31,8 @@ pub fn collect(args: &PackArgs) -> Result<Collected> {
         strict: args.strict,
     };
     let content = cluster::block_on(read_cluster(&options))
-        .map_err(CliError::Cluster)?
-        .map_err(CliError::Cluster)?;
+        .map_err(CliError::cluster)?
+        .map_err(CliError::cluster)?;
     Ok(Collected {
         objects: content.objects.into_par_iter().map(Candidate::new).collect(),
         source: content.source,

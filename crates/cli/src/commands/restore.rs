@@ -59,9 +59,9 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
             signal = interrupt::first() => Err((signal, progress.resume_paused().await)),
         }
     })
-    .map_err(CliError::Cluster)?;
+    .map_err(CliError::cluster)?;
     let report = match finished {
-        Ok(report) => report.map_err(CliError::Cluster)?,
+        Ok(report) => report.map_err(CliError::cluster)?,
         Err((signal, resumed)) => {
             let mut message = format!(
                 "cmarchive: restore interrupted by {}\n{}",

@@ -33,7 +33,7 @@ pub fn run(args: &UnpackArgs, archive: &CheckedArchive) -> Result<()> {
 }
 
 fn to_yaml(object: &Value) -> Result<String> {
-    serde_saphyr::to_string(object).map_err(|e| CliError::Usage(format!("cannot render an object as YAML: {e}")))
+    serde_saphyr::to_string(object).map_err(|e| CliError::render("an object as YAML")(&e))
 }
 
 /// What a failed write to stdout says.
@@ -43,7 +43,7 @@ fn stdout() -> impl FnOnce(io::Error) -> CliError {
 
 /// A verified object, parsed (it parsed when the archive was verified, so this does not fail in practice).
 fn parsed(object: &ObjectRef<'_>) -> Result<Value> {
-    object.object().map_err(|e| CliError::Usage(e.to_string()))
+    object.object().map_err(|e| CliError::render("an object")(&e))
 }
 
 /// The archive's objects as multi-document YAML, parsing one object at a time. Strings that YAML 1.1 readers
@@ -89,8 +89,8 @@ fn write_dir(dir: &Path, format: UnpackFormat, force: bool, name: &str, archive:
                 (format!("{stem}.yaml"), to_yaml(&parsed(&object)?)?)
             }
             UnpackFormat::Json => {
-                let mut text =
-                    serde_json::to_string_pretty(&parsed(&object)?).map_err(|e| CliError::Usage(e.to_string()))?;
+                let mut text = serde_json::to_string_pretty(&parsed(&object)?)
+                    .map_err(|e| CliError::render("an object as JSON")(&e))?;
                 text.push('\n');
                 (relative.to_owned(), text)
             }

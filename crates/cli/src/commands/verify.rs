@@ -46,8 +46,8 @@ pub fn run(args: &VerifyArgs, archive: &VerifiedArchive) -> Result<i32> {
         verify(client, &apis.certificates, &apis.certificate_requests, &facts, since).await
     };
     let report: Report = cluster::block_on(work)
-        .map_err(CliError::Cluster)?
-        .map_err(CliError::Cluster)?;
+        .map_err(CliError::cluster)?
+        .map_err(CliError::cluster)?;
     print_report(&report, args.output)?;
     Ok(crate::cli::exit_code(report.conclusion()))
 }
@@ -56,8 +56,12 @@ pub fn run(args: &VerifyArgs, archive: &VerifiedArchive) -> Result<i32> {
 pub fn print_report<T: Serialize + ReportTable>(report: &T, format: ReportFormat) -> Result<()> {
     let text = match format {
         ReportFormat::Table => report.table(),
-        ReportFormat::Json => serde_json::to_string_pretty(report).map_err(|e| CliError::Usage(e.to_string()))? + "\n",
-        ReportFormat::Yaml => serde_saphyr::to_string(report).map_err(|e| CliError::Usage(e.to_string()))?,
+        ReportFormat::Json => {
+            serde_json::to_string_pretty(report).map_err(|e| CliError::render("the report as JSON")(&e))? + "\n"
+        }
+        ReportFormat::Yaml => {
+            serde_saphyr::to_string(report).map_err(|e| CliError::render("the report as YAML")(&e))?
+        }
     };
     // A reader that went away (`| head`) does not change the exit code the verification decided.
     match std::io::stdout().lock().write_all(text.as_bytes()) {
