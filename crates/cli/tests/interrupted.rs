@@ -1,4 +1,4 @@
-//! Interrupted and disturbed restores on local clusters (issue 23): a restore stopped by a signal, killed, or
+//! Interrupted and disturbed restores on local clusters: a restore stopped by a signal, killed, or
 //! running while the API server or cert-manager is restarted. Each moment is chosen by watching the cluster, never
 //! by sleeping, and each case ends the way an operator would end it: the same `restore` run again, then `verify`
 //! exits 0, every archived certificate is byte-identical, no CertificateRequest was created, nothing is missing.
