@@ -515,7 +515,7 @@ async fn rejected(client: &kube::Client) -> Result<u64> {
 }
 
 /// An API server that answers 429 to whatever does not fit a tiny concurrency share: a restore of a few hundred
-/// Certificates still completes, nothing reissued.
+/// Certificates still completes, nothing reissued, and reports the retries that got it there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_writes_are_retried_until_the_restore_completes() -> Result<()> {
     const CERTIFICATES: usize = 200;
@@ -533,5 +533,11 @@ async fn throttled_writes_are_retried_until_the_restore_completes() -> Result<()
     let rejected = rejected(&target.client()).await?;
     eprintln!("API Priority and Fairness rejected {rejected} request(s)");
     assert!(rejected > 0, "nothing was throttled: this test can no longer fail");
+    // cmarchive's own retries carried it through, and say so.
+    let retried = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("retried ")?.split_once(' ')?.0.parse::<u64>().ok())
+        .with_context(|| format!("no retry reported: {stderr}"))?;
+    assert!(retried > 0);
     packed.assert_restored(&target).await
 }

@@ -2,6 +2,7 @@
 //! restore needs (SelfSubjectAccessReview). A restore that stops half-way for lack of a permission is worse than
 //! one that never starts.
 
+use crate::cluster::retry;
 use anyhow::{Context as _, Result};
 use cmarchive_archive::certmanager::kinds::ApiKind;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
@@ -78,8 +79,8 @@ pub async fn denied(client: &kube::Client, wanted: &[Permission]) -> Result<Vec<
                     },
                     ..Default::default()
                 };
-                let answer = api
-                    .create(&PostParams::default(), &review)
+                let params = PostParams::default();
+                let answer = retry::transient("SelfSubjectAccessReview", || api.create(&params, &review))
                     .await
                     .context("SelfSubjectAccessReview failed")?;
                 let allowed = answer.status.is_some_and(|s| s.allowed);

@@ -127,6 +127,9 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection> {
     config
         .headers
         .push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
+    // One retry policy, cmarchive's (retry.rs): every retry of a 429 as of a leader change is then logged at -v
+    // and counted in the report, instead of some vanishing inside kube-client's own layer.
+    config.default_retry = false;
     let server = config.cluster_url.to_string().trim_end_matches('/').to_owned();
     let client = kube::Client::try_from(config).with_context(|| format!("cannot create a client for {server}"))?;
     Ok(Connection {

@@ -3,6 +3,7 @@
 
 use crate::cluster::error::ClusterError;
 use crate::cluster::raw::Resource;
+use crate::cluster::retry;
 use anyhow::{Context as _, Result};
 use cmarchive_archive::certmanager::kinds::{self, ACME_GROUP, CERT_MANAGER_GROUP};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, APIGroupList};
@@ -84,7 +85,9 @@ fn check_group(groups: &APIGroupList, name: &str, cluster: &str, warnings: &mut 
 
 /// Discovers cert-manager's API groups and resources; `cluster` names the cluster in messages.
 pub async fn cert_manager(client: &kube::Client, cluster: &str) -> Result<CertManagerApis, ClusterError> {
-    let groups = client.list_api_groups().await.context("API discovery failed")?;
+    let groups = retry::transient("API discovery", || client.list_api_groups())
+        .await
+        .context("API discovery failed")?;
     let mut warnings = Vec::new();
     if !check_group(&groups, CERT_MANAGER_GROUP, cluster, &mut warnings)? {
         return Err(ClusterError::CertManagerMissing {
@@ -97,8 +100,8 @@ pub async fn cert_manager(client: &kube::Client, cluster: &str) -> Result<CertMa
             "cluster {cluster} does not serve {ACME_GROUP}: is cert-manager fully installed?"
         ));
     }
-    let list = client
-        .list_api_group_resources(&format!("{CERT_MANAGER_GROUP}/{KNOWN_VERSION}"))
+    let group_version = format!("{CERT_MANAGER_GROUP}/{KNOWN_VERSION}");
+    let list = retry::transient("API discovery", || client.list_api_group_resources(&group_version))
         .await
         .context("API discovery of cert-manager.io/v1 failed")?;
     let mut apis = CertManagerApis::v1();
@@ -125,7 +128,9 @@ pub async fn cert_manager(client: &kube::Client, cluster: &str) -> Result<CertMa
 /// Resolves a kind of an arbitrary group (external issuers) at the group's preferred version; `None` when the
 /// cluster does not serve it.
 pub async fn resolve_kind(client: &kube::Client, group: &str, kind: &str) -> Result<Option<Resource>> {
-    let groups = client.list_api_groups().await.context("API discovery failed")?;
+    let groups = retry::transient("API discovery", || client.list_api_groups())
+        .await
+        .context("API discovery failed")?;
     let Some(api_group) = groups.groups.iter().find(|g| g.name == group) else {
         return Ok(None);
     };
@@ -137,10 +142,10 @@ pub async fn resolve_kind(client: &kube::Client, group: &str, kind: &str) -> Res
     let Some(version) = version else {
         return Ok(None);
     };
-    let list = client
-        .list_api_group_resources(&format!("{group}/{version}"))
+    let group_version = format!("{group}/{version}");
+    let list = retry::transient("API discovery", || client.list_api_group_resources(&group_version))
         .await
-        .with_context(|| format!("API discovery of {group}/{version} failed"))?;
+        .with_context(|| format!("API discovery of {group_version} failed"))?;
     Ok(list
         .resources
         .iter()

@@ -64,13 +64,14 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
         }
     };
     say("discovering cert-manager");
-    let kubernetes_version = match client.apiserver_version().await {
-        Ok(info) => Some(info.git_version),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the Kubernetes version");
-            None
-        }
-    };
+    let kubernetes_version =
+        match crate::cluster::retry::transient("reading the Kubernetes version", || client.apiserver_version()).await {
+            Ok(info) => Some(info.git_version),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the Kubernetes version");
+                None
+            }
+        };
     let apis = discovery::cert_manager(client, &name).await?;
     let mut warnings: Vec<String> = apis.warnings.clone();
     let deployment = controller::find(client).await;

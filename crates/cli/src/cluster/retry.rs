@@ -1,6 +1,6 @@
-//! Transient API errors are retried, beyond the 429/503/504 that kube-client's own layer covers: a 500 that says
-//! etcd changed leader or timed out, a request timeout, and a connection refused or reset while the API server
-//! restarts. Every request cmarchive retries is idempotent (GET, LIST, server-side apply, a merge patch) or turns
+//! Transient API errors are retried here, and only here (kube-client's own retry layer is turned off, so that
+//! every retry is logged and counted): 429 (API Priority and Fairness), 503 and 504, a 500 that says etcd changed
+//! leader or timed out, a request timeout, and a connection refused or reset while the API server restarts. Every request cmarchive retries is idempotent (GET, LIST, server-side apply, a merge patch) or turns
 //! into one (a create whose answer was lost meets 409 and is applied instead). Validation errors, conflicts,
 //! forbidden and not found are never retried: waiting does not change them.
 

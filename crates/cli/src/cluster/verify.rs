@@ -97,7 +97,7 @@ async fn issuing_event(
     let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(client.clone(), namespace);
     let params =
         kube::api::ListParams::default().fields(&format!("involvedObject.kind=Certificate,involvedObject.name={name}"));
-    let list = match events.list(&params).await {
+    let list = match crate::cluster::retry::transient("listing Events", || events.list(&params)).await {
         Ok(list) => list,
         Err(e) => {
             tracing::debug!(error = %e, "cannot list Events; reissuance reason from conditions only");

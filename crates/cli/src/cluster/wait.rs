@@ -49,8 +49,8 @@ impl SecretBarrier {
         for namespace in namespaces {
             let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
             let params = WatchParams::default().timeout(290);
-            let stream = api
-                .watch_metadata(&params, "0")
+            let what = format!("watching Secrets in {namespace}");
+            let stream = retry::transient(&what, || api.watch_metadata(&params, "0"))
                 .await
                 .with_context(|| {
                     format!("cannot watch Secrets in namespace {namespace} (needed for the race barrier)")
