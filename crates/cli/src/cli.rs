@@ -380,8 +380,9 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "NS", conflicts_with = "archive")]
     pub source_cluster_resource_namespace: Option<String>,
 
-    /// Go ahead although cert-manager is predicted to reissue some Certificates (listed before anything is
-    /// written). Their reissue is then reported, not counted as a failure.
+    /// Go ahead although cert-manager is predicted to reissue some Certificates. Without it such a restore names
+    /// them with cert-manager's reason and stops (exit 1) before anything is written; a renewal that is due
+    /// needs no permission. With it their reissue is reported as predicted, not counted as a failure.
     #[arg(long)]
     pub allow_reissue: bool,
 
