@@ -539,6 +539,20 @@ fn restore_from_plain_objects_is_planned_and_gated_before_any_cluster_is_contact
         "a dry run reports the prediction and goes on checking: {stderr}"
     );
 
+    // An archive is gated the same way: packed without the leaf's Secret, it is refused before the cluster.
+    let mut without_tls = dump.clone();
+    without_tls["items"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|o| o["metadata"]["name"] != "web-tls");
+    let broken = ws.pack("without-tls.cmar", &without_tls.to_string());
+    let key = ws.key();
+    let (code, stderr) = restore(&[broken.as_os_str(), "-i".as_ref(), key.as_os_str()], None);
+    assert!(
+        code == Some(1) && stderr.contains("1 Certificate(s) would be reissued") && !reached_the_cluster(&stderr),
+        "{stderr}"
+    );
+
     // What `unpack` prints, YAML on stdin or a List from a file, and what `unpack --dir` writes: every Secret is
     // there, so nothing is predicted and nothing stops the restore.
     let archive = ws.pack("full.cmar", &dump.to_string());
