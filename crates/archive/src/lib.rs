@@ -10,6 +10,7 @@ mod chunks;
 pub mod crypto;
 pub mod error;
 pub mod folder;
+pub mod from_plan;
 pub mod manifest;
 pub mod object;
 pub mod paths;

@@ -69,6 +69,11 @@ impl PlannedObject {
         &self.bytes
     }
 
+    /// The JSON the archive stores, handed over.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// The object parsed again (for tests and callers that inspect a plan; the writer uses the bytes).
     pub fn object(&self) -> Value {
         serde_json::from_slice(&self.bytes).expect("a planned object is serialized JSON")

@@ -4,7 +4,7 @@
 //! Conventions: the archive is always a positional argument (`-` = stdin/stdout) and `-o` always
 //! means an output format. Key flags follow age and rage: `-r`, `-R`, `-p`, `-a`, `-i`, `-j`.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Exit code: everything worked.
@@ -376,10 +376,41 @@ pub struct InspectArgs {
 
 /// `cmarchive restore`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("input").required(true).multiple(true).args(["archive", "from_file", "from_dir"])))]
+#[command(after_help = "Examples:\n  \
+    cmarchive restore backup.cmar -i key.txt --dry-run\n  \
+    cmarchive restore backup.cmar -i key.txt\n  \
+    cmarchive unpack backup.cmar -i key.txt | cmarchive restore --from-file -\n  \
+    cmarchive restore --from-file backup.json --allow-reissue   # the guide's backup: no Secrets, all reissued\n\n\
+    Before writing anything, restore predicts what cert-manager will do with every Certificate. When one would be\n\
+    reissued (its Secret is missing from the input, holds another key, does not match the spec, …; a renewal that\n\
+    is due anyway does not count), it names each with cert-manager's reason and stops, unless --allow-reissue.")]
 pub struct RestoreArgs {
-    /// The archive; `-` reads stdin.
-    #[arg(value_name = "ARCHIVE")]
-    pub archive: String,
+    /// The archive; `-` reads stdin. Exactly one of ARCHIVE, --from-file and --from-dir.
+    #[arg(value_name = "ARCHIVE", conflicts_with_all = ["from_file", "from_dir"])]
+    pub archive: Option<String>,
+
+    /// Restore plain objects instead of an archive: what `cmarchive unpack` prints (YAML or `-o json`), a
+    /// `kubectl get -o json|yaml` dump or cert-manager's guide-style `backup.json`. `-` reads stdin. Repeatable.
+    /// Planned exactly as `pack --from-file` plans it (phases, sanitizing, exclusions); no keys are needed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = IDENTITY_FLAGS)]
+    pub from_file: Vec<String>,
+
+    /// Restore plain objects from every `.json`, `.yaml` and `.yml` file under this folder (recursively), e.g.
+    /// what `cmarchive unpack --dir` wrote. Repeatable.
+    #[arg(long, value_name = "DIR", conflicts_with_all = IDENTITY_FLAGS)]
+    pub from_dir: Vec<PathBuf>,
+
+    /// With --from-file/--from-dir: the namespace where the source cluster's cert-manager kept ClusterIssuer
+    /// Secrets (moved to the target's on restore). Default: `cert-manager`.
+    #[arg(long, value_name = "NS", conflicts_with = "archive")]
+    pub source_cluster_resource_namespace: Option<String>,
+
+    /// Go ahead although cert-manager is predicted to reissue some Certificates. Without it such a restore names
+    /// them with cert-manager's reason and stops (exit 1) before anything is written; a renewal that is due
+    /// needs no permission. With it their reissue is reported as predicted, not counted as a failure.
+    #[arg(long)]
+    pub allow_reissue: bool,
 
     /// Keys.
     #[command(flatten)]
@@ -424,6 +455,9 @@ pub struct RestoreArgs {
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ReportFormat::Table)]
     pub output: ReportFormat,
 }
+
+/// Flags that open an archive: meaningless for plain objects.
+const IDENTITY_FLAGS: [&str; 5] = ["identities", "plugins", "passphrase_file", "signers", "signature"];
 
 /// `cmarchive verify`.
 #[derive(Debug, Args)]
@@ -517,5 +551,33 @@ mod tests {
         }
         // The same flags without the cluster-only one parse.
         assert!(Cli::try_parse_from(["cmarchive", "pack", "a.cmar", "--from-file", "x", "-r", "age1x"]).is_ok());
+    }
+
+    #[test]
+    fn restore_takes_an_archive_or_plain_objects() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["cmarchive", "restore"], args].concat());
+        let restore = |args: &[&str]| match parse(args).map(|cli| cli.command) {
+            Ok(Command::Restore(r)) => r,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(restore(&["a.cmar", "-i", "k"]).archive.as_deref(), Some("a.cmar"));
+        let from = restore(&["--from-file", "-", "--from-file", "b.json", "--allow-reissue"]);
+        assert_eq!(
+            (from.archive, from.from_file.len(), from.allow_reissue),
+            (None, 2, true)
+        );
+        assert_eq!(restore(&["--from-dir", "d"]).from_dir.len(), 1);
+        let kind = |args: &[&str]| parse(args).expect_err("refused").kind();
+        use clap::error::ErrorKind;
+        assert_eq!(kind(&[]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(kind(&["a.cmar", "--from-file", "b.json"]), ErrorKind::ArgumentConflict);
+        assert_eq!(kind(&["a.cmar", "--from-dir", "d"]), ErrorKind::ArgumentConflict);
+        for flag in ["-i", "--signers", "--passphrase-file", "-j"] {
+            assert_eq!(
+                kind(&["--from-file", "b.json", flag, "x"]),
+                ErrorKind::ArgumentConflict,
+                "{flag}"
+            );
+        }
     }
 }

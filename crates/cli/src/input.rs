@@ -399,6 +399,16 @@ fn fill_list_type(item: &mut Map<String, Value>, item_kind: Option<&str>, api_ve
     }
 }
 
+/// Whether `path` is the manifest of an unpacked archive.
+fn is_unpacked_manifest(path: &Path) -> bool {
+    use cmarchive_archive::manifest::{FORMAT_NAME, MANIFEST_PATH};
+    path.file_name().is_some_and(|n| n == MANIFEST_PATH)
+        && std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .is_some_and(|manifest| manifest.get("format").and_then(Value::as_str) == Some(FORMAT_NAME))
+}
+
 fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Bool(_) => "a boolean",
@@ -408,7 +418,8 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// Every `.json`, `.yaml` and `.yml` file under `dir`, sorted, recursively (hidden entries skipped).
+/// Every `.json`, `.yaml` and `.yml` file under `dir`, sorted, recursively (hidden entries skipped, and the
+/// `manifest.json` that `unpack --dir` writes beside the objects: it describes them, it is not one).
 pub fn dump_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
@@ -425,7 +436,9 @@ pub fn dump_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 .map_err(CliError::io(format!("reading {}", path.display())))?;
             if file_type.is_dir() {
                 pending.push(path);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "yml")) {
+            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "yml"))
+                && !(current == dir && is_unpacked_manifest(&path))
+            {
                 files.push(path);
             }
         }

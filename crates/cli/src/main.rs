@@ -213,7 +213,10 @@ fn run(command: Command) -> Result<i32, CliError> {
             commands::inspect::run(&args, &archive).map(|()| EXIT_OK)
         }
         Command::Restore(args) => {
-            let archive = commands::open_archive(&args.archive, &args.identity)?;
+            let archive = match &args.archive {
+                Some(archive) => commands::open_archive(archive, &args.identity)?,
+                None => commands::plain_objects::open(&args)?,
+            };
             commands::restore::run(&args, archive)
         }
         Command::Verify(args) => {

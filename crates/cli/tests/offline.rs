@@ -476,6 +476,165 @@ fn pack_from_a_folder_and_from_stdin_to_stdout() {
     assert_eq!(from_stdin["items"], from_folder["items"]);
 }
 
+/// `restore --from-file/--from-dir` up to the point where it would contact the cluster: the kubeconfig named does
+/// not exist, so an error about it proves that planning and the reissuance gate let the restore through, and any
+/// other error that it stopped before contacting anything.
+#[test]
+fn restore_from_plain_objects_is_planned_and_gated_before_any_cluster_is_contacted() {
+    let ws = Workspace::new();
+    let kubeconfig = ws.path("no-such-kubeconfig");
+    let restore = |args: &[&std::ffi::OsStr], stdin: Option<Vec<u8>>| {
+        let mut cmd = cmarchive();
+        cmd.arg("restore").args(args).arg("--kubeconfig").arg(&kubeconfig);
+        if let Some(stdin) = stdin {
+            cmd.write_stdin(stdin);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    let reached_the_cluster =
+        |stderr: &str| stderr.contains("cannot read kubeconfig") && stderr.contains("no-such-kubeconfig");
+
+    // The guide's backup: `kubectl get -A -o json issuer,clusterissuer,cert`, no Secrets.
+    let dump = kubectl_dump();
+    let guide: Vec<&Value> = dump["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| ["Issuer", "ClusterIssuer", "Certificate"].contains(&o["kind"].as_str().unwrap()))
+        .collect();
+    let backup = ws.write(
+        "backup.json",
+        &json!({"apiVersion": "v1", "kind": "List", "items": guide}).to_string(),
+    );
+    let (code, stderr) = restore(&["--from-file".as_ref(), backup.as_os_str()], None);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("prediction: cert-manager will reissue Certificate/prod/web (DoesNotExist:"),
+        "the Certificate is named with cert-manager's reason: {stderr}"
+    );
+    assert!(
+        stderr.contains("1 Certificate(s) would be reissued by cert-manager") && stderr.contains("nothing was written"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--allow-reissue"), "the way on is named: {stderr}");
+    assert!(
+        !reached_the_cluster(&stderr),
+        "refused before contacting the cluster: {stderr}"
+    );
+    let (code, stderr) = restore(
+        &["--from-file".as_ref(), backup.as_os_str(), "--allow-reissue".as_ref()],
+        None,
+    );
+    assert!(
+        code == Some(1) && reached_the_cluster(&stderr),
+        "--allow-reissue goes ahead: {stderr}"
+    );
+    let (code, stderr) = restore(
+        &["--from-file".as_ref(), backup.as_os_str(), "--dry-run".as_ref()],
+        None,
+    );
+    assert!(
+        code == Some(1) && reached_the_cluster(&stderr) && stderr.contains("dry run: a restore would stop here"),
+        "a dry run reports the prediction and goes on checking: {stderr}"
+    );
+
+    // An archive is gated the same way: packed without the leaf's Secret, it is refused before the cluster.
+    let mut without_tls = dump.clone();
+    without_tls["items"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|o| o["metadata"]["name"] != "web-tls");
+    let broken = ws.pack("without-tls.cmar", &without_tls.to_string());
+    let key = ws.key();
+    let (code, stderr) = restore(&[broken.as_os_str(), "-i".as_ref(), key.as_os_str()], None);
+    assert!(
+        code == Some(1) && stderr.contains("1 Certificate(s) would be reissued") && !reached_the_cluster(&stderr),
+        "{stderr}"
+    );
+
+    // What `unpack` prints, YAML on stdin or a List from a file, and what `unpack --dir` writes: every Secret is
+    // there, so nothing is predicted and nothing stops the restore.
+    let archive = ws.pack("full.cmar", &dump.to_string());
+    let unpacked = |format: &str| {
+        let out = cmarchive()
+            .arg("unpack")
+            .arg(&archive)
+            .arg("-i")
+            .arg(ws.key())
+            .args(["-o", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let (code, stderr) = restore(&["--from-file".as_ref(), "-".as_ref()], Some(unpacked("yaml")));
+    assert!(code == Some(1) && reached_the_cluster(&stderr), "{stderr}");
+    assert!(
+        !stderr.contains("prediction:") && !stderr.contains("warning:"),
+        "{stderr}"
+    );
+    let list = ws.path("unpacked.json");
+    fs::write(&list, unpacked("json")).unwrap();
+    let folder = ws.path("unpacked");
+    cmarchive()
+        .arg("unpack")
+        .arg(&archive)
+        .arg("-i")
+        .arg(ws.key())
+        .arg("--dir")
+        .arg(&folder)
+        .assert()
+        .success();
+    for args in [
+        ["--from-file", list.to_str().unwrap()],
+        ["--from-dir", folder.to_str().unwrap()],
+    ] {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        let (code, stderr) = restore(&args, None);
+        assert!(code == Some(1) && reached_the_cluster(&stderr), "{args:?}: {stderr}");
+        assert!(!stderr.contains("prediction:"), "{stderr}");
+    }
+
+    // Bad input: one line naming the file, nothing contacted.
+    let empty = ws.write("empty.json", "\n");
+    let (code, stderr) = restore(&["--from-file".as_ref(), empty.as_os_str()], None);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("empty.json: the input is empty") && !stderr.contains("--allow-empty"),
+        "{stderr}"
+    );
+    let orders = ws.write(
+        "orders.json",
+        &json!({"apiVersion": "acme.cert-manager.io/v1", "kind": "Order",
+                "metadata": {"namespace": "prod", "name": "web-1"}, "spec": {}})
+        .to_string(),
+    );
+    let (code, stderr) = restore(&["--from-file".as_ref(), orders.as_os_str()], None);
+    assert!(
+        code == Some(1) && stderr.contains("orders.json: nothing to restore"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("cmarchive: error")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!reached_the_cluster(&stderr));
+
+    // Plain objects need no keys, and an archive is not mixed with them.
+    for args in [
+        vec!["--from-file", "backup.json", "-i", "key.txt"],
+        vec!["a.cmar", "--from-file", "backup.json"],
+        vec![],
+    ] {
+        let out = cmarchive().arg("restore").args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("--from-file"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn keys_from_the_environment() {
     let ws = Workspace::new();

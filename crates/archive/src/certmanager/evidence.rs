@@ -10,6 +10,7 @@ use super::certinfo;
 use crate::manifest::CertificateFacts;
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// cert-manager's reason for an issuance that was due: time caused it, not the restore.
@@ -29,6 +30,9 @@ pub enum Verdict {
     Reissued,
     /// cert-manager issued a new certificate because the archived one was due for renewal: reported, not an error.
     Renewed,
+    /// cert-manager issued a new certificate, as predicted before the restore wrote anything, and the restore was
+    /// told to go ahead (`--allow-reissue`): reported, not an error.
+    ReissuedAsPredicted,
 }
 
 /// One sign that cert-manager issued (or started issuing) a certificate.
@@ -224,13 +228,59 @@ pub fn check(
     requests: &[Value],
     since: jiff::Timestamp,
 ) -> CertificateCheck {
+    let expected = Expected {
+        namespace: &facts.namespace,
+        name: &facts.name,
+        secret_name: &facts.secret_name,
+        fingerprint: Some(&facts.sha256_fingerprint),
+    };
+    check_expected(&expected, certificate, secret, requests, since)
+}
+
+/// [`check`] for a restored Certificate that came without a certificate to compare with (its Secret was not
+/// in the input): cert-manager's own signs of an issuance are the only evidence, and whatever leaf its Secret
+/// holds is reported, not judged. `expected_fingerprint` stays empty.
+pub fn check_unarchived(
+    namespace: &str,
+    name: &str,
+    secret_name: &str,
+    certificate: Option<&Value>,
+    secret: Option<&Value>,
+    requests: &[Value],
+    since: jiff::Timestamp,
+) -> CertificateCheck {
+    let expected = Expected {
+        namespace,
+        name,
+        secret_name,
+        fingerprint: None,
+    };
+    check_expected(&expected, certificate, secret, requests, since)
+}
+
+/// What a check compares the live objects with.
+struct Expected<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    secret_name: &'a str,
+    /// The archived leaf's fingerprint; `None` when nothing was archived.
+    fingerprint: Option<&'a str>,
+}
+
+fn check_expected(
+    expected: &Expected<'_>,
+    certificate: Option<&Value>,
+    secret: Option<&Value>,
+    requests: &[Value],
+    since: jiff::Timestamp,
+) -> CertificateCheck {
     let mut result = CertificateCheck {
-        namespace: facts.namespace.clone(),
-        name: facts.name.clone(),
-        secret_name: facts.secret_name.clone(),
+        namespace: expected.namespace.to_owned(),
+        name: expected.name.to_owned(),
+        secret_name: expected.secret_name.to_owned(),
         verdict: Verdict::Ok,
         ready: readiness_message(certificate),
-        expected_fingerprint: facts.sha256_fingerprint.clone(),
+        expected_fingerprint: expected.fingerprint.unwrap_or_default().to_owned(),
         actual_fingerprint: secret
             .and_then(|s| certinfo::tls_leaf(s).ok())
             .map(|leaf| leaf.sha256_fingerprint),
@@ -258,11 +308,12 @@ pub fn check(
     result.new_requests.sort();
     // cert-manager's own reason first: it says *why*; the rest says how we know.
     result.evidence.extend(issuing_condition(certificate));
-    let secret = facts.secret_name.clone();
-    match &result.actual_fingerprint {
-        Some(f) if *f == facts.sha256_fingerprint => {}
-        Some(_) => result.evidence.push(Evidence::DifferentCertificate { secret }),
-        None => result.evidence.push(Evidence::NoCertificate { secret }),
+    let secret = expected.secret_name.to_owned();
+    match (&result.actual_fingerprint, expected.fingerprint) {
+        (_, None) => {}
+        (Some(f), Some(archived)) if f == archived => {}
+        (Some(_), Some(_)) => result.evidence.push(Evidence::DifferentCertificate { secret }),
+        (None, Some(_)) => result.evidence.push(Evidence::NoCertificate { secret }),
     }
     if !result.new_requests.is_empty() {
         result.evidence.push(Evidence::NewRequests {
@@ -295,6 +346,8 @@ pub struct Report {
     pub reissued: usize,
     /// Number renewed because they were due (not counted as reissued).
     pub renewed: usize,
+    /// Number reissued as predicted and allowed with `--allow-reissue` (not counted as reissued).
+    pub reissued_as_predicted: usize,
     /// Number not Ready (and not reissued).
     pub not_ready: usize,
     /// Number missing.
@@ -310,10 +363,24 @@ impl Report {
             since,
             reissued: count(Verdict::Reissued),
             renewed: count(Verdict::Renewed),
+            reissued_as_predicted: count(Verdict::ReissuedAsPredicted),
             not_ready: count(Verdict::NotReady),
             missing: count(Verdict::Missing),
             certificates,
         }
+    }
+
+    /// The report with every reissue of a Certificate in `predicted` (namespace, name) turned into
+    /// [`Verdict::ReissuedAsPredicted`]: the restore said before writing that cert-manager would issue them, and
+    /// was allowed to go ahead. A renewal that was due stays a renewal.
+    pub fn accept_predicted(self, predicted: &BTreeSet<(String, String)>) -> Report {
+        let mut certificates = self.certificates;
+        for c in &mut certificates {
+            if c.verdict == Verdict::Reissued && predicted.contains(&(c.namespace.clone(), c.name.clone())) {
+                c.verdict = Verdict::ReissuedAsPredicted;
+            }
+        }
+        Report::new(self.since, certificates)
     }
 
     /// What the checks add up to: reissuance outweighs anything missing or not Ready.
@@ -475,6 +542,66 @@ mod tests {
         );
         renewed.add_issuing_event("Renewing certificate as renewal was scheduled at 2026-06-01".into());
         assert_eq!(renewed.verdict, Verdict::Renewed);
+    }
+
+    #[test]
+    fn without_an_archived_leaf_only_issuance_signs_count() {
+        let (pem, _) = pem_and_fingerprint();
+        // A Secret that was already there and a Ready Certificate: nothing was issued.
+        let quiet = check_unarchived(
+            "a",
+            "web",
+            "web-tls",
+            Some(&certificate(json!({}))),
+            Some(&secret(&pem)),
+            &[],
+            since(),
+        );
+        assert_eq!(
+            (quiet.verdict, quiet.expected_fingerprint.as_str()),
+            (Verdict::Ok, ""),
+            "{quiet:?}"
+        );
+        assert!(quiet.actual_fingerprint.is_some());
+        let request = json!({"metadata": {"name": "web-1", "creationTimestamp": "2026-06-01T10:00:01Z",
+            "ownerReferences": [{"kind": "Certificate", "name": "web", "uid": "u1"}]}});
+        let issued = check_unarchived(
+            "a",
+            "web",
+            "web-tls",
+            Some(&certificate(json!({"revision": 1}))),
+            Some(&secret(&pem)),
+            &[request],
+            since(),
+        );
+        assert_eq!(issued.verdict, Verdict::Reissued, "{issued:?}");
+        assert_eq!(issued.new_requests, ["web-1"]);
+        let other = check_unarchived("a", "api", "api-tls", None, None, &[], since());
+        assert_eq!(other.verdict, Verdict::Missing);
+
+        let report = Report::new(since(), vec![issued, other]);
+        assert_eq!((report.reissued, report.conclusion()), (1, Conclusion::Reissued));
+        let predicted = BTreeSet::from([("a".to_owned(), "web".to_owned()), ("a".to_owned(), "api".to_owned())]);
+        let accepted = report.accept_predicted(&predicted);
+        assert_eq!(accepted.certificates[1].verdict, Verdict::ReissuedAsPredicted);
+        assert_eq!(
+            (accepted.reissued, accepted.reissued_as_predicted, accepted.missing),
+            (0, 1, 1),
+            "a predicted reissue is accepted, a missing Certificate is not"
+        );
+        assert_eq!(accepted.conclusion(), Conclusion::Incomplete);
+        // Only the predicted ones are accepted.
+        let (pem, _) = pem_and_fingerprint();
+        let unpredicted = check(
+            &facts("00"),
+            Some(&certificate(json!({}))),
+            Some(&secret(&pem)),
+            &[],
+            since(),
+        );
+        let report = Report::new(since(), vec![unpredicted])
+            .accept_predicted(&BTreeSet::from([("a".to_owned(), "other".to_owned())]));
+        assert_eq!((report.reissued, report.conclusion()), (1, Conclusion::Reissued));
     }
 
     #[test]

@@ -237,7 +237,7 @@ mod tests {
         assert_eq!((DEPLOYMENT.group(), DEPLOYMENT.version()), ("apps", "v1"));
         assert_eq!(ISSUER.group(), CERT_MANAGER_GROUP);
         assert_eq!(ORDER.group(), ACME_GROUP);
-        assert!(!CLUSTER_ISSUER.namespaced && ISSUER.namespaced);
+        assert_eq!((CLUSTER_ISSUER.namespaced, ISSUER.namespaced), (false, true));
     }
 
     #[test]

@@ -56,6 +56,14 @@ pub enum ClusterError {
         /// What to check.
         remedy: String,
     },
+    /// The prediction says cert-manager will reissue, and the restore was not told that this is fine.
+    #[error(
+        "{count} Certificate(s) would be reissued by cert-manager (listed above with its reason); nothing was written"
+    )]
+    ReissueNotAllowed {
+        /// How many.
+        count: usize,
+    },
     /// `--strict` and a referenced Secret does not exist.
     #[error("{count} referenced Secret(s) do not exist (--strict):\n{}", lines.join("\n"))]
     StrictMissingSecrets {
@@ -104,6 +112,11 @@ impl ClusterError {
             ClusterError::ApiNotReady { remedy, .. } => Some(format!(
                 "{remedy}; then run the restore again: it resumes where it stopped"
             )),
+            ClusterError::ReissueNotAllowed { .. } => Some(
+                "restore each with its Secret (e.g. from a `cmarchive pack` archive), or pass --allow-reissue to let \
+                 cert-manager issue new certificates"
+                    .into(),
+            ),
             ClusterError::StrictMissingSecrets { .. } => {
                 Some("create them, or pack without --strict to record warnings instead".into())
             }

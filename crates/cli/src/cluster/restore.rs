@@ -12,11 +12,12 @@ use crate::cluster::discovery::{self, CertManagerApis};
 use crate::cluster::error::ClusterError;
 use crate::cluster::progress::{Paused, Progress};
 use crate::cluster::retry;
-use crate::cluster::verify::{self, Report};
+use crate::cluster::verify::{self, Report, Unarchived};
 use crate::cluster::wait::{self, NotReady, SecretBarrier};
 use anyhow::{Context as _, Result, bail};
 use cmarchive_archive::VerifiedObject;
 use cmarchive_archive::certmanager::evidence::Conclusion;
+use cmarchive_archive::certmanager::evidence::RENEWING;
 use cmarchive_archive::certmanager::keystores::PasswordBook;
 use cmarchive_archive::certmanager::kinds;
 use cmarchive_archive::certmanager::predict::{Outcome as Predicted, Prediction, predict_stored};
@@ -47,6 +48,8 @@ pub struct RestoreOptions {
     pub no_verify: bool,
     /// `--cluster-resource-namespace` of the target.
     pub cluster_resource_namespace: Option<String>,
+    /// `--allow-reissue`: go ahead although cert-manager is predicted to reissue.
+    pub allow_reissue: bool,
 }
 
 /// What happened, for `-o json` and for the exit code.
@@ -99,6 +102,69 @@ pub struct ArchiveContent<'a> {
 
 /// Phases in restore order, each with its objects ready to send.
 type Phases = Vec<(PhaseName, Vec<Prepared>)>;
+
+/// How many predicted issuances are more than a renewal that was due (which cert-manager would have done in the
+/// source cluster too, and verify reports as a renewal): those need `--allow-reissue`.
+fn blocking_reissues(predicted: &[Prediction]) -> usize {
+    predicted
+        .iter()
+        .filter(|p| matches!(&p.outcome, Predicted::Reissued { reason, .. } if reason != RENEWING))
+        .count()
+}
+
+/// At most this many predicted reissues are named one by one.
+const SHOWN_PREDICTIONS: usize = 20;
+
+/// The Certificates cert-manager will issue anew after this restore, each said on one line with cert-manager's
+/// reason (the first [`SHOWN_PREDICTIONS`], then a count).
+fn predict_reissuance(objects: &[VerifiedObject], at: jiff::Timestamp) -> Vec<Prediction> {
+    let everything = objects.iter().map(|o| (&o.entry.key, o.bytes.as_slice()));
+    let predicted: Vec<Prediction> = predict_stored(everything, at)
+        .into_iter()
+        .filter(|p| matches!(p.outcome, Predicted::Reissued { .. }))
+        .collect();
+    for p in predicted.iter().take(SHOWN_PREDICTIONS) {
+        if let Predicted::Reissued { reason, message } = &p.outcome {
+            note!(
+                "prediction: cert-manager will reissue {} ({reason}: {message})",
+                p.certificate
+            );
+        }
+    }
+    if predicted.len() > SHOWN_PREDICTIONS {
+        eprintln!(
+            "prediction: … and {} more Certificate(s) will be reissued",
+            predicted.len() - SHOWN_PREDICTIONS
+        );
+    }
+    predicted
+}
+
+/// The predicted Certificates that come without archived facts (no Secret with a certificate in the input).
+fn unarchived_certificates(
+    objects: &[VerifiedObject],
+    predicted: &[Prediction],
+    facts: &[CertificateFacts],
+) -> Vec<Unarchived> {
+    let with_facts: BTreeSet<(&str, &str)> = facts.iter().map(|f| (f.namespace.as_str(), f.name.as_str())).collect();
+    let wanted: BTreeSet<&cmarchive_archive::object::ObjectKey> = predicted
+        .iter()
+        .map(|p| &p.certificate)
+        .filter(|k| !with_facts.contains(&(k.namespace.as_deref().unwrap_or_default(), k.name.as_str())))
+        .collect();
+    objects
+        .iter()
+        .filter(|o| wanted.contains(&o.entry.key))
+        .filter_map(|o| {
+            let certificate = o.object().ok()?;
+            Some(Unarchived {
+                namespace: o.entry.key.namespace.clone()?,
+                name: o.entry.key.name.clone(),
+                secret_name: certificate.pointer("/spec/secretName")?.as_str()?.to_owned(),
+            })
+        })
+        .collect()
+}
 
 /// (namespace, name), the way the readiness waits name objects.
 fn key(object: &Prepared) -> (Option<String>, String) {
@@ -228,6 +294,19 @@ pub async fn restore(
 ) -> Result<RestoreReport> {
     let started = jiff::Timestamp::now();
     progress.stage("preflight");
+    // Preflight 0: what cert-manager will reissue no matter how carefully we restore, said (and, unless allowed,
+    // refused) before the cluster is even contacted. Judged on the objects as they are: moving the cluster
+    // resource namespace moves a Certificate and its Secret together and changes no verdict.
+    let predicted = predict_reissuance(&archive.objects, started);
+    let blocking = blocking_reissues(&predicted);
+    if blocking > 0 && !options.allow_reissue {
+        if !options.dry_run {
+            return Err(ClusterError::ReissueNotAllowed { count: blocking }.into());
+        }
+        note!(
+            "dry run: a restore would stop here: {blocking} Certificate(s) would be reissued; --allow-reissue lets it go ahead"
+        );
+    }
     let connection = client::connect(&options.connect).await?;
     let client = connection.client.clone();
     let cluster = connection.display_name().to_owned();
@@ -264,6 +343,12 @@ pub async fn restore(
         source_cluster_resource_namespace: source_crn.clone(),
         target_cluster_resource_namespace: target_crn.clone(),
     };
+    // Certificates restored without a leaf to compare with, whose predicted issuance verify is to look for.
+    let unarchived = if options.allow_reissue && !options.no_verify {
+        unarchived_certificates(&archive.objects, &predicted, &archive.manifest.certificates)
+    } else {
+        Vec::new()
+    };
     // One object parsed at a time: transformed for the target, serialised again, and the parsed form dropped.
     let mut phases: Phases = Vec::new();
     for verified in archive.objects {
@@ -278,23 +363,6 @@ pub async fn restore(
     }
 
     progress.plan(phases.iter().map(|(p, objects)| (*p, objects.len())));
-
-    // Preflight 0: what cert-manager will reissue no matter how carefully we restore, said before we start.
-    let everything = phases
-        .iter()
-        .flat_map(|(_, objects)| objects.iter().map(|o| (&o.key, o.bytes.as_slice())));
-    let predicted: Vec<Prediction> = predict_stored(everything, jiff::Timestamp::now())
-        .into_iter()
-        .filter(|p| matches!(p.outcome, Predicted::Reissued { .. }))
-        .collect();
-    for p in &predicted {
-        if let Predicted::Reissued { reason, message } = &p.outcome {
-            note!(
-                "prediction: cert-manager will reissue {} ({reason}: {message})",
-                p.certificate
-            );
-        }
-    }
 
     // Keystores cert-manager encoded again are judged by what they hold, opened with their Certificate's password.
     let keystore_passwords =
@@ -433,8 +501,37 @@ pub async fn restore(
     if !options.no_verify {
         progress.stage("verify");
         let facts = remap_facts(&archive.manifest.certificates, &source_crn, &target_crn);
-        let verification =
-            verify::verify(&client, &apis.certificates, &apis.certificate_requests, &facts, started).await?;
+        let moved = |namespace: &str| {
+            if namespace == source_crn {
+                target_crn.clone()
+            } else {
+                namespace.to_owned()
+            }
+        };
+        let unarchived: Vec<Unarchived> = unarchived
+            .into_iter()
+            .map(|u| Unarchived {
+                namespace: moved(&u.namespace),
+                ..u
+            })
+            .collect();
+        let mut verification = verify::verify(
+            &client,
+            &apis.certificates,
+            &apis.certificate_requests,
+            &facts,
+            &unarchived,
+            started,
+        )
+        .await?;
+        if options.allow_reissue {
+            let allowed = report
+                .predicted_reissuance
+                .iter()
+                .filter_map(|p| Some((moved(p.certificate.namespace.as_deref()?), p.certificate.name.clone())))
+                .collect();
+            verification = verification.accept_predicted(&allowed);
+        }
         report.verify = Some(verification);
     }
     report.retries = retry::count();
@@ -637,6 +734,31 @@ mod tests {
             "metadata": {"name": "a", "labels": {"kubernetes.io/metadata.name": "a"}}});
         drop_server_owned_labels(&mut bare);
         assert!(bare["metadata"].get("labels").is_none());
+    }
+
+    #[test]
+    fn only_a_renewal_that_is_due_passes_the_gate() {
+        let predicted = |reason: &str| Prediction {
+            certificate: cmarchive_archive::object::ObjectKey::new(
+                "cert-manager.io/v1".into(),
+                "Certificate".into(),
+                Some("a".into()),
+                reason.into(),
+            ),
+            outcome: Predicted::Reissued {
+                reason: reason.into(),
+                message: String::new(),
+            },
+        };
+        assert_eq!(blocking_reissues(&[predicted(RENEWING)]), 0);
+        assert_eq!(
+            blocking_reissues(&[
+                predicted(RENEWING),
+                predicted("DoesNotExist"),
+                predicted("SecretPrivateKeyMismatchesSpec")
+            ]),
+            2
+        );
     }
 
     #[test]

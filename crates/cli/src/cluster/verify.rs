@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-pub use cmarchive_archive::certmanager::evidence::{CertificateCheck, Report, Verdict, check};
+pub use cmarchive_archive::certmanager::evidence::{CertificateCheck, Report, Verdict, check, check_unarchived};
 
 /// A table for people, then one summary line.
 pub fn table(report: &Report) -> String {
@@ -22,6 +22,8 @@ pub fn table(report: &Report) -> String {
         .iter()
         .map(|c| {
             let fingerprint = match &c.actual_fingerprint {
+                // Restored from plain objects without its Secret: nothing to compare with.
+                Some(_) if c.expected_fingerprint.is_empty() => "not archived".to_owned(),
                 Some(f) if *f == c.expected_fingerprint => "same".to_owned(),
                 Some(_) => "DIFFERENT".to_owned(),
                 None => "absent".to_owned(),
@@ -42,6 +44,7 @@ pub fn table(report: &Report) -> String {
                     Verdict::Missing => "MISSING".into(),
                     Verdict::Reissued => "REISSUED".into(),
                     Verdict::Renewed => "renewed (was due)".into(),
+                    Verdict::ReissuedAsPredicted => "reissued as predicted (allowed)".into(),
                 },
             ]
         })
@@ -71,7 +74,7 @@ pub fn table(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "verified {} certificates: {} reissued, {} not ready, {} missing{}",
+        "verified {} certificates: {} reissued, {} not ready, {} missing{}{}",
         report.certificates.len(),
         report.reissued,
         report.not_ready,
@@ -79,6 +82,10 @@ pub fn table(report: &Report) -> String {
         match report.renewed {
             0 => String::new(),
             n => format!(", {n} renewed because they were due"),
+        },
+        match report.reissued_as_predicted {
+            0 => String::new(),
+            n => format!(", {n} reissued as predicted (--allow-reissue)"),
         }
     );
     out
@@ -120,12 +127,25 @@ async fn issuing_event(
         .map(|e| e.message.clone().unwrap_or_default())
 }
 
-/// Verifies every archived Certificate against the live cluster.
+/// A restored Certificate that came without a leaf certificate to compare with (plain objects without its
+/// Secret): only cert-manager's signs of an issuance are looked for.
+#[derive(Clone, Debug)]
+pub struct Unarchived {
+    /// Namespace in the target.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.secretName` as restored.
+    pub secret_name: String,
+}
+
+/// Verifies every archived Certificate, and every `unarchived` one, against the live cluster.
 pub async fn verify(
     client: &kube::Client,
     certificates: &Resource,
     certificate_requests: &Resource,
     facts: &[CertificateFacts],
+    unarchived: &[Unarchived],
     since: jiff::Timestamp,
 ) -> Result<Report> {
     let secrets = Resource::secrets();
@@ -133,6 +153,7 @@ pub async fn verify(
     for namespace in facts
         .iter()
         .map(|f| f.namespace.clone())
+        .chain(unarchived.iter().map(|u| u.namespace.clone()))
         .collect::<std::collections::BTreeSet<_>>()
     {
         let requests = certificate_requests.list(client, Some(&namespace), None).await?;
@@ -140,27 +161,46 @@ pub async fn verify(
     }
     let requests_by_namespace = &requests_by_namespace;
     let secrets = &secrets;
-    let checks: Vec<CertificateCheck> = stream::iter(facts)
-        .map(|f| async move {
-            let certificate = certificates.get(client, Some(&f.namespace), &f.name).await?;
+    let targets = facts
+        .iter()
+        .map(|f| (f.namespace.as_str(), f.name.as_str(), f.secret_name.as_str(), Some(f)))
+        .chain(
+            unarchived
+                .iter()
+                .map(|u| (u.namespace.as_str(), u.name.as_str(), u.secret_name.as_str(), None)),
+        );
+    let checks: Vec<CertificateCheck> = stream::iter(targets)
+        .map(|(namespace, name, archived_secret, facts)| async move {
+            let certificate = certificates.get(client, Some(namespace), name).await?;
             let secret_name = certificate
                 .as_ref()
                 .and_then(|c| c.pointer("/spec/secretName"))
                 .and_then(Value::as_str)
-                .unwrap_or(&f.secret_name)
+                .unwrap_or(archived_secret)
                 .to_owned();
-            let secret = secrets.get(client, Some(&f.namespace), &secret_name).await?;
+            let secret = secrets.get(client, Some(namespace), &secret_name).await?;
             let requests = requests_by_namespace
-                .get(&f.namespace)
+                .get(namespace)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let mut checked = check(f, certificate.as_ref(), secret.as_ref(), requests, since);
+            let mut checked = match facts {
+                Some(f) => check(f, certificate.as_ref(), secret.as_ref(), requests, since),
+                None => check_unarchived(
+                    namespace,
+                    name,
+                    &secret_name,
+                    certificate.as_ref(),
+                    secret.as_ref(),
+                    requests,
+                    since,
+                ),
+            };
             if checked.wants_issuing_reason()
                 && let Some(uid) = certificate
                     .as_ref()
                     .and_then(|c| c.pointer("/metadata/uid"))
                     .and_then(Value::as_str)
-                && let Some(message) = issuing_event(client, &f.namespace, &f.name, uid, since).await
+                && let Some(message) = issuing_event(client, namespace, name, uid, since).await
             {
                 checked.add_issuing_event(message);
             }

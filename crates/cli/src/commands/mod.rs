@@ -6,6 +6,7 @@ pub mod keygen;
 pub mod man;
 pub mod pack;
 pub mod pack_cluster;
+pub mod plain_objects;
 pub mod restore;
 pub mod unpack;
 pub mod verify;

@@ -52,7 +52,13 @@ pub fn run(args: &PackArgs) -> Result<()> {
     };
 
     let collected = if args.is_offline() {
-        collect_files(args)?
+        let files = Files {
+            files: &args.from_file,
+            dirs: &args.from_dir,
+            cluster_resource_namespace: args.cluster_resource_namespace.as_deref(),
+            allow_empty: Some(args.allow_empty),
+        };
+        collect_files(&files)?
     } else {
         pack_cluster::collect(args)?
     };
@@ -143,11 +149,23 @@ pub fn run(args: &PackArgs) -> Result<()> {
     Ok(())
 }
 
+/// Plain-object inputs: `--from-file` and `--from-dir` of `pack` and `restore`.
+pub struct Files<'a> {
+    /// `--from-file` (`-` = stdin).
+    pub files: &'a [String],
+    /// `--from-dir`.
+    pub dirs: &'a [PathBuf],
+    /// Where the source's ClusterIssuer Secrets live (default `cert-manager`).
+    pub cluster_resource_namespace: Option<&'a str>,
+    /// `--allow-empty`; `None` where the command does not offer it (an empty input is always refused).
+    pub allow_empty: Option<bool>,
+}
+
 /// Reads `--from-file` and `--from-dir` inputs.
-fn collect_files(args: &PackArgs) -> Result<Collected> {
+pub fn collect_files(args: &Files<'_>) -> Result<Collected> {
     let mut objects = Vec::new();
     let mut inputs = Vec::new();
-    for name in &args.from_file {
+    for name in args.files {
         let bytes = if name == "-" {
             if io::stdin().is_terminal() {
                 return Err(CliError::Usage(
@@ -167,7 +185,7 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
         objects.extend(input::parse_dump_into(name, &bytes, &input::Candidates)?);
         inputs.push(name.clone());
     }
-    for dir in &args.from_dir {
+    for dir in args.dirs {
         // Files are read and parsed on every core; their objects are kept in file order (the first of two
         // objects with one identity wins, so the order is part of the result), and of several broken files the
         // first is reported.
@@ -184,15 +202,12 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
         }
         inputs.push(dir.display().to_string());
     }
-    let kind = if args.from_file.is_empty() { "dir" } else { "file" };
+    let kind = if args.files.is_empty() { "dir" } else { "file" };
     Ok(Collected {
         objects,
         source: Source {
             kind: kind.into(),
-            cluster_resource_namespace: args
-                .cluster_resource_namespace
-                .clone()
-                .unwrap_or_else(|| "cert-manager".into()),
+            cluster_resource_namespace: args.cluster_resource_namespace.unwrap_or("cert-manager").to_owned(),
             inputs,
             ..Source::default()
         },
@@ -202,15 +217,17 @@ fn collect_files(args: &PackArgs) -> Result<Collected> {
 
 /// An input with nothing in it is refused unless `--allow-empty`: it is what a failed `kubectl get … > FILE` leaves,
 /// and packed it would be a backup of nothing that looks like a backup.
-fn refuse_empty(name: &str, bytes: &[u8], allow_empty: bool) -> Result<()> {
-    if allow_empty || bytes.iter().any(|b| !b.is_ascii_whitespace()) {
+fn refuse_empty(name: &str, bytes: &[u8], allow_empty: Option<bool>) -> Result<()> {
+    if allow_empty == Some(true) || bytes.iter().any(|b| !b.is_ascii_whitespace()) {
         return Ok(());
     }
+    let remedy = match allow_empty {
+        Some(_) => "; pass --allow-empty to pack it anyway",
+        None => "",
+    };
     Err(CliError::Input {
         path: name.to_owned(),
-        reason: "the input is empty (a failed `kubectl get … > FILE` leaves an empty file); pass --allow-empty to \
-                 pack it anyway"
-            .into(),
+        reason: format!("the input is empty (a failed `kubectl get … > FILE` leaves an empty file){remedy}"),
     })
 }
 

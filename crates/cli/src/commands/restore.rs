@@ -30,6 +30,7 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
         pause_controller: args.pause_controller,
         no_verify: args.no_verify,
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
+        allow_reissue: args.allow_reissue,
     };
     // manifest.json's stored bytes are not needed to restore: let them go before the objects are prepared.
     let VerifiedArchive { manifest, objects, .. } = archive;

@@ -43,7 +43,15 @@ pub fn run(args: &VerifyArgs, archive: &VerifiedArchive) -> Result<i32> {
             &archive.manifest.source.cluster_resource_namespace,
             &target_crn,
         );
-        verify(client, &apis.certificates, &apis.certificate_requests, &facts, since).await
+        verify(
+            client,
+            &apis.certificates,
+            &apis.certificate_requests,
+            &facts,
+            &[],
+            since,
+        )
+        .await
     };
     let report: Report = cluster::block_on(work)
         .map_err(CliError::cluster)?
