@@ -211,10 +211,12 @@ fn run(command: Command) -> Result<i32, CliError> {
         }
         Command::Inspect(args) => {
             let archive = commands::open_archive(&args.archive, &args.identity)?;
+            let archive = commands::selection::narrow(&args.archive, archive, &args.selection)?;
             commands::inspect::run(&args, &archive).map(|()| EXIT_OK)
         }
         Command::Restore(args) => {
             let archive = commands::open_archive(&args.archive, &args.identity)?;
+            let archive = commands::selection::narrow(&args.archive, archive, &args.selection)?;
             commands::restore::run(&args, archive)
         }
         Command::Verify(args) => {

@@ -4,7 +4,7 @@
 
 use crate::cluster::access::{self, Permission};
 use crate::cluster::api_ready::{self, WebhookUnavailable};
-use crate::cluster::apply::{Applied, Applier, Outcome, Prepared};
+use crate::cluster::apply::{Applied, Applier, FIELD_MANAGER, Outcome, Prepared};
 use crate::cluster::client::{self, ConnectOptions};
 use crate::cluster::controller::{self, ControllerDeployment};
 use crate::cluster::discovery::{self, CertManagerApis};
@@ -16,7 +16,7 @@ use crate::cluster::wait::{self, NotReady, SecretBarrier};
 use anyhow::{Context as _, Result, bail};
 use cmarchive_archive::VerifiedObject;
 use cmarchive_archive::certmanager::predict::{Outcome as Predicted, Prediction, predict_stored};
-use cmarchive_archive::certmanager::{RestoreOptions as Remap, prepare_for_restore};
+use cmarchive_archive::certmanager::{NamespaceMapping, RestoreOptions as Remap, prepare_for_restore};
 use cmarchive_archive::manifest::{CertificateFacts, Manifest, PhaseName};
 use serde::Serialize;
 use serde_json::Value;
@@ -42,6 +42,8 @@ pub struct RestoreOptions {
     pub no_verify: bool,
     /// `--cluster-resource-namespace` of the target.
     pub cluster_resource_namespace: Option<String>,
+    /// `--namespace-mapping`, already applied to the archive content; the preflight checks its targets.
+    pub namespace_mapping: NamespaceMapping,
 }
 
 /// What happened, for `-o json` and for the exit code.
@@ -193,6 +195,37 @@ async fn needed_permissions(
     Ok(wanted.into_iter().collect())
 }
 
+/// Objects to be restored into a namespace the mapping targets that already exist there and were not written by
+/// cmarchive, one line each.
+async fn mapping_conflicts(applier: &Applier, phases: &Phases, mapping: &NamespaceMapping) -> Result<Vec<String>> {
+    let targets = mapping.targets();
+    let mut taken = Vec::new();
+    for object in phases.iter().flat_map(|(_, objects)| objects) {
+        let Some(namespace) = object.key.namespace.as_deref().filter(|ns| targets.contains(ns)) else {
+            continue;
+        };
+        let resource = applier.resource_for(&object.key.api_version, &object.key.kind).await?;
+        let Some(existing) = resource.get(&applier.client, Some(namespace), &object.key.name).await? else {
+            continue;
+        };
+        let mut managers = existing
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|field| field.get("manager").and_then(Value::as_str));
+        if managers.any(|manager| manager == FIELD_MANAGER) {
+            continue;
+        }
+        let sources = mapping.sources_of(namespace).join(", ");
+        taken.push(format!(
+            "{} exists in the target (the archive's object of that name in {sources} would overwrite it)",
+            resource.describe(Some(namespace), &object.key.name)
+        ));
+    }
+    Ok(taken)
+}
+
 fn print_phase(name: PhaseName, applied: &[Applied], dry_run: bool) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for a in applied {
@@ -310,6 +343,22 @@ pub async fn restore(
             missing: denied.iter().map(ToString::to_string).collect(),
         }
         .into());
+    }
+
+    // Preflight 1b: a namespace mapping must not land on objects someone else keeps in the new namespace; the
+    // apply would take them over. Objects an earlier run of this restore wrote are not in the way.
+    if !options.namespace_mapping.is_empty() {
+        let taken = mapping_conflicts(&preview, &phases, &options.namespace_mapping).await?;
+        if !taken.is_empty() {
+            for line in &taken {
+                eprintln!("preflight: conflict: {line}");
+            }
+            bail!(
+                "preflight: {} object(s) already exist where --namespace-mapping {} restores (see above); nothing was changed. Map to another namespace, or remove them first",
+                taken.len(),
+                options.namespace_mapping
+            );
+        }
     }
 
     // Preflight 2: a server-side dry run of every object says what exists and what would change.

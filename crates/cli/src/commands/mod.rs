@@ -7,6 +7,7 @@ pub mod man;
 pub mod pack;
 pub mod pack_cluster;
 pub mod restore;
+pub mod selection;
 pub mod unpack;
 pub mod verify;
 

@@ -13,11 +13,14 @@ use crate::commands::verify::print_report;
 use crate::error::{CliError, Result};
 use crate::interrupt;
 use cmarchive_archive::VerifiedArchive;
+use cmarchive_archive::certmanager::NamespaceMapping;
 use std::sync::Arc;
 
 /// Restores `archive` into the cluster chosen by `args.cluster`.
 /// Takes the archive by value: its objects move into the restore, so a large archive is held once, not twice.
 pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
+    let namespace_mapping = NamespaceMapping::parse(args.namespace_mappings.iter().map(String::as_str))
+        .map_err(|e| CliError::Usage(format!("--namespace-mapping: {e}")))?;
     let options = RestoreOptions {
         connect: ConnectOptions {
             kubeconfig: args.cluster.kubeconfig.clone(),
@@ -30,9 +33,26 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
         pause_controller: args.pause_controller,
         no_verify: args.no_verify,
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
+        namespace_mapping,
     };
     // manifest.json's stored bytes are not needed to restore: let them go before the objects are prepared.
-    let VerifiedArchive { manifest, objects, .. } = archive;
+    let VerifiedArchive {
+        mut manifest,
+        mut objects,
+        ..
+    } = archive;
+    // Moved here, before the restore sees them: prediction, preflight, apply and verify all work on the moved
+    // objects and facts.
+    if !options.namespace_mapping.is_empty() {
+        options.namespace_mapping.check(&manifest).map_err(CliError::Usage)?;
+        options
+            .namespace_mapping
+            .apply(&mut manifest, &mut objects)
+            .map_err(|source| CliError::Archive {
+                path: args.archive.clone(),
+                source,
+            })?;
+    }
     let content = ArchiveContent {
         manifest: &manifest,
         objects,
