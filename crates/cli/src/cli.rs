@@ -181,7 +181,7 @@ pub struct ClusterArgs {
     pub context: Option<String>,
 }
 
-/// Which archived objects `unpack`, `inspect` and `restore` work on. The picked objects bring what they need:
+/// Which archived objects `unpack`, `inspect`, `restore` and `verify` work on. The picked objects bring what they need:
 /// the Secrets they reference, the issuer each Certificate names (a ClusterIssuer and its Secrets only when a
 /// picked Certificate uses it), and their Namespaces and CRDs.
 #[derive(Debug, Args, Default, Clone)]
@@ -474,6 +474,10 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
 
+    /// Which objects (verify the Certificates of a selective restore only).
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+
     /// Namespace where the target's cert-manager keeps ClusterIssuer Secrets.
     #[arg(long, value_name = "NS")]
     pub cluster_resource_namespace: Option<String>,
@@ -526,8 +530,8 @@ mod tests {
     }
 
     #[test]
-    fn selection_flags_parse_for_restore_inspect_and_unpack() {
-        for command in ["restore", "inspect", "unpack"] {
+    fn selection_flags_parse_for_the_commands_that_read_an_archive() {
+        for command in ["restore", "inspect", "unpack", "verify"] {
             let cli = Cli::try_parse_from([
                 "cmarchive",
                 command,
@@ -544,6 +548,7 @@ mod tests {
                 Command::Restore(args) => args.selection,
                 Command::Inspect(args) => args.selection,
                 Command::Unpack(args) => args.selection,
+                Command::Verify(args) => args.selection,
                 _ => unreachable!(),
             };
             assert_eq!(selection.namespaces, ["team-a", "team-b"]);

@@ -221,6 +221,7 @@ fn run(command: Command) -> Result<i32, CliError> {
         }
         Command::Verify(args) => {
             let archive = commands::open_archive(&args.archive, &args.identity)?;
+            let archive = commands::selection::narrow(&args.archive, archive, &args.selection)?;
             commands::verify::run(&args, &archive)
         }
         Command::Man(args) => commands::man::run(&args).map(|()| EXIT_OK),

@@ -205,22 +205,26 @@ async fn mapping_conflicts(applier: &Applier, phases: &Phases, mapping: &Namespa
             continue;
         };
         let resource = applier.resource_for(&object.key.api_version, &object.key.kind).await?;
-        let Some(existing) = resource.get(&applier.client, Some(namespace), &object.key.name).await? else {
-            continue;
-        };
-        let mut managers = existing
-            .pointer("/metadata/managedFields")
-            .and_then(Value::as_array)
-            .into_iter()
+        let what = resource.describe(Some(namespace), &object.key.name);
+        // Metadata only, managedFields included (the raw GET drops them).
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(applier.client.clone(), namespace, &resource.api);
+        let existing = retry::transient(&what, || api.get_metadata_opt(&object.key.name))
+            .await
+            .with_context(|| format!("cannot get {what}"))?;
+        let Some(existing) = existing else { continue };
+        let written_by_us = existing
+            .metadata
+            .managed_fields
+            .iter()
             .flatten()
-            .filter_map(|field| field.get("manager").and_then(Value::as_str));
-        if managers.any(|manager| manager == FIELD_MANAGER) {
+            .any(|field| field.manager.as_deref() == Some(FIELD_MANAGER));
+        if written_by_us {
             continue;
         }
         let sources = mapping.sources_of(namespace).join(", ");
         taken.push(format!(
-            "{} exists in the target (the archive's object of that name in {sources} would overwrite it)",
-            resource.describe(Some(namespace), &object.key.name)
+            "{what} exists in the target (the archive's object of that name in {sources} would overwrite it)"
         ));
     }
     Ok(taken)

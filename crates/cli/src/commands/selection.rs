@@ -1,4 +1,4 @@
-//! `-n` / `-l` for the commands that read an archive (`unpack`, `inspect`, `restore`): the selection is computed
+//! `-n` / `-l` for the commands that read an archive (`unpack`, `inspect`, `restore`, `verify`): the selection is computed
 //! by the archive crate ([`select_for_restore`]) and applied here to what the command reads, manifest and objects
 //! alike, so that each command shows, restores and verifies exactly the selection.
 
