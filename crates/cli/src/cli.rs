@@ -420,7 +420,7 @@ pub struct RestoreArgs {
     /// annotations kept). Repeatable; a comma-separated list works too. References cert-manager resolves in an
     /// object's own namespace follow; the cluster resource namespace follows --cluster-resource-namespace
     /// instead and cannot be mapped. An object of the same name already in NEW (not written by cmarchive) stops
-    /// the restore before anything is written.
+    /// the restore before anything is written, --force-conflicts or not.
     #[arg(long = "namespace-mapping", visible_alias = "namespace-mappings", value_name = "OLD:NEW", value_parser = parse_namespace_mapping)]
     pub namespace_mappings: Vec<String>,
 

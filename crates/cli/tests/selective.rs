@@ -315,17 +315,37 @@ async fn selective_and_mapped_restores_on_a_local_cluster() -> Result<()> {
     let (code, stdout, _) = run(against("verify", &teams.archive, &teams.key, kubeconfig).args(["-n", "team-a"]));
     assert_eq!(code, 0, "{stdout}");
 
-    // --- a mapping onto a namespace that holds an object of the same name: refused before anything is written.
+    // --- a mapping onto a namespace that holds an object of the same name: refused before anything is written,
+    // even with --force-conflicts (which would let server-side apply take the Secret over).
+    // Someone else's certificate under the name team-a's `web` writes.
+    let theirs = Ca::new("someone else's CA")?.issue(&fixtures::LeafSpec::valid_for(
+        &["theirs.test"],
+        jiff::SignedDuration::from_hours(2160),
+    ))?;
     objects::apply(&client, &fixtures::namespace("team-y")).await?;
     objects::apply(
         &client,
-        &fixtures::opaque_secret("team-y", "web-tls", &[("owner", "someone else")]),
+        &fixtures::secret(
+            "team-y",
+            "web-tls",
+            "kubernetes.io/tls",
+            &[
+                ("tls.crt", theirs.cert_pem.as_bytes()),
+                ("tls.key", theirs.key_pem.as_bytes()),
+            ],
+        ),
     )
     .await?;
     let (code, _, stderr) = restore_json(
         &teams,
         kubeconfig,
-        &["-n", "team-a", "--namespace-mapping", "team-a:team-y"],
+        &[
+            "-n",
+            "team-a",
+            "--namespace-mapping",
+            "team-a:team-y",
+            "--force-conflicts",
+        ],
     )?;
     assert_eq!(code, 1, "{stderr}");
     assert!(
@@ -346,7 +366,7 @@ async fn selective_and_mapped_restores_on_a_local_cluster() -> Result<()> {
     let kept = objects::get(&client, kinds::SECRET, Some("team-y"), "web-tls")
         .await?
         .context("left alone")?;
-    assert_eq!(kept["data"]["owner"], json!(base64_of("someone else")));
+    assert_eq!(kept["data"]["tls.crt"], json!(base64_of(&theirs.cert_pem)));
 
     // --- team-a:team-z: the same team in a new namespace, byte for byte, nothing issued; verify looks under team-z.
     let (code, report, stderr) = restore_json(
