@@ -369,6 +369,21 @@ async fn selective_and_mapped_restores_on_a_local_cluster() -> Result<()> {
     assert_eq!(kept["data"]["tls.crt"], json!(base64_of(&theirs.cert_pem)));
 
     // --- team-a:team-z: the same team in a new namespace, byte for byte, nothing issued; verify looks under team-z.
+    // A dry run first: it plans the moved objects and writes nothing.
+    let (code, _, stderr) = run(against("restore", &teams.archive, &teams.key, kubeconfig).args([
+        "-n",
+        "team-a",
+        "--namespace-mapping",
+        "team-a:team-z",
+        "--dry-run",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("would be created Namespace team-z")
+            && stderr.contains("would be created Certificate team-z/web"),
+        "{stderr}"
+    );
+    assert!(objects::get(&client, kinds::NAMESPACE, None, "team-z").await?.is_none());
     let (code, report, stderr) = restore_json(
         &teams,
         kubeconfig,

@@ -293,19 +293,22 @@ fn is_label_name(text: &str) -> bool {
         && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
 }
 
-/// A DNS subdomain (RFC 1123): at most 253 characters, lower-case alphanumerics and `-` in dot-separated labels.
+/// A DNS label (RFC 1123), which is also what a namespace name must be: at most 63 lower-case letters, digits and
+/// `-`, alphanumeric at both ends.
+pub(crate) fn is_dns_label(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// A DNS subdomain (RFC 1123): at most 253 characters of dot-separated DNS labels.
 fn is_dns_subdomain(text: &str) -> bool {
-    text.len() <= 253
-        && text.split('.').all(|label| {
-            let bytes = label.as_bytes();
-            !bytes.is_empty()
-                && bytes.len() <= 63
-                && bytes[0].is_ascii_alphanumeric()
-                && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        })
+    text.len() <= 253 && text.split('.').all(is_dns_label)
 }
 
 fn check_key(key: &str) -> Result<(), String> {

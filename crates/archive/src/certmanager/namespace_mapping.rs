@@ -8,6 +8,7 @@
 //! exception: ClusterIssuer Secrets must be where the target's controller reads them, so that namespace follows
 //! `--cluster-resource-namespace` and may be neither an OLD nor a NEW here.
 
+use super::label_selector::is_dns_label;
 use crate::error::ArchiveError;
 use crate::manifest::Manifest;
 use crate::object::{ObjectKey, to_json_exact};
@@ -33,18 +34,6 @@ impl fmt::Display for NamespaceMapping {
     }
 }
 
-/// A namespace name (RFC 1123 label): at most 63 lower-case letters, digits and `-`, alphanumeric at both ends.
-fn is_namespace_name(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
 impl NamespaceMapping {
     /// Parses `OLD:NEW` values, each of which may also be a comma-separated list (as Velero's
     /// `--namespace-mappings` takes them).
@@ -59,7 +48,7 @@ impl NamespaceMapping {
             };
             let (old, new) = (old.trim(), new.trim());
             for name in [old, new] {
-                if !is_namespace_name(name) {
+                if !is_dns_label(name) {
                     return Err(format!(
                         "`{pair}`: `{name}` is not a namespace name (lower-case letters, digits and `-`, at most 63)"
                     ));
