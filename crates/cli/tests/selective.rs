@@ -189,6 +189,19 @@ fn inspect_and_unpack_show_only_the_selection() -> Result<()> {
         .map(Vec::len);
     assert_eq!(predicted, Some(2), "the prediction covers the selection only");
 
+    let (code, stdout, stderr) = run(cmarchive()
+        .arg("inspect")
+        .arg(&teams.archive)
+        .arg("-i")
+        .arg(&teams.key)
+        .args(["-n", "team-a"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("selection: -n team-a (with what it needs)\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("phases (restore order), 10 objects:"), "{stdout}");
+
     // A selection of nothing is an error that names the flags.
     let (code, _, stderr) = run(cmarchive()
         .arg("inspect")
