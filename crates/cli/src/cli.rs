@@ -329,7 +329,8 @@ pub enum UnpackFormat {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     cmarchive unpack backup.cmar -i key.txt | kubectl apply --server-side -f -\n  \
-    cmarchive unpack backup.cmar -i key.txt --dir restored/")]
+    cmarchive unpack backup.cmar -i key.txt --dir restored/\n  \
+    cmarchive unpack backup.cmar -i key.txt -n team-a           # one namespace and what it needs")]
 pub struct UnpackArgs {
     /// The archive; `-` reads stdin.
     #[arg(value_name = "ARCHIVE")]

@@ -202,6 +202,23 @@ fn inspect_and_unpack_show_only_the_selection() -> Result<()> {
     );
     assert!(stdout.contains("phases (restore order), 10 objects:"), "{stdout}");
 
+    // A mapping the archive cannot take is a usage error before any cluster is contacted.
+    let (code, _, stderr) = run(cmarchive()
+        .arg("restore")
+        .arg(&teams.archive)
+        .arg("-i")
+        .arg(&teams.key)
+        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+        .args(["--namespace-mapping", "cert-manager:ops,team-x:team-y"]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr
+            .contains("--namespace-mapping cert-manager:ops: cert-manager is the archive's cluster resource namespace")
+            && stderr.contains("no archived (or selected) object lives in namespace team-x")
+            && !stderr.contains("kubeconfig"),
+        "{stderr}"
+    );
+
     // A selection of nothing is an error that names the flags.
     let (code, _, stderr) = run(cmarchive()
         .arg("inspect")
