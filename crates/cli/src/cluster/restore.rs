@@ -195,9 +195,25 @@ async fn needed_permissions(
     Ok(wanted.into_iter().collect())
 }
 
+/// Objects (other than Namespaces, which merge harmlessly) that more than one archived object would be restored as.
+fn restored_twice(phases: &[(PhaseName, Vec<Prepared>)]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let mut doubled = BTreeSet::new();
+    for object in phases.iter().flat_map(|(_, objects)| objects) {
+        if object.key.kind != "Namespace" && !seen.insert(&object.key) {
+            doubled.insert(object.key.to_string());
+        }
+    }
+    doubled.into_iter().collect()
+}
+
 /// Objects to be restored into a namespace the mapping targets that already exist there and were not written by
 /// cmarchive, one line each.
-async fn mapping_conflicts(applier: &Applier, phases: &Phases, mapping: &NamespaceMapping) -> Result<Vec<String>> {
+async fn mapping_conflicts(
+    applier: &Applier,
+    phases: &[(PhaseName, Vec<Prepared>)],
+    mapping: &NamespaceMapping,
+) -> Result<Vec<String>> {
     let targets = mapping.targets();
     let mut taken = Vec::new();
     for object in phases.iter().flat_map(|(_, objects)| objects) {
@@ -317,6 +333,20 @@ pub async fn restore(
             Some((p, list)) if *p == verified.phase => list.push(prepared),
             _ => phases.push((verified.phase, vec![prepared])),
         }
+    }
+    // Moving the source's cluster resource namespace to the target's, and mapping namespaces, can each land an
+    // archived object where another of the same name lands; neither move alone sees it.
+    let doubled = restored_twice(&phases);
+    if !doubled.is_empty() {
+        let mapping = if options.namespace_mapping.is_empty() {
+            String::new()
+        } else {
+            format!(" and --namespace-mapping {}", options.namespace_mapping)
+        };
+        bail!(
+            "{} would each be restored from two archived objects (cluster resource namespace {source_crn} → {target_crn}{mapping}); nothing was changed",
+            doubled.join(", ")
+        );
     }
 
     progress.plan(phases.iter().map(|(p, objects)| (*p, objects.len())));
@@ -703,6 +733,31 @@ mod tests {
             "metadata": {"name": "a", "labels": {"kubernetes.io/metadata.name": "a"}}});
         drop_server_owned_labels(&mut bare);
         assert!(bare["metadata"].get("labels").is_none());
+    }
+
+    #[test]
+    fn objects_restored_twice_are_found() {
+        let prepared = |kind: &str, namespace: &str, name: &str| {
+            Prepared::new(&serde_json::json!({"apiVersion": "v1", "kind": kind,
+                "metadata": {"name": name, "namespace": namespace}}))
+            .unwrap()
+        };
+        let phases: Phases = vec![
+            (
+                PhaseName::Namespaces,
+                vec![prepared("Namespace", "", "ops"), prepared("Namespace", "", "ops")],
+            ),
+            (
+                PhaseName::Secrets,
+                vec![
+                    prepared("Secret", "ops", "ca"),
+                    prepared("Secret", "ops", "web"),
+                    prepared("Secret", "ops", "ca"),
+                ],
+            ),
+        ];
+        assert_eq!(restored_twice(&phases), ["Secret/ops/ca"]);
+        assert!(restored_twice(&phases[..1]).is_empty());
     }
 
     #[test]
