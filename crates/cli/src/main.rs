@@ -216,7 +216,6 @@ fn run(command: Command) -> Result<i32, CliError> {
         }
         Command::Restore(args) => {
             let archive = commands::open_archive(&args.archive, &args.identity)?;
-            let archive = commands::selection::narrow(&args.archive, archive, &args.selection)?;
             commands::restore::run(&args, archive)
         }
         Command::Verify(args) => {

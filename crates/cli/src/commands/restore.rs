@@ -9,12 +9,39 @@ use crate::cluster::client::ConnectOptions;
 use crate::cluster::progress::Progress;
 use crate::cluster::restore::{ArchiveContent, RestoreOptions, parse_duration, restore};
 use crate::cluster::{self};
+use crate::commands::selection;
 use crate::commands::verify::print_report;
 use crate::error::{CliError, Result};
 use crate::interrupt;
-use cmarchive_archive::VerifiedArchive;
 use cmarchive_archive::certmanager::NamespaceMapping;
+use cmarchive_archive::manifest::Manifest;
+use cmarchive_archive::{VerifiedArchive, VerifiedObject};
 use std::sync::Arc;
+
+/// What the restore works on: the archive's content narrowed to `-n`/`-l` and moved by `--namespace-mapping`,
+/// before the restore sees it, so that prediction, preflight, apply and verify all work on the selected, moved
+/// objects and certificate facts. manifest.json's stored bytes are not needed to restore: they go here.
+fn selected_and_moved(
+    args: &RestoreArgs,
+    mapping: &NamespaceMapping,
+    archive: VerifiedArchive,
+) -> Result<(Manifest, Vec<VerifiedObject>)> {
+    let VerifiedArchive {
+        mut manifest,
+        mut objects,
+        ..
+    } = selection::narrow(&args.archive, archive, &args.selection)?;
+    if !mapping.is_empty() {
+        mapping.check(&manifest).map_err(CliError::Usage)?;
+        mapping
+            .apply(&mut manifest, &mut objects)
+            .map_err(|source| CliError::Archive {
+                path: args.archive.clone(),
+                source,
+            })?;
+    }
+    Ok((manifest, objects))
+}
 
 /// Restores `archive` into the cluster chosen by `args.cluster`.
 /// Takes the archive by value: its objects move into the restore, so a large archive is held once, not twice.
@@ -35,24 +62,7 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
         namespace_mapping,
     };
-    // manifest.json's stored bytes are not needed to restore: let them go before the objects are prepared.
-    let VerifiedArchive {
-        mut manifest,
-        mut objects,
-        ..
-    } = archive;
-    // Moved here, before the restore sees them: prediction, preflight, apply and verify all work on the moved
-    // objects and facts.
-    if !options.namespace_mapping.is_empty() {
-        options.namespace_mapping.check(&manifest).map_err(CliError::Usage)?;
-        options
-            .namespace_mapping
-            .apply(&mut manifest, &mut objects)
-            .map_err(|source| CliError::Archive {
-                path: args.archive.clone(),
-                source,
-            })?;
-    }
+    let (manifest, objects) = selected_and_moved(args, &options.namespace_mapping, archive)?;
     let content = ArchiveContent {
         manifest: &manifest,
         objects,
