@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(180);
 /// `company-ca`; team-b uses `company-ca` and `other-ca`, which nobody in team-a uses. Every Certificate comes
 /// with the Secret its issuer would have written.
 struct TwoTeams {
-    _work: tempfile::TempDir,
+    work: tempfile::TempDir,
     archive: PathBuf,
     key: PathBuf,
     objects: Vec<Value>,
@@ -70,7 +70,7 @@ fn two_teams() -> Result<TwoTeams> {
     let dump = json!({"apiVersion": "v1", "kind": "List", "items": objects});
     let (archive, key) = pack_dump(work.path(), "two-teams", &dump)?;
     Ok(TwoTeams {
-        _work: work,
+        work,
         archive,
         key,
         objects,
@@ -201,6 +201,24 @@ fn inspect_and_unpack_show_only_the_selection() -> Result<()> {
         "{stdout}"
     );
     assert!(stdout.contains("phases (restore order), 10 objects:"), "{stdout}");
+
+    // unpack --dir: the selected objects' files and the selection's manifest.
+    let dir = teams.work.path().join("team-a");
+    let (code, _, stderr) = run(cmarchive()
+        .arg("unpack")
+        .arg(&teams.archive)
+        .arg("-i")
+        .arg(&teams.key)
+        .args(["-n", "team-a", "-o", "json", "--dir"])
+        .arg(&dir));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("wrote 10 objects"), "{stderr}");
+    let written: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
+    assert_eq!(
+        written["phases"], manifest["phases"],
+        "the manifest inspect shows for the selection"
+    );
+    assert_eq!(written["certificates"], manifest["certificates"]);
 
     // A mapping the archive cannot take is a usage error before any cluster is contacted.
     let (code, _, stderr) = run(cmarchive()
