@@ -5,6 +5,7 @@
 //! means an output format. Key flags follow age and rage: `-r`, `-R`, `-p`, `-a`, `-i`, `-j`.
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use cmarchive_archive::certmanager::{LabelSelector, NamespaceMapping, RestoreFilter};
 use std::path::PathBuf;
 
 /// Exit code: everything worked.
@@ -206,6 +207,41 @@ pub struct ClusterArgs {
     pub context: Option<String>,
 }
 
+/// Which archived objects `unpack`, `inspect`, `restore` and `verify` work on. The picked objects bring what they need:
+/// the Secrets they reference, the issuer each Certificate names (a ClusterIssuer and its Secrets only when a
+/// picked Certificate uses it), and their Namespaces and CRDs.
+#[derive(Debug, Args, Default, Clone)]
+pub struct SelectionArgs {
+    /// Only the archived objects in this namespace (repeatable), plus what they need. Cluster-scoped objects
+    /// come only as dependencies.
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+
+    /// Only the archived objects whose labels match this selector (kubectl syntax: `a=b,c!=d,e in (x,y),!f`),
+    /// plus what they need. Without -n, ClusterIssuers are matched by their labels too.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR", value_parser = parse_selector)]
+    pub selector: Option<LabelSelector>,
+}
+
+impl SelectionArgs {
+    /// The selection as the archive crate takes it.
+    pub fn filter(&self) -> RestoreFilter {
+        RestoreFilter {
+            namespaces: self.namespaces.iter().cloned().collect(),
+            selector: self.selector.clone(),
+        }
+    }
+}
+
+fn parse_selector(text: &str) -> Result<LabelSelector, String> {
+    LabelSelector::parse(text)
+}
+
+/// Checks one `--namespace-mapping` value on its own, so that a typo is a usage error before any archive is read.
+fn parse_namespace_mapping(text: &str) -> Result<String, String> {
+    NamespaceMapping::parse([text]).map(|_| text.to_owned())
+}
+
 /// `cmarchive pack`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -319,7 +355,8 @@ pub enum UnpackFormat {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     cmarchive unpack backup.cmar -i key.txt | kubectl apply --server-side -f -\n  \
-    cmarchive unpack backup.cmar -i key.txt --dir restored/")]
+    cmarchive unpack backup.cmar -i key.txt --dir restored/\n  \
+    cmarchive unpack backup.cmar -i key.txt -n team-a           # one namespace and what it needs")]
 pub struct UnpackArgs {
     /// The archive; `-` reads stdin.
     #[arg(value_name = "ARCHIVE")]
@@ -328,6 +365,10 @@ pub struct UnpackArgs {
     /// Keys.
     #[command(flatten)]
     pub identity: IdentityArgs,
+
+    /// Which objects.
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = UnpackFormat::Yaml)]
@@ -365,6 +406,10 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub identity: IdentityArgs,
 
+    /// Which objects (the summary, manifest and prediction then cover only those).
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+
     /// Output format; `json`/`yaml` print the manifest plus `reissuancePrediction` (what cert-manager will do).
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ReportFormat::Table)]
     pub output: ReportFormat,
@@ -379,7 +424,10 @@ pub struct InspectArgs {
 #[command(group(ArgGroup::new("input").required(true).multiple(true).args(["archive", "from_file", "from_dir"])))]
 #[command(after_help = "Examples:\n  \
     cmarchive restore backup.cmar -i key.txt --dry-run\n  \
-    cmarchive restore backup.cmar -i key.txt\n  \
+    cmarchive restore backup.cmar -i key.txt                                  # everything\n  \
+    cmarchive restore backup.cmar -i key.txt -n team-a                        # one team, with what it needs\n  \
+    cmarchive restore backup.cmar -i key.txt -l 'app in (web,api)'            # by label\n  \
+    cmarchive restore backup.cmar -i key.txt --namespace-mapping team-a:team-z  # into another namespace\n  \
     cmarchive unpack backup.cmar -i key.txt | cmarchive restore --from-file -\n  \
     cmarchive restore --from-file backup.json --allow-reissue   # the guide's backup: no Secrets, all reissued\n\n\
     Before writing anything, restore predicts what cert-manager will do with every Certificate. When one would be\n\
@@ -419,6 +467,18 @@ pub struct RestoreArgs {
     /// Which cluster to restore into.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+
+    /// Which objects (prediction and verification then cover only those).
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+
+    /// Restore the objects of namespace OLD into NEW, creating NEW from OLD's Namespace object (labels and
+    /// annotations kept). Repeatable; a comma-separated list works too. References cert-manager resolves in an
+    /// object's own namespace follow; the cluster resource namespace follows --cluster-resource-namespace
+    /// instead and cannot be mapped. An object of the same name already in NEW (not written by cmarchive) stops
+    /// the restore before anything is written, --force-conflicts or not.
+    #[arg(long = "namespace-mapping", visible_alias = "namespace-mappings", value_name = "OLD:NEW", value_parser = parse_namespace_mapping)]
+    pub namespace_mappings: Vec<String>,
 
     /// Check everything (CRDs, permissions, conflicts, a server-side dry-run apply) and change nothing.
     #[arg(long)]
@@ -473,6 +533,10 @@ pub struct VerifyArgs {
     /// Which cluster to compare.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+
+    /// Which objects (verify the Certificates of a selective restore only).
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 
     /// Namespace where the target's cert-manager keeps ClusterIssuer Secrets.
     #[arg(long, value_name = "NS")]
@@ -538,6 +602,66 @@ mod tests {
         let err = Cli::try_parse_from(["cmarchive", "restore", "a.cmar", "--timeout", "5 minutes please"])
             .expect_err("not a duration");
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+    }
+
+    #[test]
+    fn selection_flags_parse_for_the_commands_that_read_an_archive() {
+        for command in ["restore", "inspect", "unpack", "verify"] {
+            let cli = Cli::try_parse_from([
+                "cmarchive",
+                command,
+                "a.cmar",
+                "-n",
+                "team-a",
+                "--namespace",
+                "team-b",
+                "-l",
+                "app in (web,api),!legacy",
+            ])
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+            let selection = match cli.command {
+                Command::Restore(args) => args.selection,
+                Command::Inspect(args) => args.selection,
+                Command::Unpack(args) => args.selection,
+                Command::Verify(args) => args.selection,
+                _ => unreachable!(),
+            };
+            assert_eq!(selection.namespaces, ["team-a", "team-b"]);
+            let filter = selection.filter();
+            assert_eq!(filter.flags(), "-n team-a -n team-b -l 'app in (web,api),!legacy'");
+            assert_eq!(filter.selector.unwrap().requirements().len(), 2);
+        }
+        let err = Cli::try_parse_from(["cmarchive", "inspect", "a.cmar", "-l", "app in web"])
+            .expect_err("a malformed selector is a usage error");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+        assert!(err.to_string().contains("in parentheses"), "{err}");
+    }
+
+    #[test]
+    fn namespace_mappings_parse_repeated_or_as_a_list() {
+        let cli = Cli::try_parse_from([
+            "cmarchive",
+            "restore",
+            "a.cmar",
+            "--namespace-mapping",
+            "team-a:team-z",
+            "--namespace-mappings",
+            "b:y,c:x",
+        ])
+        .unwrap();
+        let Command::Restore(args) = cli.command else {
+            unreachable!()
+        };
+        let mapping = NamespaceMapping::parse(args.namespace_mappings.iter().map(String::as_str)).unwrap();
+        assert_eq!(mapping.to_string(), "b:y,c:x,team-a:team-z");
+        for bad in ["team-a", "team-a:Team", "a:a"] {
+            let err =
+                Cli::try_parse_from(["cmarchive", "restore", "a.cmar", "--namespace-mapping", bad]).expect_err(bad);
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}: {err}");
+        }
+        let err = Cli::try_parse_from(["cmarchive", "inspect", "a.cmar", "--namespace-mapping", "a:b"])
+            .expect_err("mapping is a restore flag");
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument, "{err}");
     }
 
     #[test]

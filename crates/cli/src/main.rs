@@ -210,6 +210,7 @@ fn run(command: Command) -> Result<i32, CliError> {
         }
         Command::Inspect(args) => {
             let archive = commands::open_archive(&args.archive, &args.identity)?;
+            let archive = commands::selection::narrow(&args.archive, archive, &args.selection)?;
             commands::inspect::run(&args, &archive).map(|()| EXIT_OK)
         }
         Command::Restore(args) => {
@@ -221,6 +222,7 @@ fn run(command: Command) -> Result<i32, CliError> {
         }
         Command::Verify(args) => {
             let archive = commands::open_archive(&args.archive, &args.identity)?;
+            let archive = commands::selection::narrow(&args.archive, archive, &args.selection)?;
             commands::verify::run(&args, &archive)
         }
         Command::Man(args) => commands::man::run(&args).map(|()| EXIT_OK),

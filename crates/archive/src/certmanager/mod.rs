@@ -12,9 +12,12 @@ pub mod evidence;
 pub mod keys;
 pub mod keystores;
 pub mod kinds;
+pub mod label_selector;
+pub mod namespace_mapping;
 pub mod phases;
 pub mod predict;
 pub mod regenerated;
+pub mod restore_selection;
 pub mod sanitize;
 pub mod secret_refs;
 pub mod select;
@@ -22,8 +25,11 @@ pub mod select;
 pub use candidate::{Candidate, JsonObject};
 pub use certinfo::{LeafCertificate, certificate_facts, find_secret};
 pub use kinds::{DEFAULT_CLUSTER_RESOURCE_NAMESPACE, Kind, classify};
+pub use label_selector::LabelSelector;
+pub use namespace_mapping::NamespaceMapping;
 pub use phases::{phase_of, phase_of_key, plan, plan_candidates};
 pub use predict::{Outcome, Prediction, predict, predict_plan, predict_stored};
+pub use restore_selection::{Kept, RestoreFilter, narrow_manifest, select_for_restore};
 pub use sanitize::{RestoreOptions, prepare_for_restore, sanitize, sanitize_in_place, trim_collected};
 pub use secret_refs::{
     FoundBy, REFERENCE_TABLE, RefContext, SecretRef, ServiceAccountRef, referenced_secrets, secret_refs,

@@ -11,6 +11,7 @@ use crate::cluster::controller::{self, ControllerDeployment};
 use crate::cluster::discovery::{self, CertManagerApis};
 use crate::cluster::error::ClusterError;
 use crate::cluster::progress::{Paused, Progress};
+use crate::cluster::raw::FIELD_MANAGER;
 use crate::cluster::retry;
 use crate::cluster::verify::{self, Report, Unarchived};
 use crate::cluster::wait::{self, NotReady, SecretBarrier};
@@ -21,7 +22,7 @@ use cmarchive_archive::certmanager::evidence::RENEWING;
 use cmarchive_archive::certmanager::keystores::PasswordBook;
 use cmarchive_archive::certmanager::kinds;
 use cmarchive_archive::certmanager::predict::{Outcome as Predicted, Prediction, predict_stored};
-use cmarchive_archive::certmanager::{RestoreOptions as Remap, prepare_for_restore};
+use cmarchive_archive::certmanager::{NamespaceMapping, RestoreOptions as Remap, prepare_for_restore};
 use cmarchive_archive::manifest::{CertificateFacts, Manifest, PhaseName};
 use serde::Serialize;
 use serde_json::Value;
@@ -50,6 +51,8 @@ pub struct RestoreOptions {
     pub cluster_resource_namespace: Option<String>,
     /// `--allow-reissue`: go ahead although cert-manager is predicted to reissue.
     pub allow_reissue: bool,
+    /// `--namespace-mapping`, already applied to the archive content; the preflight checks its targets.
+    pub namespace_mapping: NamespaceMapping,
 }
 
 /// What happened, for `-o json` and for the exit code.
@@ -260,6 +263,57 @@ async fn needed_permissions(
     Ok(wanted.into_iter().collect())
 }
 
+/// Objects (other than Namespaces, which merge harmlessly) that more than one archived object would be restored as.
+fn restored_twice(phases: &[(PhaseName, Vec<Prepared>)]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let mut doubled = BTreeSet::new();
+    for object in phases.iter().flat_map(|(_, objects)| objects) {
+        if object.key.kind != "Namespace" && !seen.insert(&object.key) {
+            doubled.insert(object.key.to_string());
+        }
+    }
+    doubled.into_iter().collect()
+}
+
+/// Objects to be restored into a namespace the mapping targets that already exist there and were not written by
+/// cmarchive, one line each.
+async fn mapping_conflicts(
+    applier: &Applier,
+    phases: &[(PhaseName, Vec<Prepared>)],
+    mapping: &NamespaceMapping,
+) -> Result<Vec<String>> {
+    let targets = mapping.targets();
+    let mut taken = Vec::new();
+    for object in phases.iter().flat_map(|(_, objects)| objects) {
+        let Some(namespace) = object.key.namespace.as_deref().filter(|ns| targets.contains(ns)) else {
+            continue;
+        };
+        let resource = applier.resource_for(&object.key.api_version, &object.key.kind).await?;
+        let what = resource.describe(Some(namespace), &object.key.name);
+        // Metadata only, managedFields included (the raw GET drops them).
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(applier.client.clone(), namespace, &resource.api);
+        let existing = retry::transient(&what, || api.get_metadata_opt(&object.key.name))
+            .await
+            .with_context(|| format!("cannot get {what}"))?;
+        let Some(existing) = existing else { continue };
+        let written_by_us = existing
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .any(|field| field.manager.as_deref() == Some(FIELD_MANAGER));
+        if written_by_us {
+            continue;
+        }
+        let sources = mapping.sources_of(namespace).join(", ");
+        taken.push(format!(
+            "{what} exists in the target (the archive's object of that name in {sources} would overwrite it)"
+        ));
+    }
+    Ok(taken)
+}
+
 fn print_phase(name: PhaseName, applied: &[Applied], dry_run: bool) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for a in applied {
@@ -361,6 +415,20 @@ pub async fn restore(
             _ => phases.push((verified.phase, vec![prepared])),
         }
     }
+    // Moving the source's cluster resource namespace to the target's, and mapping namespaces, can each land an
+    // archived object where another of the same name lands; neither move alone sees it.
+    let doubled = restored_twice(&phases);
+    if !doubled.is_empty() {
+        let mapping = if options.namespace_mapping.is_empty() {
+            String::new()
+        } else {
+            format!(" and --namespace-mapping {}", options.namespace_mapping)
+        };
+        bail!(
+            "{} would each be restored from two archived objects (cluster resource namespace {source_crn} → {target_crn}{mapping}); nothing was changed",
+            doubled.join(", ")
+        );
+    }
 
     progress.plan(phases.iter().map(|(p, objects)| (*p, objects.len())));
 
@@ -380,6 +448,22 @@ pub async fn restore(
             missing: denied.iter().map(ToString::to_string).collect(),
         }
         .into());
+    }
+
+    // Preflight 1b: a namespace mapping must not land on objects someone else keeps in the new namespace; the
+    // apply would take them over. Objects an earlier run of this restore wrote are not in the way.
+    if !options.namespace_mapping.is_empty() {
+        let taken = mapping_conflicts(&preview, &phases, &options.namespace_mapping).await?;
+        if !taken.is_empty() {
+            for line in &taken {
+                eprintln!("preflight: conflict: {line}");
+            }
+            bail!(
+                "preflight: {} object(s) already exist where --namespace-mapping {} restores (see above); nothing was changed. Map to another namespace, or remove them first",
+                taken.len(),
+                options.namespace_mapping
+            );
+        }
     }
 
     // Preflight 2: a server-side dry run of every object says what exists and what would change.
@@ -759,6 +843,31 @@ mod tests {
             ]),
             2
         );
+    }
+
+    #[test]
+    fn objects_restored_twice_are_found() {
+        let prepared = |kind: &str, namespace: &str, name: &str| {
+            Prepared::new(&serde_json::json!({"apiVersion": "v1", "kind": kind,
+                "metadata": {"name": name, "namespace": namespace}}))
+            .unwrap()
+        };
+        let phases: Phases = vec![
+            (
+                PhaseName::Namespaces,
+                vec![prepared("Namespace", "", "ops"), prepared("Namespace", "", "ops")],
+            ),
+            (
+                PhaseName::Secrets,
+                vec![
+                    prepared("Secret", "ops", "ca"),
+                    prepared("Secret", "ops", "web"),
+                    prepared("Secret", "ops", "ca"),
+                ],
+            ),
+        ];
+        assert_eq!(restored_twice(&phases), ["Secret/ops/ca"]);
+        assert!(restored_twice(&phases[..1]).is_empty());
     }
 
     #[test]

@@ -24,7 +24,18 @@ pub fn run(args: &InspectArgs, archive: &VerifiedArchive) -> Result<()> {
         ReportFormat::Yaml => serde_saphyr::to_string(&with_prediction(archive, at)?)
             .map_err(|e| CliError::render("the manifest as YAML")(&e))?
             .into_bytes(),
-        ReportFormat::Table => summary(&args.archive, archive, at).into_bytes(),
+        ReportFormat::Table => {
+            let mut text = summary(&args.archive, archive, at);
+            let filter = args.selection.filter();
+            if !filter.is_everything() {
+                // Said first: every count below is of the selection, not of the archive.
+                text.insert_str(
+                    0,
+                    &format!("selection: {} (with what it needs)\n", shown(&filter.flags())),
+                );
+            }
+            text.into_bytes()
+        }
     };
     let mut out = io::stdout().lock();
     out.write_all(&output)

@@ -8,6 +8,7 @@ pub mod pack;
 pub mod pack_cluster;
 pub mod plain_objects;
 pub mod restore;
+pub mod selection;
 pub mod unpack;
 pub mod verify;
 

@@ -9,15 +9,50 @@ use crate::cluster::client::ConnectOptions;
 use crate::cluster::progress::Progress;
 use crate::cluster::restore::{ArchiveContent, RestoreOptions, restore};
 use crate::cluster::{self};
+use crate::commands::selection;
 use crate::commands::verify::print_report;
 use crate::error::{CliError, Result};
 use crate::interrupt;
-use cmarchive_archive::VerifiedArchive;
+use cmarchive_archive::certmanager::NamespaceMapping;
+use cmarchive_archive::manifest::Manifest;
+use cmarchive_archive::{VerifiedArchive, VerifiedObject};
 use std::sync::Arc;
+
+/// What the restore works on: the archive's content narrowed to `-n`/`-l` and moved by `--namespace-mapping`,
+/// before the restore sees it, so that prediction, preflight, apply and verify all work on the selected, moved
+/// objects and certificate facts. manifest.json's stored bytes are not needed to restore: they go here.
+fn selected_and_moved(
+    args: &RestoreArgs,
+    mapping: &NamespaceMapping,
+    archive: VerifiedArchive,
+) -> Result<(Manifest, Vec<VerifiedObject>)> {
+    // Messages name the archive, or the plain objects read instead of one.
+    let input = args
+        .archive
+        .as_deref()
+        .unwrap_or("the objects of --from-file/--from-dir");
+    let VerifiedArchive {
+        mut manifest,
+        mut objects,
+        ..
+    } = selection::narrow(input, archive, &args.selection)?;
+    if !mapping.is_empty() {
+        mapping.check(&manifest).map_err(CliError::Usage)?;
+        mapping
+            .apply(&mut manifest, &mut objects)
+            .map_err(|source| CliError::Archive {
+                path: input.to_owned(),
+                source,
+            })?;
+    }
+    Ok((manifest, objects))
+}
 
 /// Restores `archive` into the cluster chosen by `args.cluster`.
 /// Takes the archive by value: its objects move into the restore, so a large archive is held once, not twice.
 pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
+    let namespace_mapping = NamespaceMapping::parse(args.namespace_mappings.iter().map(String::as_str))
+        .map_err(|e| CliError::Usage(format!("--namespace-mapping: {e}")))?;
     let options = RestoreOptions {
         connect: ConnectOptions {
             kubeconfig: args.cluster.kubeconfig.clone(),
@@ -31,9 +66,9 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
         no_verify: args.no_verify,
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
         allow_reissue: args.allow_reissue,
+        namespace_mapping,
     };
-    // manifest.json's stored bytes are not needed to restore: let them go before the objects are prepared.
-    let VerifiedArchive { manifest, objects, .. } = archive;
+    let (manifest, objects) = selected_and_moved(args, &options.namespace_mapping, archive)?;
     let content = ArchiveContent {
         manifest: &manifest,
         objects,
