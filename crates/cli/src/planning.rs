@@ -13,6 +13,8 @@ pub struct PlanOptions {
     pub include_crds: bool,
     /// `--include-certificaterequests`.
     pub include_certificaterequests: bool,
+    /// `--secrets-only`.
+    pub secrets_only: bool,
 }
 
 /// Orders collected objects into restore phases.
@@ -21,6 +23,7 @@ pub fn plan_objects(collected: Collected, options: &PlanOptions) -> Plan {
         cluster_resource_namespace: collected.source.cluster_resource_namespace.clone(),
         include_certificate_requests: options.include_certificaterequests,
         include_crds: options.include_crds,
+        secrets_only: options.secrets_only,
     };
     let mut plan = certmanager::plan_candidates(collected.objects, &select);
     plan.excluded.extend(collected.excluded);

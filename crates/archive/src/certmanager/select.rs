@@ -55,6 +55,9 @@ pub struct SelectOptions {
     pub include_certificate_requests: bool,
     /// Archive the CRDs of cert-manager and of the external issuers in use.
     pub include_crds: bool,
+    /// GitOps: the issuers and Certificates are selected (so their references and facts are known) but the plan
+    /// leaves them out, because Git re-creates them.
+    pub secrets_only: bool,
 }
 
 impl Default for SelectOptions {
@@ -63,6 +66,7 @@ impl Default for SelectOptions {
             cluster_resource_namespace: kinds::DEFAULT_CLUSTER_RESOURCE_NAMESPACE.to_owned(),
             include_certificate_requests: false,
             include_crds: false,
+            secrets_only: false,
         }
     }
 }
@@ -272,7 +276,7 @@ fn decide<'a>(objects: impl IntoIterator<Item = &'a Value>, options: &SelectOpti
     }
 
     select_crds(&mut state, &inputs, options, &external_kinds);
-    select_namespaces(&mut state, &inputs);
+    select_namespaces(&mut state, &inputs, options.secrets_only);
 
     // Everything not decided yet is not cert-manager configuration.
     for Input { key, .. } in &inputs {
@@ -586,10 +590,14 @@ fn select_crds(
 }
 
 /// Every namespace an archived object lives in gets a Namespace object: the input's when present, else a minimal
-/// one, so that restore can create what is missing without guessing.
-fn select_namespaces(state: &mut State, inputs: &[Input<'_>]) {
+/// one, so that restore can create what is missing without guessing. In secrets-only mode the objects Git
+/// re-creates do not count.
+fn select_namespaces(state: &mut State, inputs: &[Input<'_>], secrets_only: bool) {
     let mut needed: BTreeMap<String, usize> = BTreeMap::new();
-    for key in state.kept.keys() {
+    for (key, keep) in &state.kept {
+        if secrets_only && left_to_git(keep.phase) {
+            continue;
+        }
         if let Some(namespace) = &key.namespace {
             *needed.entry(namespace.clone()).or_default() += 1;
         }
@@ -613,6 +621,14 @@ fn select_namespaces(state: &mut State, inputs: &[Input<'_>]) {
             format!("holds {count} archived object(s); not in the input, synthesized"),
         );
     }
+}
+
+/// The phases a secrets-only (GitOps) archive leaves to Git.
+pub(crate) fn left_to_git(phase: PhaseName) -> bool {
+    matches!(
+        phase,
+        PhaseName::Issuers | PhaseName::Certificates | PhaseName::Certificaterequests
+    )
 }
 
 #[derive(Default)]

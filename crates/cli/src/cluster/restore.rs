@@ -65,6 +65,10 @@ pub struct RestoreReport {
     /// The verification, unless `--no-verify` or `--dry-run`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<Report>,
+    /// A secrets-only archive's Certificates that do not exist yet (`namespace/name`): Git is to apply them, and
+    /// `cmarchive verify` judges them then.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expected_from_git: Vec<String>,
 }
 
 impl RestoreReport {
@@ -430,9 +434,25 @@ pub async fn restore(
     if !options.no_verify {
         progress.stage("verify");
         let facts = remap_facts(&archive.manifest.certificates, &source_crn, &target_crn);
-        let verification =
+        let mut verification =
             verify::verify(&client, &apis.certificates, &apis.certificate_requests, &facts, started).await?;
+        if archive.manifest.secrets_only() {
+            let (absent, present) = verify::split_absent(verification);
+            verification = present;
+            report.expected_from_git = absent;
+        }
         report.verify = Some(verification);
+    }
+    if archive.manifest.secrets_only() {
+        let waiting = if options.no_verify {
+            archive.manifest.certificates.len()
+        } else {
+            report.expected_from_git.len()
+        };
+        note!(
+            "secrets-only archive: {waiting} Certificate(s) are expected from Git; once it has applied them, \
+             `cmarchive verify` proves they adopted their restored Secrets"
+        );
     }
     report.retries = retry::count();
     if report.retries > 0 {

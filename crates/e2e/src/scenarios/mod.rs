@@ -18,6 +18,7 @@ mod ca_issuer;
 mod cluster_issuer;
 pub mod dns;
 mod gateway_shim;
+mod gitops;
 mod ingress_shim;
 mod keystores;
 mod many;
@@ -266,6 +267,8 @@ pub struct Scenario {
     pub not_run: Option<&'static str>,
     /// What happens to the target while the restore runs.
     pub disturbance: Option<Disturbance>,
+    /// GitOps: packed with `--secrets-only`; after the restore the issuers and Certificates come from Git.
+    pub secrets_only: bool,
 }
 
 impl Scenario {
@@ -291,6 +294,7 @@ impl Scenario {
             needs_acme_server: false,
             not_run: None,
             disturbance: None,
+            secrets_only: false,
         }
     }
 
@@ -350,6 +354,7 @@ pub fn all(opts: &Options) -> Result<Vec<Scenario>> {
         vault_venafi::scenario()?,
         renewal::scenario()?,
         webhook_late::scenario()?,
+        gitops::scenario()?,
     ];
     v.sort_by_key(|s| s.number);
     Ok(v)
@@ -415,7 +420,7 @@ mod tests {
     #[test]
     fn every_issue_item_is_covered() {
         let all = all(&small()).unwrap();
-        for n in 1..=13u8 {
+        for n in 1..=14u8 {
             assert!(all.iter().any(|s| s.number == n), "scenario {n} missing");
         }
     }

@@ -333,7 +333,10 @@ async fn pack_one(source: &dyn Cluster, s: &Scenario, cm: &Cmarchive, cfg: &Suit
         bail!("{}: certificates missing in the source: {}", s.name, missing.join(", "));
     }
     let archive = cm_dir(cfg).join(format!("{:02}-{}.cmar", s.number, s.name));
-    let run = cm.pack(&archive, source.kubeconfig(), &s.namespaces).await?;
+    let extra: &[&str] = if s.secrets_only { &["--secrets-only"] } else { &[] };
+    let run = cm
+        .pack_with(&archive, source.kubeconfig(), &s.namespaces, extra)
+        .await?;
     run.expect_code(0).with_context(|| format!("packing {}", s.name))?;
     let mut acme_accounts = BTreeMap::new();
     for check in &s.checks {
@@ -416,6 +419,10 @@ async fn restore_phase(
     } else {
         let run = cm.restore(&p.archive, target.kubeconfig(), &[]).await?;
         run.expect_code(0).context("cmarchive restore")?;
+        if s.secrets_only {
+            let failures = super::gitops::sync(s, &p.archive, target.kubeconfig(), cm, &run).await?;
+            p.report.failures.extend(failures);
+        }
     }
     objects::apply_all(&client, &s.redeploy).await?;
     reissuance::wait_settled(
