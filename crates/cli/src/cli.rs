@@ -58,6 +58,10 @@ pub enum Command {
     Keygen(KeygenArgs),
 
     /// Write an encrypted archive of cert-manager's objects, from a cluster or from `kubectl get` output.
+    ///
+    /// Archives the Issuers, ClusterIssuers and Certificates, the Namespaces they live in, every Secret they
+    /// reference, and the ServiceAccounts issuers authenticate as (Vault Kubernetes/AWS auth, Route53 Kubernetes
+    /// auth) with the Role and RoleBinding letting cert-manager create their tokens (never a token).
     Pack(PackArgs),
 
     /// Decrypt and verify an archive, then print its objects (YAML for `kubectl apply -f -`) or write them to a

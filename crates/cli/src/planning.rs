@@ -24,6 +24,7 @@ pub fn plan_objects(collected: Collected, options: &PlanOptions) -> Plan {
         include_certificate_requests: options.include_certificaterequests,
         include_crds: options.include_crds,
         secrets_only: options.secrets_only,
+        cert_manager_service_account: collected.cert_manager_service_account.clone(),
     };
     let mut plan = certmanager::plan_candidates(collected.objects, &select);
     plan.excluded.extend(collected.excluded);

@@ -33,6 +33,10 @@ pub enum Kind {
     Namespace,
     /// Core ServiceAccount.
     ServiceAccount,
+    /// `rbac.authorization.k8s.io` Role.
+    Role,
+    /// `rbac.authorization.k8s.io` RoleBinding.
+    RoleBinding,
     /// `apiextensions.k8s.io` CustomResourceDefinition.
     CustomResourceDefinition,
     /// Anything else (maybe an external issuer; the selection decides).
@@ -62,6 +66,8 @@ fn classify_group_kind(group: &str, kind: &str) -> Kind {
         ("", "Secret") => Kind::Secret,
         ("", "Namespace") => Kind::Namespace,
         ("", "ServiceAccount") => Kind::ServiceAccount,
+        (super::token_rbac::RBAC_GROUP, "Role") => Kind::Role,
+        (super::token_rbac::RBAC_GROUP, "RoleBinding") => Kind::RoleBinding,
         (CRD_GROUP, "CustomResourceDefinition") => Kind::CustomResourceDefinition,
         _ => Kind::Other,
     }
@@ -144,6 +150,9 @@ mod tests {
             ("v1", "Secret", Kind::Secret),
             ("v1", "Namespace", Kind::Namespace),
             ("v1", "ServiceAccount", Kind::ServiceAccount),
+            ("rbac.authorization.k8s.io/v1", "Role", Kind::Role),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding", Kind::RoleBinding),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole", Kind::Other),
             (
                 "apiextensions.k8s.io/v1",
                 "CustomResourceDefinition",

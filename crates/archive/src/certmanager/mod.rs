@@ -17,6 +17,7 @@ pub mod regenerated;
 pub mod sanitize;
 pub mod secret_refs;
 pub mod select;
+pub mod token_rbac;
 
 pub use candidate::{Candidate, JsonObject};
 pub use certinfo::{LeafCertificate, certificate_facts, find_secret};
@@ -25,7 +26,7 @@ pub use phases::{phase_of, phase_of_key, plan, plan_candidates};
 pub use predict::{Outcome, Prediction, predict, predict_plan, predict_stored};
 pub use sanitize::{RestoreOptions, prepare_for_restore, sanitize, sanitize_in_place, trim_collected};
 pub use secret_refs::{
-    FoundBy, REFERENCE_TABLE, RefContext, SecretRef, ServiceAccountRef, referenced_secrets, secret_refs,
-    secret_refs_in, service_account_refs,
+    FoundBy, REFERENCE_TABLE, RefContext, SecretRef, ServiceAccountRef, referenced_secrets,
+    referenced_service_accounts, secret_refs, secret_refs_in, service_account_refs,
 };
 pub use select::{SelectOptions, Selected, Selection, select};

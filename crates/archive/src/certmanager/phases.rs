@@ -163,7 +163,7 @@ pub fn phase_of(object: &Value) -> Option<PhaseName> {
     match kinds::classify(object) {
         Kind::CustomResourceDefinition => Some(PhaseName::Crds),
         Kind::Namespace => Some(PhaseName::Namespaces),
-        Kind::Secret => Some(PhaseName::Secrets),
+        Kind::Secret | Kind::ServiceAccount | Kind::Role | Kind::RoleBinding => Some(PhaseName::Secrets),
         Kind::Issuer | Kind::ClusterIssuer => Some(PhaseName::Issuers),
         Kind::Certificate => Some(PhaseName::Certificates),
         Kind::CertificateRequest => Some(PhaseName::Certificaterequests),
@@ -173,17 +173,18 @@ pub fn phase_of(object: &Value) -> Option<PhaseName> {
 
 /// The one phase an archived object may be restored in, judged from its identity alone: what a reader holds an
 /// archive's manifest to, so that the restore order comes from the objects and never from the archive. Kinds the
-/// selection keeps only as external issuers (any kind it does not know) belong to the issuers; kinds never archived
-/// (Orders, Challenges, ServiceAccounts) to none.
+/// selection keeps only as external issuers (any kind it does not know) belong to the issuers; the ServiceAccounts
+/// issuers authenticate as, with their token RBAC, to the Secrets (before any issuer); kinds never archived (Orders,
+/// Challenges) to none.
 pub fn phase_of_key(key: &ObjectKey) -> Option<PhaseName> {
     match kinds::classify_key(key) {
         Kind::CustomResourceDefinition => Some(PhaseName::Crds),
         Kind::Namespace => Some(PhaseName::Namespaces),
-        Kind::Secret => Some(PhaseName::Secrets),
+        Kind::Secret | Kind::ServiceAccount | Kind::Role | Kind::RoleBinding => Some(PhaseName::Secrets),
         Kind::Issuer | Kind::ClusterIssuer | Kind::Other => Some(PhaseName::Issuers),
         Kind::Certificate => Some(PhaseName::Certificates),
         Kind::CertificateRequest => Some(PhaseName::Certificaterequests),
-        Kind::Order | Kind::Challenge | Kind::ServiceAccount => None,
+        Kind::Order | Kind::Challenge => None,
     }
 }
 

@@ -202,6 +202,9 @@ impl Applier {
         let known = match (api_version, kind) {
             ("v1", "Secret") => Some(Resource::secrets()),
             ("v1", "Namespace") => Some(Resource::namespaces()),
+            ("v1", "ServiceAccount") => Some(Resource::service_accounts()),
+            ("rbac.authorization.k8s.io/v1", "Role") => Some(Resource::roles()),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding") => Some(Resource::role_bindings()),
             ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => Some(Resource::crds()),
             (v, k) if v == self.apis.issuers.api.api_version => self.apis.for_kind(k).cloned(),
             _ => None,

@@ -62,6 +62,21 @@ impl Resource {
         )
     }
 
+    /// Core ServiceAccounts.
+    pub fn service_accounts() -> Resource {
+        Resource::known("", "v1", "ServiceAccount", "serviceaccounts", true)
+    }
+
+    /// RBAC Roles.
+    pub fn roles() -> Resource {
+        Resource::known("rbac.authorization.k8s.io", "v1", "Role", "roles", true)
+    }
+
+    /// RBAC RoleBindings.
+    pub fn role_bindings() -> Resource {
+        Resource::known("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true)
+    }
+
     /// apps/v1 Deployments.
     pub fn deployments() -> Resource {
         Resource::known("apps", "v1", "Deployment", "deployments", true)

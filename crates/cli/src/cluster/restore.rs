@@ -520,8 +520,10 @@ async fn apply_phases(
                         "{failed} Secret(s) could not be applied (see above); Certificates were NOT applied, because cert-manager would reissue them. Fix the cause and run the restore again: it resumes"
                     );
                 }
+                // The phase also restores the ServiceAccounts issuers authenticate as; the barrier watches Secrets.
                 let expected: Vec<(String, String, u64)> = done
                     .iter()
+                    .filter(|a| a.kind == "Secret")
                     .filter(|a| matches!(a.outcome, Outcome::Created | Outcome::Changed))
                     .filter_map(|a| Some((a.namespace.clone()?, a.name.clone(), a.resource_version?)))
                     .collect();

@@ -30,6 +30,8 @@ pub struct Collected {
     pub excluded: Vec<Exclusion>,
     /// Problems found while collecting (a referenced Secret that does not exist, …).
     pub warnings: Vec<Warning>,
+    /// cert-manager's controller ServiceAccount (namespace, name), when the source shows it.
+    pub cert_manager_service_account: Option<(String, String)>,
 }
 
 /// Runs `pack`.

@@ -214,6 +214,9 @@ pub enum Check {
     /// The Certificate was created in the target by ingress-shim or gateway-shim: an owner reference to an object
     /// of this kind (`Ingress`, `Gateway`).
     GeneratedBy(CertificateId, &'static str),
+    /// These set-up objects exist in the target, each field they set besides `metadata` as set (ServiceAccounts and
+    /// the RBAC an issuer's Kubernetes auth needs).
+    Restored(Vec<Value>),
     /// The ACME Issuer is Ready in the target with the same account URI as in the source: its account key came
     /// along, so no new ACME account was registered.
     AcmeAccountReused {

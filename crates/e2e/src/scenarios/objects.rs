@@ -82,6 +82,18 @@ pub const KINDS: &[Kind] = &[
         plural: "gateways",
         namespaced: true,
     },
+    Kind {
+        api_version: "rbac.authorization.k8s.io/v1",
+        kind: "Role",
+        plural: "roles",
+        namespaced: true,
+    },
+    Kind {
+        api_version: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        plural: "rolebindings",
+        namespaced: true,
+    },
 ];
 
 /// Shorthands for the kinds used most.

@@ -576,6 +576,28 @@ async fn run_check(
                 );
             }
         }
+        Check::Restored(wanted) => {
+            for want in wanted {
+                let kind = objects::Kind::of(want)?;
+                let name = want["metadata"]["name"].as_str().context("object without a name")?;
+                let namespace = want["metadata"]["namespace"].as_str();
+                let got = objects::get(client, kind, namespace, name)
+                    .await?
+                    .with_context(|| format!("{} {}/{name} was not restored", kind.kind, namespace.unwrap_or("")))?;
+                let fields = want.as_object().into_iter().flatten();
+                for (field, value) in fields.filter(|(f, _)| !matches!(f.as_str(), "apiVersion" | "kind" | "metadata"))
+                {
+                    if got.get(field) != Some(value) {
+                        bail!(
+                            "{} {}/{name}: {field} is {:?} in the target, {value} in the source",
+                            kind.kind,
+                            namespace.unwrap_or(""),
+                            got.get(field)
+                        );
+                    }
+                }
+            }
+        }
         Check::AcmeAccountReused { namespace, issuer } => {
             let before = acme_accounts
                 .get(&(namespace.clone(), issuer.clone()))
