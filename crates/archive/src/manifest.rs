@@ -47,6 +47,20 @@ pub struct Manifest {
     pub certificates: Vec<CertificateFacts>,
 }
 
+/// Key of [`Manifest::options`] recording `pack --secrets-only`.
+pub const SECRETS_ONLY_OPTION: &str = "secretsOnly";
+
+impl Manifest {
+    /// Packed with `--secrets-only` (GitOps): the archive holds the Secrets and their Namespaces, while
+    /// [`Manifest::certificates`] still describes every Certificate, which Git is expected to re-create.
+    pub fn secrets_only(&self) -> bool {
+        self.options
+            .get(SECRETS_ONLY_OPTION)
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+    }
+}
+
 /// Facts about the cluster (or dump) an archive was packed from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -70,6 +70,8 @@ fn plan_holds_exactly_the_secrets_a_restore_needs() {
         "Secret/payments/api-tls",
         "Secret/payments/api-pca-tls",
         "Secret/shop/shop-ingress-tls",
+        // The ServiceAccount Vault's kubernetes auth authenticates as, restored with the Secrets.
+        "ServiceAccount/payments/vault-issuer",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -117,7 +119,10 @@ fn plan_leaves_out_what_a_restore_must_not_get() {
         exclusion(&plan, "Secret/default/random"),
         "not referenced by any archived object"
     );
-    assert!(exclusion(&plan, "ServiceAccount/payments/vault-issuer").contains("not part of a cert-manager backup"));
+    assert_eq!(
+        reasons_of(&plan, "ServiceAccount/payments/vault-issuer"),
+        ["ServiceAccount of Issuer/payments/vault-k8s at .spec.vault.auth.kubernetes.serviceAccountRef"]
+    );
     assert!(exclusion(&plan, "CustomResourceDefinition/certificates.cert-manager.io").contains("--include-crds"));
     assert_eq!(exclusion(&plan, "Namespace/empty"), "no archived object lives in it");
     let planned: usize = plan.object_count();
@@ -213,9 +218,13 @@ fn plan_warns_about_missing_secrets_service_accounts_and_heuristics() {
     assert_eq!(missing.len(), 1, "{missing:?}");
     assert!(missing[0].contains("Issuer/shop/vault") && missing[0].contains("shop/vault-ca"));
     assert!(missing[0].contains(".spec.vault.caBundleSecretRef"));
-    let accounts = with(codes::SERVICE_ACCOUNT_REQUIRED);
+    assert_eq!(with(codes::SERVICE_ACCOUNT_REQUIRED), Vec::<String>::new());
+    let accounts = with(codes::SERVICE_ACCOUNT_TRUST);
     assert_eq!(accounts.len(), 1);
-    assert!(accounts[0].contains("payments/vault-issuer"));
+    assert!(
+        accounts[0].contains("payments/vault-issuer") && accounts[0].contains("no RoleBinding in the input"),
+        "{accounts:?}"
+    );
     let heuristic = with(codes::HEURISTIC_SECRET_REFERENCE);
     assert_eq!(heuristic.len(), 2, "{heuristic:?}");
     assert!(heuristic.iter().any(|m| m.contains("cert-manager/aws-creds")));

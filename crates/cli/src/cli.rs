@@ -68,6 +68,10 @@ pub enum Command {
     Keygen(KeygenArgs),
 
     /// Write an encrypted archive of cert-manager's objects, from a cluster or from `kubectl get` output.
+    ///
+    /// Archives the Issuers, ClusterIssuers and Certificates, the Namespaces they live in, every Secret they
+    /// reference, and the ServiceAccounts issuers authenticate as (Vault Kubernetes/AWS auth, Route53 Kubernetes
+    /// auth) with the Role and RoleBinding letting cert-manager create their tokens (never a token).
     Pack(PackArgs),
 
     /// Decrypt and verify an archive, then print its objects (YAML for `kubectl apply -f -`) or write them to a
@@ -247,7 +251,8 @@ fn parse_namespace_mapping(text: &str) -> Result<String, String> {
 #[command(after_help = "Examples:\n  \
     cmarchive pack backup.cmar -r age1…                     # whole cluster\n  \
     cmarchive pack backup.cmar -R team.txt -n prod -n stage  # two namespaces\n  \
-    kubectl get issuers,certificates,secrets -A -o json | cmarchive pack backup.cmar --from-file - -r age1…")]
+    kubectl get issuers,certificates,secrets -A -o json | cmarchive pack backup.cmar --from-file - -r age1…\n  \
+    cmarchive pack secrets.cmar -r age1… --secrets-only       # GitOps: Git holds issuers and Certificates")]
 pub struct PackArgs {
     /// Where to write the archive; `-` writes to stdout (refused on a terminal unless `--armor`).
     #[arg(value_name = "ARCHIVE")]
@@ -314,8 +319,14 @@ pub struct PackArgs {
     pub include_crds: bool,
 
     /// Also archive CertificateRequests (not recommended: identity fields and approval rarely survive a move).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "secrets_only")]
     pub include_certificaterequests: bool,
+
+    /// GitOps: archive only the Secrets the issuers and Certificates reference (and their Namespaces), not the
+    /// issuers and Certificates themselves, which Git re-creates. The manifest still records every Certificate's
+    /// leaf certificate, so after `restore` and the GitOps sync `cmarchive verify` proves nothing was reissued.
+    #[arg(long)]
+    pub secrets_only: bool,
 
     /// Namespace where ClusterIssuer Secrets live. Default: read from the cert-manager Deployment, else
     /// `cert-manager`.

@@ -18,6 +18,8 @@ pub struct Collected {
     pub excluded: Vec<Exclusion>,
     /// Problems found while collecting (a referenced Secret that does not exist, …).
     pub warnings: Vec<Warning>,
+    /// cert-manager's controller ServiceAccount (namespace, name), when the source shows it.
+    pub cert_manager_service_account: Option<(String, String)>,
 }
 
 /// What the user asked to include beyond the defaults.
@@ -27,6 +29,8 @@ pub struct PlanOptions {
     pub include_crds: bool,
     /// `--include-certificaterequests`.
     pub include_certificaterequests: bool,
+    /// `--secrets-only`.
+    pub secrets_only: bool,
 }
 
 /// Orders collected objects into restore phases.
@@ -35,6 +39,8 @@ pub fn plan_objects(collected: Collected, options: &PlanOptions) -> Plan {
         cluster_resource_namespace: collected.source.cluster_resource_namespace.clone(),
         include_certificate_requests: options.include_certificaterequests,
         include_crds: options.include_crds,
+        secrets_only: options.secrets_only,
+        cert_manager_service_account: collected.cert_manager_service_account.clone(),
     };
     let mut plan = certmanager::plan_candidates(collected.objects, &select);
     plan.excluded.extend(collected.excluded);

@@ -14,10 +14,9 @@ use cmarchive_e2e::fixtures::{self, Certificate, IssuerRef};
 use cmarchive_e2e::local::LocalCluster;
 use cmarchive_e2e::provider::{Cluster, ClusterSpec};
 use futures::TryStreamExt as _;
-use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, ServiceAccount};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Container};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
 use kube::runtime::watcher;
@@ -25,7 +24,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{against, cmarchive, keygen, kubectl, repository, run};
+use support::{against, cmarchive, keygen, kubectl, repository, run, service_account_kubeconfig};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -157,45 +156,6 @@ fn source_objects() -> Vec<Value> {
 }
 
 const LEAVES: [(&str, &str); 3] = [("team-a", "web"), ("team-a", "api"), ("team-b", "db")];
-
-/// A kubeconfig for a token of ServiceAccount `namespace/account` (TokenRequest API), using the cluster's server
-/// and CA from the admin kubeconfig.
-async fn service_account_kubeconfig(cluster: &dyn Cluster, namespace: &str, account: &str, path: &Path) -> Result<()> {
-    let client = cluster.client();
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let request = TokenRequest {
-        spec: Some(k8s_openapi::api::authentication::v1::TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let token = accounts
-        .create_token_request(account, &PostParams::default(), &request)
-        .await?
-        .status
-        .context("token status")?
-        .token;
-    let admin = kube::config::Kubeconfig::read_from(cluster.kubeconfig())?;
-    let named = admin.clusters.first().context("a cluster in the kubeconfig")?;
-    let cluster_entry = named.cluster.clone().context("cluster entry")?;
-    let server = cluster_entry.server.clone().unwrap_or_default();
-    let mut cluster_json = json!({"server": server});
-    if let Some(ca) = &cluster_entry.certificate_authority_data {
-        cluster_json["certificate-authority-data"] = json!(ca);
-    }
-    if let Some(ca) = &cluster_entry.certificate_authority {
-        cluster_json["certificate-authority"] = json!(ca);
-    }
-    let config = json!({
-        "apiVersion": "v1", "kind": "Config", "current-context": account,
-        "clusters": [{"name": "c", "cluster": cluster_json}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": account, "context": {"cluster": "c", "user": account}}],
-    });
-    std::fs::write(path, serde_json::to_string(&config)?)?;
-    Ok(())
-}
 
 fn rbac_objects(account: &str, secrets: bool) -> Vec<Value> {
     let mut rules = vec![json!({

@@ -1601,3 +1601,59 @@ fn an_interrupted_pack_leaves_no_file() {
         assert!(left.is_empty(), "{signal:?} left {left:?}");
     }
 }
+
+/// `pack --secrets-only` (GitOps) from a dump: the archive holds the Namespaces and Secrets only, lists the issuer
+/// and the Certificate as left to Git, records the option and still the Certificate's leaf facts for `verify`;
+/// `inspect` says so.
+#[test]
+fn secrets_only_leaves_issuers_and_certificates_to_git() {
+    let ws = Workspace::new();
+    let input = ws.write("dump.json", &kubectl_dump().to_string());
+    let archive = ws.path("secrets.cmar");
+    cmarchive()
+        .arg("pack")
+        .arg(&archive)
+        .arg("--from-file")
+        .arg(&input)
+        .args(["--secrets-only", "-r", &ws.recipient])
+        .assert()
+        .success();
+
+    let manifest = serde_json::from_str::<Value>(&ws.inspect(&archive, &["-o", "json"])).unwrap();
+    let phases: Vec<&str> = manifest["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["namespaces", "secrets"]);
+    assert_eq!(manifest["options"]["secretsOnly"], true);
+    let facts = manifest["certificates"].as_array().unwrap();
+    assert_eq!(facts.len(), 1, "{facts:?}");
+    assert_eq!(facts[0]["name"], "web");
+    let left_to_git: Vec<String> = manifest["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"].as_str().unwrap().starts_with("secrets-only"))
+        .map(|e| format!("{}/{}", e["kind"].as_str().unwrap(), e["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(left_to_git, ["Certificate/web", "ClusterIssuer/ca"]);
+
+    let summary = ws.inspect(&archive, &[]);
+    assert!(
+        summary.contains("mode:     secrets-only (GitOps)")
+            && summary.contains("certificates recorded for verify (expected from Git): 1"),
+        "{summary}"
+    );
+
+    // CertificateRequests belong to the Certificates Git re-creates.
+    cmarchive()
+        .arg("pack")
+        .arg(ws.path("refused.cmar"))
+        .arg("--from-file")
+        .arg(&input)
+        .args(["--secrets-only", "--include-certificaterequests", "-r", &ws.recipient])
+        .assert()
+        .failure();
+}

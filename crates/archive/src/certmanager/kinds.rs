@@ -54,6 +54,10 @@ pub const NAMESPACE: ApiKind = api_kind("v1", "Namespace", "namespaces", false);
 pub const SECRET: ApiKind = api_kind("v1", "Secret", "secrets", true);
 /// `v1` ServiceAccount.
 pub const SERVICE_ACCOUNT: ApiKind = api_kind("v1", "ServiceAccount", "serviceaccounts", true);
+/// `rbac.authorization.k8s.io/v1` Role (the token RBAC of an issuer's ServiceAccount).
+pub const ROLE: ApiKind = api_kind("rbac.authorization.k8s.io/v1", "Role", "roles", true);
+/// `rbac.authorization.k8s.io/v1` RoleBinding.
+pub const ROLE_BINDING: ApiKind = api_kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", true);
 /// `apps/v1` Deployment (cert-manager's controller runs as one).
 pub const DEPLOYMENT: ApiKind = api_kind("apps/v1", "Deployment", "deployments", true);
 /// cert-manager Issuer.
@@ -116,6 +120,10 @@ pub enum Kind {
     Namespace,
     /// Core ServiceAccount.
     ServiceAccount,
+    /// `rbac.authorization.k8s.io` Role.
+    Role,
+    /// `rbac.authorization.k8s.io` RoleBinding.
+    RoleBinding,
     /// `apiextensions.k8s.io` CustomResourceDefinition.
     CustomResourceDefinition,
     /// Anything else (maybe an external issuer; the selection decides).
@@ -145,6 +153,8 @@ fn classify_group_kind(group: &str, kind: &str) -> Kind {
         ("", "Secret") => Kind::Secret,
         ("", "Namespace") => Kind::Namespace,
         ("", "ServiceAccount") => Kind::ServiceAccount,
+        (super::token_rbac::RBAC_GROUP, "Role") => Kind::Role,
+        (super::token_rbac::RBAC_GROUP, "RoleBinding") => Kind::RoleBinding,
         (CRD_GROUP, "CustomResourceDefinition") => Kind::CustomResourceDefinition,
         _ => Kind::Other,
     }
@@ -220,6 +230,8 @@ mod tests {
     fn the_resource_table_agrees_with_the_classification() {
         for (api, kind) in [
             (NAMESPACE, Kind::Namespace),
+            (ROLE, Kind::Role),
+            (ROLE_BINDING, Kind::RoleBinding),
             (SECRET, Kind::Secret),
             (SERVICE_ACCOUNT, Kind::ServiceAccount),
             (ISSUER, Kind::Issuer),
@@ -252,6 +264,9 @@ mod tests {
             ("v1", "Secret", Kind::Secret),
             ("v1", "Namespace", Kind::Namespace),
             ("v1", "ServiceAccount", Kind::ServiceAccount),
+            ("rbac.authorization.k8s.io/v1", "Role", Kind::Role),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding", Kind::RoleBinding),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole", Kind::Other),
             (
                 "apiextensions.k8s.io/v1",
                 "CustomResourceDefinition",

@@ -21,6 +21,7 @@ pub mod restore_selection;
 pub mod sanitize;
 pub mod secret_refs;
 pub mod select;
+pub mod token_rbac;
 
 pub use candidate::{Candidate, JsonObject};
 pub use certinfo::{LeafCertificate, certificate_facts, find_secret};
@@ -32,7 +33,7 @@ pub use predict::{Outcome, Prediction, predict, predict_plan, predict_stored};
 pub use restore_selection::{Kept, RestoreFilter, narrow_manifest, select_for_restore};
 pub use sanitize::{RestoreOptions, prepare_for_restore, sanitize, sanitize_in_place, trim_collected};
 pub use secret_refs::{
-    FoundBy, REFERENCE_TABLE, RefContext, SecretRef, ServiceAccountRef, referenced_secrets, secret_refs,
-    secret_refs_in, service_account_refs,
+    FoundBy, REFERENCE_TABLE, RefContext, SecretRef, ServiceAccountRef, referenced_secrets,
+    referenced_service_accounts, secret_refs, secret_refs_in, service_account_refs,
 };
 pub use select::{SelectOptions, Selected, Selection, select};

@@ -4,8 +4,8 @@
 use super::candidate::Candidate;
 use super::certinfo;
 use super::kinds::{self, Kind};
-use super::select::{SelectOptions, codes, select_candidates};
-use crate::manifest::{CertificateFacts, PhaseName, Warning};
+use super::select::{SelectOptions, codes, left_to_git, select_candidates};
+use crate::manifest::{CertificateFacts, Exclusion, PhaseName, Warning};
 use crate::object::ObjectKey;
 use crate::plan::{Plan, PlannedObject, PlannedPhase};
 use rayon::prelude::*;
@@ -13,14 +13,15 @@ use serde_json::Value;
 
 /// Builds the archive plan: phases in restore order (crds, namespaces, secrets, issuers, certificates,
 /// certificaterequests), empty phases omitted, objects inside a phase sorted by namespace, name, then kind, so the
-/// same input always gives the same archive.
+/// same input always gives the same archive. With [`SelectOptions::secrets_only`] the issuers and Certificates are
+/// judged as usual (their Secrets and certificate facts are kept) and then listed as excluded instead of archived.
 pub fn plan(objects: Vec<Value>, options: &SelectOptions) -> Plan {
     plan_candidates(objects.into_par_iter().map(Candidate::new).collect(), options)
 }
 
 /// [`plan`] of objects already made [`Candidate`]s, each as it was read.
 pub fn plan_candidates(candidates: Vec<Candidate>, options: &SelectOptions) -> Plan {
-    let (chosen, excluded, mut warnings) = select_candidates(candidates, options);
+    let (chosen, mut excluded, mut warnings) = select_candidates(candidates, options);
 
     // Sized up front: a candidate is large, and growing a phase would move every one staged so far.
     let mut staged: Vec<Vec<Staged>> = PhaseName::ALL
@@ -95,6 +96,26 @@ pub fn plan_candidates(candidates: Vec<Candidate>, options: &SelectOptions) -> P
         }
     }
 
+    if options.secrets_only {
+        for (name, objects) in PhaseName::ALL.iter().zip(&mut staged) {
+            if !left_to_git(*name) {
+                continue;
+            }
+            for staged in objects.drain(..) {
+                let reason = if kinds::classify_key(staged.key()) == Kind::Certificate {
+                    "secrets-only (GitOps): Git re-creates it; its certificate facts are kept for `cmarchive verify`"
+                } else {
+                    "secrets-only (GitOps): Git re-creates it"
+                };
+                excluded.push(Exclusion {
+                    key: staged.key().clone(),
+                    reason: reason.into(),
+                });
+            }
+        }
+        excluded.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    }
+
     let phases = PhaseName::ALL
         .iter()
         .zip(staged)
@@ -142,7 +163,7 @@ pub fn phase_of(object: &Value) -> Option<PhaseName> {
     match kinds::classify(object) {
         Kind::CustomResourceDefinition => Some(PhaseName::Crds),
         Kind::Namespace => Some(PhaseName::Namespaces),
-        Kind::Secret => Some(PhaseName::Secrets),
+        Kind::Secret | Kind::ServiceAccount | Kind::Role | Kind::RoleBinding => Some(PhaseName::Secrets),
         Kind::Issuer | Kind::ClusterIssuer => Some(PhaseName::Issuers),
         Kind::Certificate => Some(PhaseName::Certificates),
         Kind::CertificateRequest => Some(PhaseName::Certificaterequests),
@@ -152,17 +173,18 @@ pub fn phase_of(object: &Value) -> Option<PhaseName> {
 
 /// The one phase an archived object may be restored in, judged from its identity alone: what a reader holds an
 /// archive's manifest to, so that the restore order comes from the objects and never from the archive. Kinds the
-/// selection keeps only as external issuers (any kind it does not know) belong to the issuers; kinds never archived
-/// (Orders, Challenges, ServiceAccounts) to none.
+/// selection keeps only as external issuers (any kind it does not know) belong to the issuers; the ServiceAccounts
+/// issuers authenticate as, with their token RBAC, to the Secrets (before any issuer); kinds never archived (Orders,
+/// Challenges) to none.
 pub fn phase_of_key(key: &ObjectKey) -> Option<PhaseName> {
     match kinds::classify_key(key) {
         Kind::CustomResourceDefinition => Some(PhaseName::Crds),
         Kind::Namespace => Some(PhaseName::Namespaces),
-        Kind::Secret => Some(PhaseName::Secrets),
+        Kind::Secret | Kind::ServiceAccount | Kind::Role | Kind::RoleBinding => Some(PhaseName::Secrets),
         Kind::Issuer | Kind::ClusterIssuer | Kind::Other => Some(PhaseName::Issuers),
         Kind::Certificate => Some(PhaseName::Certificates),
         Kind::CertificateRequest => Some(PhaseName::Certificaterequests),
-        Kind::Order | Kind::Challenge | Kind::ServiceAccount => None,
+        Kind::Order | Kind::Challenge => None,
     }
 }
 

@@ -25,7 +25,8 @@ const SERVER_METADATA: &[&str] = &[
 ];
 
 /// Pack-time cleanup: removes server-assigned metadata, the last-applied annotation and `status` (the API server
-/// ignores status on create; a restored `Issuing` condition would even start an issuance). Keeps labels,
+/// ignores status on create; a restored `Issuing` condition would even start an issuance), and a ServiceAccount's
+/// list of token `secrets`. Keeps labels,
 /// annotations and `ownerReferences` (so a `--same-cluster` restore can use them). Idempotent.
 pub fn sanitize(object: &Value) -> Value {
     let mut object = object.clone();
@@ -35,8 +36,13 @@ pub fn sanitize(object: &Value) -> Value {
 
 /// [`sanitize`] without a copy, for objects the caller owns.
 pub fn sanitize_in_place(object: &mut Value) {
+    let service_account = kinds::classify(object) == Kind::ServiceAccount;
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
+        if service_account {
+            // Names of the source cluster's token Secrets, which are never archived: the target makes its own.
+            map.remove("secrets");
+        }
         if let Some(metadata) = map.get_mut("metadata").and_then(Value::as_object_mut) {
             for field in SERVER_METADATA {
                 metadata.remove(*field);
@@ -181,6 +187,21 @@ pub(crate) mod tests {
             "metadata": {"name": "web", "namespace": "shop"}, "spec": {"secretName": "web-tls"},
             "status": {"conditions": [{"type": "Issuing", "status": "True"}], "nextPrivateKeySecretName": "web-x"}});
         assert!(sanitize(&crt).get("status").is_none());
+    }
+
+    #[test]
+    fn sanitize_drops_the_token_secrets_of_a_service_account_only() {
+        let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "vault-issuer", "namespace": "vault", "uid": "u"},
+            "secrets": [{"name": "vault-issuer-token-x7k2p"}], "imagePullSecrets": [{"name": "regcred"}],
+            "automountServiceAccountToken": false});
+        assert_eq!(
+            sanitize(&account),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "vault-issuer", "namespace": "vault"},
+                   "imagePullSecrets": [{"name": "regcred"}], "automountServiceAccountToken": false})
+        );
+        let other = json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"}, "secrets": []});
+        assert_eq!(sanitize(&other), other);
     }
 
     #[test]

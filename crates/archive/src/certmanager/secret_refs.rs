@@ -48,7 +48,8 @@ pub enum Scope {
 pub enum Target {
     /// A Secret.
     Secret,
-    /// A ServiceAccount (token minted through the TokenRequest API; nothing to copy).
+    /// A ServiceAccount (its tokens are minted through the TokenRequest API: the object and the RBAC allowing that
+    /// travel, never a token).
     ServiceAccount,
 }
 
@@ -227,6 +228,22 @@ pub fn refs_in(object: &Value, context: &RefContext<'_>) -> (Vec<SecretRef>, Vec
 /// `Issuer`), so passing a whole dump is safe. Sorted and de-duplicated: the list of Secrets a cluster pack must
 /// GET.
 pub fn referenced_secrets(objects: &[Value], cluster_resource_namespace: &str) -> Vec<SecretRef> {
+    referenced(objects, cluster_resource_namespace, |object, context| {
+        secret_refs_in(object, context)
+    })
+}
+
+/// Every ServiceAccount referenced by a set of objects (issuers' Kubernetes and AWS auth, HTTP-01 solver pods),
+/// resolved like [`referenced_secrets`]: the ServiceAccounts a cluster pack GETs by name.
+pub fn referenced_service_accounts(objects: &[Value], cluster_resource_namespace: &str) -> Vec<ServiceAccountRef> {
+    referenced(objects, cluster_resource_namespace, service_account_refs)
+}
+
+fn referenced<T: Ord>(
+    objects: &[Value],
+    cluster_resource_namespace: &str,
+    refs: impl Fn(&Value, &RefContext<'_>) -> Vec<T>,
+) -> Vec<T> {
     let external: BTreeSet<(&str, &str)> = objects
         .iter()
         .filter(|o| kinds::classify(o) == Kind::Certificate)
@@ -250,7 +267,7 @@ pub fn referenced_secrets(objects: &[Value], cluster_resource_namespace: &str) -
             cluster_resource_namespace,
             challenge_namespaces: &namespaces,
         };
-        out.extend(secret_refs_in(object, &context));
+        out.extend(refs(object, &context));
     }
     out.into_iter().collect()
 }

@@ -10,6 +10,7 @@ use super::kinds::{
     SERVICE_ACCOUNT_TOKEN_TYPE,
 };
 use super::secret_refs::{self, FoundBy, RefContext, SecretRef, ServiceAccountRef};
+use super::token_rbac;
 use crate::manifest::{Exclusion, PhaseName, Warning};
 use crate::object::ObjectKey;
 use foldhash::{HashMap, HashSet, HashSetExt as _};
@@ -23,8 +24,10 @@ pub mod codes {
     pub const MISSING_SECRET: &str = "MissingSecret";
     /// A Secret reference was found by shape, not by the reference table.
     pub const HEURISTIC_SECRET_REFERENCE: &str = "HeuristicSecretReference";
-    /// An issuer authenticates with a ServiceAccount that must exist (with RBAC and external trust) in the target.
+    /// An issuer authenticates with a ServiceAccount that is not in the input and must be created in the target.
     pub const SERVICE_ACCOUNT_REQUIRED: &str = "ServiceAccountRequired";
+    /// An issuer authenticates with an archived ServiceAccount: the external side must trust the target's tokens.
+    pub const SERVICE_ACCOUNT_TRUST: &str = "ServiceAccountTrust";
     /// A referenced Secret is a service-account token, which cannot be copied between clusters.
     pub const SERVICE_ACCOUNT_TOKEN_SECRET: &str = "ServiceAccountTokenSecret";
     /// A Certificate's issuer is not in the input.
@@ -50,6 +53,12 @@ pub struct SelectOptions {
     pub include_certificate_requests: bool,
     /// Archive the CRDs of cert-manager and of the external issuers in use.
     pub include_crds: bool,
+    /// GitOps: the issuers and Certificates are selected (so their references and facts are known) but the plan
+    /// leaves them out, because Git re-creates them.
+    pub secrets_only: bool,
+    /// cert-manager's own ServiceAccount (namespace, name), which token RoleBindings must name; `None` when
+    /// unknown (offline), and then a binding to any ServiceAccount counts.
+    pub cert_manager_service_account: Option<(String, String)>,
 }
 
 impl Default for SelectOptions {
@@ -58,6 +67,8 @@ impl Default for SelectOptions {
             cluster_resource_namespace: kinds::DEFAULT_CLUSTER_RESOURCE_NAMESPACE.to_owned(),
             include_certificate_requests: false,
             include_crds: false,
+            secrets_only: false,
+            cert_manager_service_account: None,
         }
     }
 }
@@ -235,7 +246,7 @@ fn decide<'a>(objects: impl IntoIterator<Item = &'a Value>, options: &SelectOpti
         })
         .collect();
     select_secrets(&mut state, &inputs, &references, &shim_owned, &next_private_keys);
-    warn_service_accounts(&mut state, &accounts);
+    select_service_accounts(&mut state, &inputs, &accounts, options);
 
     // One-shot and opt-in kinds.
     for Input { key, .. } in &inputs {
@@ -267,7 +278,7 @@ fn decide<'a>(objects: impl IntoIterator<Item = &'a Value>, options: &SelectOpti
     }
 
     select_crds(&mut state, &inputs, options, &external_kinds);
-    select_namespaces(&mut state, &inputs);
+    select_namespaces(&mut state, &inputs, options.secrets_only);
 
     // Everything not decided yet is not cert-manager configuration.
     for Input { key, .. } in &inputs {
@@ -533,23 +544,110 @@ fn select_secrets(
     }
 }
 
-/// ServiceAccounts are not archived, only announced. Justification: a ServiceAccount holds no key material; what
-/// makes Kubernetes auth work is the RBAC letting cert-manager create tokens for it and the trust the external
-/// side (Vault role, AWS IAM OIDC provider) places in the *source* cluster's token issuer. Neither survives a copy
-/// of the ServiceAccount, so archiving it would make a restore look complete while issuance still fails; the
-/// warning says what to recreate instead. Format v1 also has no phase for ServiceAccounts and RBAC.
-fn warn_service_accounts(state: &mut State, accounts: &[ServiceAccountRef]) {
+/// The ServiceAccounts issuers authenticate as (Vault `kubernetes`/`aws`, Route53 `kubernetes`) or HTTP-01 solver
+/// pods run as are archived when the input holds them, with the Role and RoleBinding that let cert-manager create
+/// their tokens ([`token_rbac`]), and restored with the Secrets. What no copy carries is the trust the external
+/// side (Vault role, AWS IAM OIDC provider) places in the *source* cluster's token issuer: a warning says so.
+fn select_service_accounts(
+    state: &mut State,
+    inputs: &[Input<'_>],
+    accounts: &[ServiceAccountRef],
+    options: &SelectOptions,
+) {
+    let mut by_account: BTreeMap<(&str, &str), Vec<&ServiceAccountRef>> = BTreeMap::new();
     for account in accounts {
-        state.warn(
-            codes::SERVICE_ACCOUNT_REQUIRED,
-            Some(account.holder.clone()),
-            format!(
-                "{} authenticates as ServiceAccount {}/{} ({}): create it in the target with RBAC allowing \
-                 cert-manager to create serviceaccounts/token for it, and make the external side (Vault role, \
-                 AWS IAM trust) accept the target cluster's service-account issuer",
-                account.holder, account.namespace, account.name, account.path
-            ),
-        );
+        by_account
+            .entry((account.namespace.as_str(), account.name.as_str()))
+            .or_default()
+            .push(account);
+    }
+    fn in_namespace<'i, 'a>(
+        inputs: &'i [Input<'a>],
+        kind: Kind,
+        namespace: &'i str,
+    ) -> impl Iterator<Item = &'i Input<'a>> {
+        inputs
+            .iter()
+            .filter(move |i| kinds::classify_key(&i.key) == kind && i.key.namespace.as_deref() == Some(namespace))
+    }
+    let requester = options
+        .cert_manager_service_account
+        .as_ref()
+        .map(|(ns, name)| (ns.as_str(), name.as_str()));
+    for ((namespace, name), refs) in by_account {
+        let token_auth = refs.iter().any(|r| r.path.contains(".auth."));
+        let account = in_namespace(inputs, Kind::ServiceAccount, namespace).find(|i| i.key.name == name);
+        let Some(account) = account else {
+            for r in &refs {
+                let remedy = if r.path.contains(".auth.") {
+                    "create it in the target with RBAC allowing cert-manager to create serviceaccounts/token for \
+                     it, and make the external side (Vault role, AWS IAM trust) accept the target cluster's \
+                     service-account issuer"
+                } else {
+                    "create it in the target before the solver pods need it"
+                };
+                state.warn(
+                    codes::SERVICE_ACCOUNT_REQUIRED,
+                    Some(r.holder.clone()),
+                    format!(
+                        "{} uses ServiceAccount {namespace}/{name} ({}), which is not in the input: {remedy}",
+                        r.holder, r.path
+                    ),
+                );
+            }
+            continue;
+        };
+        for r in &refs {
+            state.keep(
+                &account.key,
+                PhaseName::Secrets,
+                format!("ServiceAccount of {} at {}", r.holder, r.path),
+            );
+        }
+        let mut granted = false;
+        for role in in_namespace(inputs, Kind::Role, namespace).filter(|i| token_rbac::grants_token(i.object, name)) {
+            let bindings: Vec<&Input<'_>> = in_namespace(inputs, Kind::RoleBinding, namespace)
+                .filter(|i| token_rbac::binds(i.object, &role.key.name, requester))
+                .collect();
+            for binding in &bindings {
+                state.keep(
+                    &binding.key,
+                    PhaseName::Secrets,
+                    format!(
+                        "binds {} for cert-manager: tokens of ServiceAccount {namespace}/{name}",
+                        role.key
+                    ),
+                );
+            }
+            if !bindings.is_empty() {
+                granted = true;
+                state.keep(
+                    &role.key,
+                    PhaseName::Secrets,
+                    format!("lets cert-manager create tokens of ServiceAccount {namespace}/{name}"),
+                );
+            }
+        }
+        if !token_auth {
+            continue;
+        }
+        let rbac = if granted {
+            "archived with the Role and RoleBinding letting cert-manager create its tokens"
+        } else {
+            "archived, but no RoleBinding in the input lets cert-manager create its tokens (create on \
+             serviceaccounts/token): create one in the target"
+        };
+        for r in refs.iter().filter(|r| r.path.contains(".auth.")) {
+            state.warn(
+                codes::SERVICE_ACCOUNT_TRUST,
+                Some(r.holder.clone()),
+                format!(
+                    "{} authenticates as ServiceAccount {namespace}/{name} ({}): {rbac}; make the external side \
+                     (Vault role, AWS IAM trust) accept the target cluster's service-account token issuer",
+                    r.holder, r.path
+                ),
+            );
+        }
     }
 }
 
@@ -581,10 +679,14 @@ fn select_crds(
 }
 
 /// Every namespace an archived object lives in gets a Namespace object: the input's when present, else a minimal
-/// one, so that restore can create what is missing without guessing.
-fn select_namespaces(state: &mut State, inputs: &[Input<'_>]) {
+/// one, so that restore can create what is missing without guessing. In secrets-only mode the objects Git
+/// re-creates do not count.
+fn select_namespaces(state: &mut State, inputs: &[Input<'_>], secrets_only: bool) {
     let mut needed: BTreeMap<String, usize> = BTreeMap::new();
-    for key in state.kept.keys() {
+    for (key, keep) in &state.kept {
+        if secrets_only && left_to_git(keep.phase) {
+            continue;
+        }
         if let Some(namespace) = &key.namespace {
             *needed.entry(namespace.clone()).or_default() += 1;
         }
@@ -608,6 +710,14 @@ fn select_namespaces(state: &mut State, inputs: &[Input<'_>]) {
             format!("holds {count} archived object(s); not in the input, synthesized"),
         );
     }
+}
+
+/// The phases a secrets-only (GitOps) archive leaves to Git.
+pub(crate) fn left_to_git(phase: PhaseName) -> bool {
+    matches!(
+        phase,
+        PhaseName::Issuers | PhaseName::Certificates | PhaseName::Certificaterequests
+    )
 }
 
 #[derive(Default)]

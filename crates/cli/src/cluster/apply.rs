@@ -214,6 +214,8 @@ impl Applier {
             kinds::SECRET,
             kinds::NAMESPACE,
             kinds::SERVICE_ACCOUNT,
+            kinds::ROLE,
+            kinds::ROLE_BINDING,
             kinds::CUSTOM_RESOURCE_DEFINITION,
         ];
         let known = match core.iter().find(|k| k.api_version == api_version && k.kind == kind) {

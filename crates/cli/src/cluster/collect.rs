@@ -238,6 +238,50 @@ pub async fn namespaces(client: &kube::Client, names: &BTreeSet<String>) -> Resu
     Ok((objects, warnings))
 }
 
+/// GETs the ServiceAccounts issuers authenticate as, by name, and LISTs the Roles and RoleBindings of their
+/// namespaces, among which the selection finds those letting cert-manager create their tokens. Whatever the identity
+/// may not read is a warning: the restore then lacks it, and the planner's warning says what to create by hand.
+pub async fn service_accounts(
+    client: &kube::Client,
+    names: &BTreeSet<(String, String)>,
+) -> Result<(Vec<Value>, Vec<String>)> {
+    let accounts = Resource::service_accounts();
+    let mut objects = Vec::new();
+    let mut warnings = Vec::new();
+    let mut namespaces = BTreeSet::new();
+    for (namespace, name) in names {
+        match accounts.get(client, Some(namespace), name).await {
+            Ok(Some(account)) => {
+                objects.push(account);
+                namespaces.insert(namespace.clone());
+            }
+            Ok(None) => {}
+            Err(ClusterError::Forbidden { .. }) => warnings.push(format!(
+                "cannot read ServiceAccount {namespace}/{name} (forbidden): not archived; grant `get` on serviceaccounts"
+            )),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for namespace in &namespaces {
+        for resource in [Resource::roles(), Resource::role_bindings()] {
+            match resource
+                .list(client, Some(namespace), None)
+                .await
+                .map_err(ClusterError::from)
+            {
+                Ok(items) => objects.extend(items),
+                Err(ClusterError::Forbidden { .. }) => warnings.push(format!(
+                    "cannot list {} in namespace {namespace} (forbidden): the RBAC letting cert-manager create \
+                     ServiceAccount tokens there is not archived; grant `list` on it",
+                    resource.qualified()
+                )),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok((objects, warnings))
+}
+
 /// CRD names of cert-manager's own resources.
 pub const CERT_MANAGER_CRDS: [&str; 6] = [
     "certificaterequests.cert-manager.io",

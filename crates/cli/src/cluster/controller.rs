@@ -41,6 +41,16 @@ impl ControllerDeployment {
             .unwrap_or_default()
     }
 
+    /// The controller's ServiceAccount (namespace, name): the subject token RoleBindings name.
+    pub fn service_account(&self) -> (String, String) {
+        let spec = self.object.pointer("/spec/template/spec");
+        let name = ["serviceAccountName", "serviceAccount"]
+            .iter()
+            .find_map(|field| spec?.get(*field)?.as_str().filter(|n| !n.is_empty()))
+            .unwrap_or("default");
+        (self.namespace().to_owned(), name.to_owned())
+    }
+
     fn container(&self) -> Option<&Value> {
         let containers = self.object.pointer("/spec/template/spec/containers")?.as_array()?;
         containers

@@ -8,7 +8,7 @@ use crate::cluster::discovery;
 use crate::cluster::error::ClusterError;
 use anyhow::Result;
 use cmarchive_archive::certmanager::kinds::CERT_MANAGER_GROUP;
-use cmarchive_archive::certmanager::{referenced_secrets, trim_collected};
+use cmarchive_archive::certmanager::{referenced_secrets, referenced_service_accounts, trim_collected};
 use cmarchive_archive::manifest::{Source, Warning};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -41,6 +41,8 @@ pub struct ClusterContent {
     pub source: Source,
     /// Problems met while reading.
     pub warnings: Vec<Warning>,
+    /// The controller's ServiceAccount (namespace, name), when its Deployment was readable.
+    pub cert_manager_service_account: Option<(String, String)>,
 }
 
 fn spinner() -> Option<indicatif::ProgressBar> {
@@ -138,6 +140,17 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
     }
     objects.extend(secrets);
 
+    say("reading ServiceAccounts");
+    let accounts: BTreeSet<(String, String)> = referenced_service_accounts(&objects, &cluster_resource_namespace)
+        .into_iter()
+        .map(|r| (r.namespace, r.name))
+        .collect();
+    let (mut account_objects, account_warnings) = collect::service_accounts(client, &accounts).await?;
+    account_objects.iter_mut().for_each(trim_collected);
+    unreadable.extend(account_warnings.iter().cloned());
+    warnings.extend(account_warnings);
+    objects.extend(account_objects);
+
     say("reading namespaces");
     let namespaces: BTreeSet<String> = objects
         .iter()
@@ -193,5 +206,8 @@ pub async fn read_cluster(options: &PackOptions) -> Result<ClusterContent> {
                 message,
             })
             .collect(),
+        cert_manager_service_account: deployment
+            .as_ref()
+            .map(controller::ControllerDeployment::service_account),
     })
 }

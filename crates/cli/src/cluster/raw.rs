@@ -65,6 +65,21 @@ impl Resource {
         Resource::of(&kinds::CUSTOM_RESOURCE_DEFINITION)
     }
 
+    /// Core ServiceAccounts.
+    pub fn service_accounts() -> Resource {
+        Resource::of(&kinds::SERVICE_ACCOUNT)
+    }
+
+    /// RBAC Roles.
+    pub fn roles() -> Resource {
+        Resource::of(&kinds::ROLE)
+    }
+
+    /// RBAC RoleBindings.
+    pub fn role_bindings() -> Resource {
+        Resource::of(&kinds::ROLE_BINDING)
+    }
+
     /// apps/v1 Deployments.
     pub fn deployments() -> Resource {
         Resource::of(&kinds::DEPLOYMENT)

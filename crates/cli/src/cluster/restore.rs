@@ -76,6 +76,10 @@ pub struct RestoreReport {
     /// The verification, unless `--no-verify` or `--dry-run`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<Report>,
+    /// A secrets-only archive's Certificates that do not exist yet (`namespace/name`): Git is to apply them, and
+    /// `cmarchive verify` judges them then.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expected_from_git: Vec<String>,
 }
 
 impl RestoreReport {
@@ -616,7 +620,23 @@ pub async fn restore(
                 .collect();
             verification = verification.accept_predicted(&allowed);
         }
+        if archive.manifest.secrets_only() {
+            let (absent, present) = verify::split_absent(verification);
+            verification = present;
+            report.expected_from_git = absent;
+        }
         report.verify = Some(verification);
+    }
+    if archive.manifest.secrets_only() {
+        let waiting = if options.no_verify {
+            archive.manifest.certificates.len()
+        } else {
+            report.expected_from_git.len()
+        };
+        note!(
+            "secrets-only archive: {waiting} Certificate(s) are expected from Git; once it has applied them, \
+             `cmarchive verify` proves they adopted their restored Secrets"
+        );
     }
     report.retries = retry::count();
     if report.retries > 0 {
@@ -684,8 +704,10 @@ async fn apply_phases(
                         "{failed} Secret(s) could not be applied (see above); Certificates were NOT applied, because cert-manager would reissue them. Fix the cause and run the restore again: it resumes"
                     );
                 }
+                // The phase also restores the ServiceAccounts issuers authenticate as; the barrier watches Secrets.
                 let expected: Vec<(String, String, u64)> = done
                     .iter()
+                    .filter(|a| a.kind == "Secret")
                     .filter(|a| matches!(a.outcome, Outcome::Created | Outcome::Changed))
                     .filter_map(|a| Some((a.namespace.clone()?, a.name.clone(), a.resource_version?)))
                     .collect();

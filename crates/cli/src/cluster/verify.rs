@@ -91,6 +91,17 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// Takes the Certificates that do not exist out of a report (as `namespace/name`), for a secrets-only archive
+/// whose Certificates Git applies later: absent is not yet, not lost.
+pub fn split_absent(report: Report) -> (Vec<String>, Report) {
+    let (absent, present): (Vec<CertificateCheck>, Vec<CertificateCheck>) = report
+        .certificates
+        .into_iter()
+        .partition(|c| c.verdict == Verdict::Missing);
+    let names = absent.iter().map(|c| format!("{}/{}", c.namespace, c.name)).collect();
+    (names, Report::new(report.since, present))
+}
+
 /// cert-manager's own word on why it issued: the first `Issuing` Event it recorded on the Certificate since the
 /// cut-off (e.g. "Issuing certificate as Secret does not exist"). The `Issuing` condition is gone once an
 /// issuance completes; the Event stays for an hour. `None` when there is none or Events may not be read.

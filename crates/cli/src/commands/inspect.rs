@@ -61,6 +61,13 @@ pub fn summary(name: &str, archive: &VerifiedArchive, at: jiff::Timestamp) -> St
         "cluster resource namespace: {}",
         shown(&m.source.cluster_resource_namespace)
     );
+    if m.secrets_only() {
+        let _ = writeln!(
+            s,
+            "mode:     secrets-only (GitOps): issuers and Certificates are expected from Git; `cmarchive verify` \
+             proves they adopted the restored Secrets"
+        );
+    }
     let total: usize = m.phases.iter().map(|p| p.entries.len()).sum();
     let _ = writeln!(s, "\nphases (restore order), {total} objects:");
     for phase in &m.phases {
@@ -74,7 +81,12 @@ pub fn summary(name: &str, archive: &VerifiedArchive, at: jiff::Timestamp) -> St
     }
     if !m.certificates.is_empty() {
         let earliest = m.certificates.iter().map(|c| c.not_after).min();
-        let _ = write!(s, "\ncertificates with archived key material: {}", m.certificates.len());
+        let what = if m.secrets_only() {
+            "certificates recorded for verify (expected from Git)"
+        } else {
+            "certificates with archived key material"
+        };
+        let _ = write!(s, "\n{what}: {}", m.certificates.len());
         if let Some(earliest) = earliest {
             let _ = write!(s, " (earliest expiry {earliest})");
         }

@@ -9,7 +9,7 @@ use crate::planning::{Collected, PlanOptions, plan_objects};
 use crate::{input, keys, signing};
 use cmarchive_archive::certmanager::Candidate;
 use cmarchive_archive::certmanager::select::codes;
-use cmarchive_archive::manifest::{Source, Warning};
+use cmarchive_archive::manifest::{SECRETS_ONLY_OPTION, Source, Warning};
 use cmarchive_archive::writer::{ManifestMeta, WriteOptions, WriteProgress, write_archive_with_progress};
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -73,6 +73,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         &PlanOptions {
             include_crds: args.include_crds,
             include_certificaterequests: args.include_certificaterequests,
+            secrets_only: args.secrets_only,
         },
     );
     let undecodable: Vec<&Warning> = plan
@@ -252,6 +253,9 @@ fn recorded_options(args: &PackArgs) -> BTreeMap<String, Value> {
     }
     if args.strict {
         o.insert("strict".into(), json!(true));
+    }
+    if args.secrets_only {
+        o.insert(SECRETS_ONLY_OPTION.into(), json!(true));
     }
     o
 }

@@ -37,6 +37,7 @@ pub fn collect(args: &PackArgs) -> Result<Collected> {
         objects: content.objects.into_par_iter().map(Candidate::new).collect(),
         source: content.source,
         warnings: content.warnings,
+        cert_manager_service_account: content.cert_manager_service_account,
         ..Collected::default()
     })
 }

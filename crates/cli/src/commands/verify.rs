@@ -7,7 +7,7 @@ use crate::cli::{ReportFormat, VerifyArgs};
 use crate::cluster::client::{ConnectOptions, connect};
 use crate::cluster::controller;
 use crate::cluster::restore::remap_facts;
-use crate::cluster::verify::{Report, verify};
+use crate::cluster::verify::{Report, Verdict, verify};
 use crate::cluster::{self, discovery};
 use crate::error::{CliError, Result};
 use cmarchive_archive::VerifiedArchive;
@@ -53,9 +53,21 @@ pub fn run(args: &VerifyArgs, archive: &VerifiedArchive) -> Result<i32> {
         )
         .await
     };
-    let report: Report = cluster::block_on(work)
+    let mut report: Report = cluster::block_on(work)
         .map_err(CliError::cluster)?
         .map_err(CliError::cluster)?;
+    if archive.manifest.secrets_only() && report.missing > 0 {
+        for check in report.certificates.iter_mut().filter(|c| c.verdict == Verdict::Missing) {
+            check.reason =
+                Some("the Certificate does not exist yet: the archive is secrets-only, Git applies it".into());
+        }
+        eprintln!(
+            "{} of {} Certificate(s) are not in the cluster yet: this archive is secrets-only; let Git (the GitOps \
+             controller) apply the issuers and Certificates after the restored Secrets, then run verify again",
+            report.missing,
+            report.certificates.len()
+        );
+    }
     print_report(&report, args.output)?;
     Ok(crate::cli::exit_code(report.conclusion()))
 }

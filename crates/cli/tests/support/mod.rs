@@ -120,3 +120,48 @@ pub fn finish(child: std::process::Child) -> Result<(i32, String, String)> {
     eprintln!("--- background cmarchive exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
     Ok((code, stdout, stderr))
 }
+
+/// A kubeconfig for a token of ServiceAccount `namespace/account` (TokenRequest API), using the cluster's server
+/// and CA from the admin kubeconfig.
+pub async fn service_account_kubeconfig(
+    cluster: &dyn cmarchive_e2e::provider::Cluster,
+    namespace: &str,
+    account: &str,
+    path: &Path,
+) -> Result<()> {
+    let client = cluster.client();
+    let accounts: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let request = k8s_openapi::api::authentication::v1::TokenRequest {
+        spec: Some(k8s_openapi::api::authentication::v1::TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request(account, &kube::api::PostParams::default(), &request)
+        .await?
+        .status
+        .context("token status")?
+        .token;
+    let admin = kube::config::Kubeconfig::read_from(cluster.kubeconfig())?;
+    let named = admin.clusters.first().context("a cluster in the kubeconfig")?;
+    let cluster_entry = named.cluster.clone().context("cluster entry")?;
+    let server = cluster_entry.server.clone().unwrap_or_default();
+    let mut cluster_json = serde_json::json!({"server": server});
+    if let Some(ca) = &cluster_entry.certificate_authority_data {
+        cluster_json["certificate-authority-data"] = serde_json::json!(ca);
+    }
+    if let Some(ca) = &cluster_entry.certificate_authority {
+        cluster_json["certificate-authority"] = serde_json::json!(ca);
+    }
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": account,
+        "clusters": [{"name": "c", "cluster": cluster_json}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": "c", "user": account}}],
+    });
+    std::fs::write(path, serde_json::to_string(&config)?)?;
+    Ok(())
+}

@@ -167,11 +167,23 @@ impl Cmarchive {
 
     /// `cmarchive pack ARCHIVE -r RECIPIENT -n NS…` against `kubeconfig`.
     pub async fn pack(&self, archive: &Path, kubeconfig: &Path, namespaces: &[String]) -> Result<Run> {
+        self.pack_with(archive, kubeconfig, namespaces, &[]).await
+    }
+
+    /// [`Cmarchive::pack`] with more flags (e.g. `--secrets-only`).
+    pub async fn pack_with(
+        &self,
+        archive: &Path,
+        kubeconfig: &Path,
+        namespaces: &[String],
+        extra: &[&str],
+    ) -> Result<Run> {
         let a = archive.to_str().context("non-UTF-8 path")?;
         let mut args = vec!["pack", a, "-r", self.recipient.as_str()];
         for ns in namespaces {
             args.extend(["-n", ns.as_str()]);
         }
+        args.extend_from_slice(extra);
         self.run("pack", &args, Some(kubeconfig)).await
     }
 

@@ -14,7 +14,7 @@ pub const ENV_KUBECTL: &str = "KUBECTL";
 pub const JQ_WALK: &str =
     r#"walk(if type == "object" and has("metadata") then .metadata |= (del(.uid) | del(.resourceVersion)) else . end)"#;
 
-fn kubectl() -> String {
+pub(super) fn kubectl() -> String {
     std::env::var(ENV_KUBECTL).unwrap_or_else(|_| "kubectl".to_owned())
 }
 

@@ -18,6 +18,7 @@ mod ca_issuer;
 mod cluster_issuer;
 pub mod dns;
 mod gateway_shim;
+mod gitops;
 mod ingress_shim;
 mod keystores;
 mod many;
@@ -213,6 +214,9 @@ pub enum Check {
     /// The Certificate was created in the target by ingress-shim or gateway-shim: an owner reference to an object
     /// of this kind (`Ingress`, `Gateway`).
     GeneratedBy(CertificateId, &'static str),
+    /// These set-up objects exist in the target, each field they set besides `metadata` as set (ServiceAccounts and
+    /// the RBAC an issuer's Kubernetes auth needs).
+    Restored(Vec<Value>),
     /// The ACME Issuer is Ready in the target with the same account URI as in the source: its account key came
     /// along, so no new ACME account was registered.
     AcmeAccountReused {
@@ -266,6 +270,8 @@ pub struct Scenario {
     pub not_run: Option<&'static str>,
     /// What happens to the target while the restore runs.
     pub disturbance: Option<Disturbance>,
+    /// GitOps: packed with `--secrets-only`; after the restore the issuers and Certificates come from Git.
+    pub secrets_only: bool,
 }
 
 impl Scenario {
@@ -291,6 +297,7 @@ impl Scenario {
             needs_acme_server: false,
             not_run: None,
             disturbance: None,
+            secrets_only: false,
         }
     }
 
@@ -350,6 +357,7 @@ pub fn all(opts: &Options) -> Result<Vec<Scenario>> {
         vault_venafi::scenario()?,
         renewal::scenario()?,
         webhook_late::scenario()?,
+        gitops::scenario()?,
     ];
     v.sort_by_key(|s| s.number);
     Ok(v)
@@ -415,7 +423,7 @@ mod tests {
     #[test]
     fn every_issue_item_is_covered() {
         let all = all(&small()).unwrap();
-        for n in 1..=13u8 {
+        for n in 1..=14u8 {
             assert!(all.iter().any(|s| s.number == n), "scenario {n} missing");
         }
     }

@@ -27,6 +27,8 @@ pub const KINDS: &[Kind] = &[
     am::CERTIFICATE_REQUEST,
     kinds::INGRESS_KIND,
     kinds::GATEWAY_KIND,
+    am::ROLE,
+    am::ROLE_BINDING,
 ];
 
 use cmarchive_archive::certmanager::kinds as am;

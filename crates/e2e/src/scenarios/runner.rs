@@ -333,7 +333,10 @@ async fn pack_one(source: &dyn Cluster, s: &Scenario, cm: &Cmarchive, cfg: &Suit
         bail!("{}: certificates missing in the source: {}", s.name, missing.join(", "));
     }
     let archive = cm_dir(cfg).join(format!("{:02}-{}.cmar", s.number, s.name));
-    let run = cm.pack(&archive, source.kubeconfig(), &s.namespaces).await?;
+    let extra: &[&str] = if s.secrets_only { &["--secrets-only"] } else { &[] };
+    let run = cm
+        .pack_with(&archive, source.kubeconfig(), &s.namespaces, extra)
+        .await?;
     run.expect_code(0).with_context(|| format!("packing {}", s.name))?;
     let mut acme_accounts = BTreeMap::new();
     for check in &s.checks {
@@ -416,6 +419,10 @@ async fn restore_phase(
     } else {
         let run = cm.restore(&p.archive, target.kubeconfig(), &[]).await?;
         run.expect_code(0).context("cmarchive restore")?;
+        if s.secrets_only {
+            let failures = super::gitops::sync(s, &p.archive, target.kubeconfig(), cm, &run).await?;
+            p.report.failures.extend(failures);
+        }
     }
     objects::apply_all(&client, &s.redeploy).await?;
     reissuance::wait_settled(
@@ -567,6 +574,28 @@ async fn run_check(
                     "Secret of {id} keeps an owner reference to {stale}, not to its Certificate {}",
                     st.uid
                 );
+            }
+        }
+        Check::Restored(wanted) => {
+            for want in wanted {
+                let kind = objects::kind_of(want)?;
+                let name = want["metadata"]["name"].as_str().context("object without a name")?;
+                let namespace = want["metadata"]["namespace"].as_str();
+                let got = objects::get(client, kind, namespace, name)
+                    .await?
+                    .with_context(|| format!("{} {}/{name} was not restored", kind.kind, namespace.unwrap_or("")))?;
+                let fields = want.as_object().into_iter().flatten();
+                for (field, value) in fields.filter(|(f, _)| !matches!(f.as_str(), "apiVersion" | "kind" | "metadata"))
+                {
+                    if got.get(field) != Some(value) {
+                        bail!(
+                            "{} {}/{name}: {field} is {:?} in the target, {value} in the source",
+                            kind.kind,
+                            namespace.unwrap_or(""),
+                            got.get(field)
+                        );
+                    }
+                }
             }
         }
         Check::AcmeAccountReused { namespace, issuer } => {

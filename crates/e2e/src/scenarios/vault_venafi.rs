@@ -1,7 +1,8 @@
 //! Scenario 11: Vault and Venafi issuers. No Vault or Venafi server runs here, so nothing is issued by them; the
 //! Certificates hold leaves "issued before the backup" (made with rcgen). What the restore must get right is that
 //! every credential Secret the issuers name (token, AppRole, CA bundle, TPP credentials, cloud API key) arrives
-//! byte for byte, and that the Certificates are not reissued although their issuers are not Ready.
+//! byte for byte, that the ServiceAccount Vault's Kubernetes auth uses arrives with the Role and RoleBinding letting
+//! cert-manager create its tokens, and that the Certificates are not reissued although their issuers are not Ready.
 
 use anyhow::Result;
 use serde_json::json;
@@ -57,10 +58,33 @@ pub(super) fn scenario() -> Result<Scenario> {
         json!({"venafi": {"zone": "cmarchive\\default",
             "cloud": {"apiTokenSecretRef": {"name": "venafi-cloud", "key": "api-key"}}}}),
     ));
+    // Vault's Kubernetes auth: cert-manager requests a token for this ServiceAccount, which the Role and
+    // RoleBinding (found by what they grant, whatever their names) allow it; all three travel with the Secrets.
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "vault-issuer", "namespace": ns}});
+    let token_role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "s11-token-creator", "namespace": ns},
+        "rules": [{"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": ["vault-issuer"],
+                   "verbs": ["create"]}]});
+    let token_binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "s11-cert-manager-tokens", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "s11-token-creator"},
+        "subjects": [{"kind": "ServiceAccount", "name": "cert-manager", "namespace": "cert-manager"}]});
+    let rbac = vec![account, token_role, token_binding];
+    s.setup.extend(rbac.iter().cloned());
+    s.setup.push(issuer(
+        Some(ns),
+        "vault-kubernetes",
+        json!({"vault": {"server": vault, "path": "pki/sign/web",
+            "auth": {"kubernetes": {"role": "cmarchive", "mountPath": "/v1/auth/kubernetes",
+                "serviceAccountRef": {"name": "vault-issuer"}}}}}),
+    ));
+    s.checks.push(Check::Restored(rbac));
     let now = jiff::Timestamp::now();
     for (name, iss) in [
         ("vault-web", "vault-token"),
         ("approle-web", "vault-approle"),
+        ("k8s-auth-web", "vault-kubernetes"),
         ("tpp-web", "venafi-tpp"),
     ] {
         let crt = Certificate::new(ns, name, IssuerRef::issuer(iss), &format!("{name}.s11.cmarchive.test"));
