@@ -274,7 +274,7 @@ pub struct Warning {
 
 /// What the leaf certificate in a Certificate's Secret looked like at pack time: the evidence that `verify`
 /// compares after a restore, and the input of the offline reissuance prediction.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateFacts {
     /// Namespace of the Certificate.

@@ -403,13 +403,8 @@ mod tests {
             not_before: jiff::Timestamp::UNIX_EPOCH,
             not_after: jiff::Timestamp::UNIX_EPOCH,
             sha256_fingerprint: "00".into(),
-            common_name: None,
-            dns_names: vec![],
-            ip_addresses: vec![],
-            uris: vec![],
-            email_addresses: vec![],
-            is_ca: false,
             public_key_algorithm: "RSA-2048".into(),
+            ..CertificateFacts::default()
         });
         let mut objects: Vec<VerifiedObject> = objects_json
             .iter()

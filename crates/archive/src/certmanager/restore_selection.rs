@@ -389,13 +389,8 @@ mod tests {
             not_before: jiff::Timestamp::UNIX_EPOCH,
             not_after: jiff::Timestamp::UNIX_EPOCH,
             sha256_fingerprint: "00".into(),
-            common_name: None,
-            dns_names: vec![],
-            ip_addresses: vec![],
-            uris: vec![],
-            email_addresses: vec![],
-            is_ca: false,
             public_key_algorithm: "RSA-2048".into(),
+            ..CertificateFacts::default()
         };
         let shop = ObjectKey::of(&objects[11]).unwrap();
         let manifest = Manifest {

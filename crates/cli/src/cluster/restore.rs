@@ -119,6 +119,11 @@ fn blocking_reissues(predicted: &[Prediction]) -> usize {
         .count()
 }
 
+/// `at` without its fraction of a second.
+fn whole_second(at: jiff::Timestamp) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(at.as_second()).unwrap_or(at)
+}
+
 /// At most this many predicted reissues are named one by one.
 const SHOWN_PREDICTIONS: usize = 20;
 
@@ -350,7 +355,9 @@ pub async fn restore(
     options: &RestoreOptions,
     progress: &Progress,
 ) -> Result<RestoreReport> {
-    let started = jiff::Timestamp::now();
+    // To the second, as the API server stamps creationTimestamp: a CertificateRequest cert-manager creates within
+    // the restore's first second would otherwise look older than the restore.
+    let started = whole_second(jiff::Timestamp::now());
     progress.stage("preflight");
     // Preflight 0: what cert-manager will reissue no matter how carefully we restore, said (and, unless allowed,
     // refused) before the cluster is even contacted. Judged on the objects as they are: moving the cluster
@@ -893,6 +900,15 @@ mod tests {
     }
 
     #[test]
+    fn the_restore_starts_on_a_whole_second() {
+        let at: jiff::Timestamp = "2026-12-03T14:10:24.226Z".parse().unwrap();
+        assert_eq!(
+            whole_second(at),
+            "2026-12-03T14:10:24Z".parse::<jiff::Timestamp>().unwrap()
+        );
+    }
+
+    #[test]
     fn facts_follow_the_cluster_resource_namespace() {
         let facts = CertificateFacts {
             namespace: "cert-manager".into(),
@@ -902,13 +918,9 @@ mod tests {
             not_before: jiff::Timestamp::UNIX_EPOCH,
             not_after: jiff::Timestamp::UNIX_EPOCH,
             sha256_fingerprint: "00".into(),
-            common_name: None,
-            dns_names: vec![],
-            ip_addresses: vec![],
-            uris: vec![],
-            email_addresses: vec![],
             is_ca: true,
             public_key_algorithm: "RSA-2048".into(),
+            ..CertificateFacts::default()
         };
         let moved = remap_facts(&[facts], "cert-manager", "kube-system");
         assert_eq!(moved[0].namespace, "kube-system");
