@@ -1608,16 +1608,12 @@ fn an_interrupted_pack_leaves_no_file() {
 #[test]
 fn secrets_only_leaves_issuers_and_certificates_to_git() {
     let ws = Workspace::new();
-    let input = ws.write("dump.json", &kubectl_dump().to_string());
-    let archive = ws.path("secrets.cmar");
-    cmarchive()
-        .arg("pack")
-        .arg(&archive)
-        .arg("--from-file")
-        .arg(&input)
-        .args(["--secrets-only", "-r", &ws.recipient])
-        .assert()
-        .success();
+    let archive = ws.pack_with(
+        "secrets.cmar",
+        &kubectl_dump().to_string(),
+        &["--secrets-only".as_ref(), "-r".as_ref(), ws.recipient.as_ref()],
+    );
+    let input = ws.path("secrets.cmar.input");
 
     let manifest = serde_json::from_str::<Value>(&ws.inspect(&archive, &["-o", "json"])).unwrap();
     let phases: Vec<&str> = manifest["phases"]

@@ -119,7 +119,11 @@ pub fn run(args: &RestoreArgs, archive: VerifiedArchive) -> Result<i32> {
     };
     match args.output {
         ReportFormat::Table => {
-            if let Some(verification) = &report.verify {
+            // A secrets-only restore whose Certificates are all still to come from Git has nothing to tabulate:
+            // it has said so, and `verify` proves the adoption later.
+            if let Some(verification) = &report.verify
+                && (!verification.certificates.is_empty() || report.expected_from_git.is_empty())
+            {
                 print_report(verification, args.output)?;
             }
             if !report.not_ready.is_empty() {

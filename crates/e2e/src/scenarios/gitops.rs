@@ -89,6 +89,12 @@ pub async fn sync(
             restore.stderr
         ));
     }
+    if restore.stdout.contains("verified 0 certificates") {
+        failures.push(format!(
+            "restore of a secrets-only archive printed an empty verification:\n{}",
+            restore.stdout
+        ));
+    }
     let early = cm.verify(archive, kubeconfig, false).await?;
     if early.code != 1 || !early.stderr.contains("not in the cluster yet") {
         failures.push(format!(
