@@ -192,13 +192,16 @@ pub fn remap_facts(facts: &[CertificateFacts], source_crn: &str, target_crn: &st
     facts
         .iter()
         .cloned()
-        .map(|mut f| {
-            if f.namespace == source_crn {
-                f.namespace = target_crn.to_owned();
-            }
-            f
+        .map(|f| CertificateFacts {
+            namespace: moved_namespace(&f.namespace, source_crn, target_crn),
+            ..f
         })
         .collect()
+}
+
+/// `namespace` after the restore: the source's cluster resource namespace becomes the target's, the rest stay.
+fn moved_namespace(namespace: &str, source_crn: &str, target_crn: &str) -> String {
+    if namespace == source_crn { target_crn } else { namespace }.to_owned()
 }
 
 /// Label the API server sets on every Namespace to its name. Applying it ourselves adds nothing and, when the
@@ -596,13 +599,7 @@ pub async fn restore(
     if !options.no_verify {
         progress.stage("verify");
         let facts = remap_facts(&archive.manifest.certificates, &source_crn, &target_crn);
-        let moved = |namespace: &str| {
-            if namespace == source_crn {
-                target_crn.clone()
-            } else {
-                namespace.to_owned()
-            }
-        };
+        let moved = |namespace: &str| moved_namespace(namespace, &source_crn, &target_crn);
         let unarchived: Vec<Unarchived> = unarchived
             .into_iter()
             .map(|u| Unarchived {
