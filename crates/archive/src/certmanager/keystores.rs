@@ -7,6 +7,7 @@
 //! (LegacyRC2, LegacyDES, Modern2023), JKS as keystore-go writes it.
 
 use crate::certmanager::keys::{PublicKey, public_key_of_pkcs8};
+use crate::certmanager::kinds::{Kind, classify_key};
 use crate::object::ObjectKey;
 use foldhash::{HashMap, HashMapExt as _};
 use serde_json::Value;
@@ -140,7 +141,8 @@ impl PasswordBook {
         let mut wanted: HashMap<(String, String), Vec<PasswordUse>> = HashMap::new();
         let mut book = PasswordBook::default();
         for (key, bytes) in objects.clone() {
-            if key.kind != "Certificate" || !key.api_version.starts_with("cert-manager.io/") {
+            // Most Certificates ask for no keystore: they are not parsed at all.
+            if classify_key(key) != Kind::Certificate || memchr::memmem::find(bytes, b"\"keystores\"").is_none() {
                 continue;
             }
             let Ok(certificate) = serde_json::from_slice::<Value>(bytes) else {
@@ -173,7 +175,7 @@ impl PasswordBook {
             return book;
         }
         for (key, bytes) in objects {
-            if key.kind != "Secret" || key.api_version != "v1" {
+            if classify_key(key) != Kind::Secret {
                 continue;
             }
             let namespace = key.namespace.clone().unwrap_or_default();

@@ -7,6 +7,8 @@ use serde_json::Value;
 pub const CERT_MANAGER_GROUP: &str = "cert-manager.io";
 /// API group of Orders and Challenges.
 pub const ACME_GROUP: &str = "acme.cert-manager.io";
+/// API group of Roles and RoleBindings.
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 /// API group of CustomResourceDefinitions.
 pub const CRD_GROUP: &str = "apiextensions.k8s.io";
 /// Where ClusterIssuer Secrets live when nothing better is known: the namespace the Helm chart installs into.
@@ -153,8 +155,8 @@ fn classify_group_kind(group: &str, kind: &str) -> Kind {
         ("", "Secret") => Kind::Secret,
         ("", "Namespace") => Kind::Namespace,
         ("", "ServiceAccount") => Kind::ServiceAccount,
-        (super::token_rbac::RBAC_GROUP, "Role") => Kind::Role,
-        (super::token_rbac::RBAC_GROUP, "RoleBinding") => Kind::RoleBinding,
+        (RBAC_GROUP, "Role") => Kind::Role,
+        (RBAC_GROUP, "RoleBinding") => Kind::RoleBinding,
         (CRD_GROUP, "CustomResourceDefinition") => Kind::CustomResourceDefinition,
         _ => Kind::Other,
     }

@@ -7,9 +7,6 @@
 use super::kinds;
 use serde_json::Value;
 
-/// API group of Roles and RoleBindings.
-pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
-
 /// Whether a Role (or ClusterRole) has a rule allowing `create` on `serviceaccounts/token` for `account`, read
 /// the way the API server's authorizer matches rules (`*` wildcards, `*/token`, empty `resourceNames` = all).
 pub fn grants_token(role: &Value, account: &str) -> bool {
